@@ -1,0 +1,48 @@
+# make test: create or reuse .venv, install torch (CPU wheel) then the project with its test extras, run all tests.
+# make run:  the main job on ml-latest-small.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+TORCH  ?= torch==2.13.0
+DATA   ?= ml-latest-small
+STAMP  := $(VENV)/.installed
+# The team's MovieLens copies, when this checkout sits beside them; elsewhere the data is fetched.
+SHARED_DATA := $(abspath ../shared/data)
+ifneq ($(wildcard $(SHARED_DATA)),)
+export MOVIEREC_DATA_DIR ?= $(SHARED_DATA)
+endif
+
+.PHONY: install test test-fast lint run bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+# torch first, from the pinned CPU wheel, so the project's torch>=2.4 is already satisfied
+# and pip never pulls a multi-GB CUDA build.
+$(STAMP): $(BIN)/python pyproject.toml
+	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install --quiet "$(TORCH)"
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+test: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/python -m pytest -q
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow"
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks
+
+run: $(STAMP)
+	$(BIN)/movierec compare --data $(DATA) --models popularity,itemknn --out out/compare-$(DATA)
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench_data.py
+	$(BIN)/python benchmarks/bench_eval.py
+
+clean:
+	rm -rf $(VENV) out .pytest_cache .ruff_cache

@@ -1,0 +1,274 @@
+"""The ``movierec`` command. Tables for people, ``--json`` for machines, exit code 2 for user errors."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from movierec.errors import MovieRecError
+
+app = typer.Typer(help="Movie recommendation on MovieLens.", no_args_is_help=True, add_completion=False,
+                  pretty_exceptions_enable=False)
+data_app = typer.Typer(help="List, fetch, import, inspect and synthesise MovieLens data.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+console = Console()
+
+DataArg = Annotated[str, typer.Option("--data", "-d", help="Release name, imported name, or folder.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+
+def _print_json(obj: object) -> None:
+    sys.stdout.write(json.dumps(obj, indent=2, default=_json_default) + "\n")
+
+
+def _json_default(o: object) -> object:
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(type(o).__name__)
+
+
+def _kv_table(title: str, items: dict) -> Table:
+    t = Table(title=title, show_header=False)
+    for k, v in items.items():
+        t.add_row(str(k), f"{v:.4f}" if isinstance(v, float) else str(v))
+    return t
+
+
+# -- data ------------------------------------------------------------------------------------------
+@data_app.command("list")
+def data_list(as_json: JsonOpt = False) -> None:
+    """The MovieLens releases movierec knows, and where each is found on this machine."""
+    from movierec.data.movielens import list_releases
+
+    rows = list_releases()
+    if as_json:
+        _print_json(rows)
+        return
+    t = Table("name", "description", "size", "local copy")
+    for r in rows:
+        t.add_row(str(r.get("name")), str(r.get("description", "")), str(r.get("size", "")),
+                  str(r.get("location") or r.get("local") or r.get("where") or "not downloaded"))
+    console.print(t)
+
+
+@data_app.command("fetch")
+def data_fetch(name: str) -> None:
+    """Download a release, verify its checksum and extract it into the cache."""
+    from movierec.data.movielens import fetch
+
+    path = fetch(name, progress=True)
+    console.print(f"{name}: {path}")
+
+
+@data_app.command("import")
+def data_import(path: Path, name: Annotated[str | None, typer.Option("--name")] = None) -> None:
+    """Register an extracted folder (any MovieLens layout, or NCF-format split files) under a name."""
+    from movierec.data.movielens import import_folder
+
+    registered = import_folder(path, name)
+    console.print(f"imported {path} as {registered}")
+
+
+@data_app.command("info")
+def data_info(name_or_path: str, as_json: JsonOpt = False) -> None:
+    """Size and contents of a dataset."""
+    from movierec.data.movielens import load_dataset
+
+    info = load_dataset(name_or_path).info()
+    if as_json:
+        _print_json(info)
+    else:
+        console.print(_kv_table(name_or_path, info))
+
+
+@data_app.command("synth")
+def data_synth(
+    out: Annotated[Path, typer.Option("--out", help="Folder to write ratings.csv, movies.csv, tags.csv.")],
+    users: Annotated[int, typer.Option("--users")] = 1000,
+    items: Annotated[int, typer.Option("--items")] = 2000,
+    ratings: Annotated[int, typer.Option("--ratings")] = 100_000,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+) -> None:
+    """Write a synthetic dataset in ml-20m's csv format (power-law users and items)."""
+    from movierec.data.synthetic import write_synthetic
+
+    if min(users, items, ratings) <= 0:
+        raise MovieRecError("--users, --items and --ratings must be positive")
+    path = write_synthetic(out, users, items, ratings, seed=seed)
+    console.print(f"wrote {path}")
+
+
+# -- split -----------------------------------------------------------------------------------------
+@app.command("split")
+def split_cmd(
+    name_or_path: str,
+    out: Annotated[Path, typer.Option("--out", help="Folder for NCF-format files and Parquet tables.")],
+    protocol: Annotated[str, typer.Option("--protocol", help="loo or vae-cf")] = "loo",
+    seed: Annotated[int, typer.Option("--seed")] = 42,
+    as_json: JsonOpt = False,
+) -> None:
+    """Split a dataset; write NCF-format files (loo) and Parquet tables with raw ids."""
+    from movierec.data.movielens import load_dataset
+    from movierec.data.splits import export_ncf, make_split, write_split_parquet
+
+    ds = load_dataset(name_or_path)
+    try:
+        split = make_split(ds, protocol, seed)
+    except ValueError as e:
+        raise MovieRecError(str(e)) from None
+    files = write_split_parquet(split, out, ds.users, ds.items)
+    if split.test.negatives is not None:
+        files += export_ncf(split, out, ds.name)
+    split.save(out / "split")
+    summary = {**split.summary(), "files": [str(f) for f in files]}
+    if as_json:
+        _print_json(summary)
+    else:
+        console.print(_kv_table(f"{ds.name} · {protocol} split", {k: v for k, v in summary.items() if k != "files"}))
+        for f in files:
+            console.print(f"  {f}")
+
+
+# -- train / evaluate / recommend ------------------------------------------------------------------
+@app.command("train")
+def train_cmd(
+    model: str,
+    data: DataArg,
+    out: Annotated[Path, typer.Option("--out", help="Run folder to write (a model bundle plus its split).")],
+    settings: Annotated[list[str] | None, typer.Option("--set", help="Hyper-parameter key=value.")] = None,
+    seed: Annotated[int, typer.Option("--seed")] = 42,
+    as_json: JsonOpt = False,
+) -> None:
+    """Train MODEL on the leave-one-out split of --data and save the run folder."""
+    from movierec.data.movielens import load_dataset
+    from movierec.models import get_model_class
+    from movierec.runs import parse_overrides, train_run
+
+    overrides = parse_overrides(get_model_class(model), settings or [])
+    ds = load_dataset(data)
+    _, split, info = train_run(model, ds, out, overrides, seed=seed)
+    result = {"model": model, "run": str(out), "split": split.summary(), **info}
+    if as_json:
+        _print_json(result)
+        return
+    console.print(f"trained {model} on {ds.name} in {info['fit_seconds']:.2f} s → {out}")
+    if "valid" in info:
+        console.print(_kv_table("validation (sampled-100)", info["valid"]["metrics"]))
+
+
+@app.command("evaluate")
+def evaluate_cmd(
+    run_dir: Path,
+    protocol: Annotated[str, typer.Option("--protocol", help="full (default) or sampled-100")] = "full",
+    k: Annotated[list[int] | None, typer.Option("-k", help="Cutoffs (repeatable).")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Evaluate a run on its test items under a protocol."""
+    from movierec.evaluation import DEFAULT_KS
+    from movierec.runs import evaluate_run
+
+    ks = tuple(sorted(set(k))) if k else DEFAULT_KS
+    if min(ks) < 1:
+        raise MovieRecError("-k must be at least 1")
+    res = evaluate_run(run_dir, protocol, ks)
+    if as_json:
+        _print_json({**res.to_json(), "run": str(run_dir)})
+    else:
+        console.print(_kv_table(f"{run_dir} · test · protocol {res.protocol} · {len(res.users)} users", res.metrics))
+
+
+@app.command("recommend")
+def recommend_cmd(
+    run_dir: Path,
+    user: Annotated[int, typer.Option("--user", help="Raw MovieLens user id.")],
+    k: Annotated[int, typer.Option("-k")] = 10,
+    as_json: JsonOpt = False,
+) -> None:
+    """Top-k movies for a known user (raw ids in and out, with titles)."""
+    from movierec.artifacts import load_bundle
+
+    if k < 1:
+        raise MovieRecError("-k must be at least 1")
+    b = load_bundle(run_dir)
+    uidx = b.users.index(user)
+    items, scores = b.model.recommend(uidx, k)
+    items, scores = items[0][items[0] >= 0], scores[0][items[0] >= 0]
+    rows = [{"rank": r + 1, "movieId": int(b.items.raw(i)), "title": t, "score": float(s)}
+            for r, (i, t, s) in enumerate(zip(items, b.titles(items), scores, strict=True))]
+    if as_json:
+        _print_json({"user": user, "model": b.config["model"], "recommendations": rows})
+        return
+    t = Table("rank", "movieId", "title", "score", title=f"{b.config['model']} · user {user}")
+    for r in rows:
+        t.add_row(str(r["rank"]), str(r["movieId"]), r["title"], f"{r['score']:.4g}")
+    console.print(t)
+
+
+@app.command("compare")
+def compare_cmd(
+    data: DataArg = "ml-latest-small",
+    models: Annotated[str, typer.Option("--models", help="Comma-separated model names.")] = "popularity,itemknn",
+    out: Annotated[Path | None, typer.Option("--out", help="Write results.csv / results.md / results.json.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Fit models on one leave-one-out split and compare them under both protocols."""
+    from movierec.data.movielens import load_dataset
+    from movierec.reports import comparison_markdown, write_comparison
+    from movierec.runs import compare
+
+    ds = load_dataset(data, progress=not as_json)
+    names = [m.strip() for m in models.split(",") if m.strip()]
+    with console.status("fitting and evaluating…", spinner="dots") if not as_json else _null():
+        rows = compare(ds, names)
+    if out is not None:
+        write_comparison(rows, out)
+    if as_json:
+        _print_json({"dataset": ds.info(), "split": "loo (seed 42)", "rows": rows})
+        return
+    console.print(f"[bold]{ds.name}[/bold]: {ds.info()['ratings']:,} ratings, {ds.n_users:,} users, "
+                  f"{ds.n_items:,} items · leave-one-out split, seed 42")
+    console.print(comparison_markdown(rows), markup=False)
+
+
+class _null:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *a: object) -> None:
+        return None
+
+
+def main() -> None:
+    """Entry point: user errors print one line to stderr and exit with code 2."""
+    from movierec.data.dataset import UnknownIdError
+
+    try:
+        app(standalone_mode=False)
+    except (MovieRecError, UnknownIdError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+    except FileNotFoundError as e:
+        print(f"error: {e.filename or e}: file not found", file=sys.stderr)
+        sys.exit(2)
+    except typer.Abort:
+        sys.exit(130)
+    except Exception as e:  # click usage errors
+        import click
+
+        if isinstance(e, click.exceptions.ClickException):
+            e.show()
+            sys.exit(e.exit_code)
+        raise
+
+
+if __name__ == "__main__":
+    main()

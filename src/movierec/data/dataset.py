@@ -1,0 +1,249 @@
+"""In-memory containers: interactions as index arrays, id maps, the movie catalogue.
+
+Everything downstream (splits, models, evaluation) works on dense 0-based indices; raw MovieLens ids
+only appear at the edges (loading, the CLI, the HTTP service) through :class:`IdMap`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+
+class UnknownIdError(KeyError):
+    """A raw user or movie id that the data set does not contain."""
+
+    def __init__(self, kind: str, value: object) -> None:
+        super().__init__(f"unknown {kind} id: {value}")
+        self.kind = kind
+        self.value = value
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+@dataclass(frozen=True)
+class IdMap:
+    """Raw id <-> dense index. ``ids`` is sorted ascending, so index = position in ``ids``.
+
+    ids: int64 [n]
+    """
+
+    ids: np.ndarray
+    kind: str = "id"
+
+    @classmethod
+    def from_raw(cls, raw: np.ndarray, kind: str = "id") -> tuple[IdMap, np.ndarray]:
+        """Build the map of the distinct values in ``raw`` and return it with ``raw`` as indices (int32)."""
+        raw = np.asarray(raw, dtype=np.int64)
+        if len(raw) and raw.min() >= 0 and raw.max() < max(4 * len(raw), 1 << 20):
+            # Dense id range (every MovieLens release): a lookup table, O(n + max id), no sort.
+            present = np.zeros(int(raw.max()) + 1, dtype=bool)
+            present[raw] = True
+            ids = np.flatnonzero(present)
+            lookup = np.cumsum(present, dtype=np.int64) - 1
+            return cls(ids.astype(np.int64), kind), lookup[raw].astype(np.int32)
+        ids, inverse = np.unique(raw, return_inverse=True)
+        return cls(ids, kind), inverse.astype(np.int32).ravel()
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def index(self, raw: np.ndarray | int) -> np.ndarray:
+        """Indices (int32) of raw ids; raises :class:`UnknownIdError` naming the first unknown id."""
+        raw_arr = np.atleast_1d(np.asarray(raw, dtype=np.int64))
+        pos = np.searchsorted(self.ids, raw_arr)
+        pos_clipped = np.minimum(pos, len(self.ids) - 1)
+        ok = (pos < len(self.ids)) & (self.ids[pos_clipped] == raw_arr) if len(self.ids) else np.zeros(
+            raw_arr.shape, bool
+        )
+        if not ok.all():
+            raise UnknownIdError(self.kind, int(raw_arr[~ok][0]))
+        return pos.astype(np.int32)
+
+    def contains(self, raw: np.ndarray | int) -> np.ndarray:
+        raw_arr = np.atleast_1d(np.asarray(raw, dtype=np.int64))
+        if not len(self.ids):
+            return np.zeros(raw_arr.shape, bool)
+        pos = np.minimum(np.searchsorted(self.ids, raw_arr), len(self.ids) - 1)
+        return self.ids[pos] == raw_arr
+
+    def raw(self, index: np.ndarray | int) -> np.ndarray:
+        return self.ids[np.asarray(index)]
+
+
+@dataclass
+class Interactions:
+    """A set of (user, item) interactions over fixed index spaces.
+
+    user, item: int32 [n] dense indices; rating: float32 [n] (1.0 for implicit data);
+    timestamp: int64 [n] seconds since the epoch (0 where unknown).
+    """
+
+    user: np.ndarray
+    item: np.ndarray
+    rating: np.ndarray
+    timestamp: np.ndarray
+    n_users: int
+    n_items: int
+
+    def __post_init__(self) -> None:
+        self.user = np.asarray(self.user, dtype=np.int32)
+        self.item = np.asarray(self.item, dtype=np.int32)
+        self.rating = np.asarray(self.rating, dtype=np.float32)
+        self.timestamp = np.asarray(self.timestamp, dtype=np.int64)
+        n = len(self.user)
+        if not (len(self.item) == len(self.rating) == len(self.timestamp) == n):
+            raise ValueError("user, item, rating and timestamp arrays must have the same length")
+
+    def __len__(self) -> int:
+        return len(self.user)
+
+    def subset(self, mask_or_index: np.ndarray) -> Interactions:
+        return Interactions(
+            self.user[mask_or_index],
+            self.item[mask_or_index],
+            self.rating[mask_or_index],
+            self.timestamp[mask_or_index],
+            self.n_users,
+            self.n_items,
+        )
+
+    def matrix(self, binary: bool = True, dtype: type = np.float32) -> sp.csr_matrix:
+        """User x item CSR matrix [n_users, n_items]; duplicates collapse (binary) or the last one wins."""
+        values = np.ones(len(self), dtype=dtype) if binary else self.rating.astype(dtype)
+        m = sp.csr_matrix((values, (self.user, self.item)), shape=(self.n_users, self.n_items))
+        m.sum_duplicates()
+        if binary:
+            m.data[:] = 1
+        m.sort_indices()
+        return m
+
+    def user_counts(self) -> np.ndarray:
+        return np.bincount(self.user, minlength=self.n_users)
+
+    def item_counts(self) -> np.ndarray:
+        return np.bincount(self.item, minlength=self.n_items)
+
+    def to_frame(self) -> pd.DataFrame:
+        return pd.DataFrame(
+            {"user": self.user, "item": self.item, "rating": self.rating, "timestamp": self.timestamp}
+        )
+
+
+@dataclass
+class Catalog:
+    """The movies of a release, keyed by raw ``movieId``.
+
+    movies: one row per movie: movieId (int64), title (str, year stripped), year (float, NaN if none),
+        genres (list[str]); optional imdbId, tmdbId.
+    tags: userId, movieId, tag, timestamp (may be empty).
+    users: userId plus demographics (gender, age, occupation, zip) where the release has them.
+    genome_scores: movieId, tagId, relevance; genome_tags: tagId, tag (where the release has them).
+    """
+
+    movies: pd.DataFrame
+    tags: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["userId", "movieId", "tag"]))
+    users: pd.DataFrame | None = None
+    genome_scores: pd.DataFrame | None = None
+    genome_tags: pd.DataFrame | None = None
+
+    @property
+    def genre_names(self) -> list[str]:
+        names = sorted({g for gs in self.movies["genres"] for g in gs})
+        return [g for g in names if g != "(no genres listed)"]
+
+    def genre_matrix(self, movie_ids: np.ndarray | None = None) -> tuple[np.ndarray, list[str]]:
+        """Multi-hot genres [len(movie_ids), n_genres] (float32) in ``movie_ids`` order (all movies if None).
+
+        Movies missing from the catalogue get an all-zero row.
+        """
+        names = self.genre_names
+        col = {g: j for j, g in enumerate(names)}
+        exploded = self.movies[["movieId", "genres"]].explode("genres")
+        exploded = exploded[exploded["genres"].isin(col)]
+        ids_sorted = np.sort(self.movies["movieId"].to_numpy(np.int64))
+        rows = np.searchsorted(ids_sorted, exploded["movieId"].to_numpy(np.int64))
+        cols = exploded["genres"].map(col).to_numpy(np.int64)
+        full = np.zeros((len(ids_sorted), len(names)), dtype=np.float32)
+        full[rows, cols] = 1.0
+        if movie_ids is None:
+            return full, names
+        movie_ids = np.asarray(movie_ids, dtype=np.int64)
+        pos = np.minimum(np.searchsorted(ids_sorted, movie_ids), max(len(ids_sorted) - 1, 0))
+        found = ids_sorted[pos] == movie_ids if len(ids_sorted) else np.zeros(len(movie_ids), bool)
+        out = np.zeros((len(movie_ids), len(names)), dtype=np.float32)
+        out[found] = full[pos[found]]
+        return out, names
+
+    def titles(self, movie_ids: np.ndarray) -> list[str]:
+        """Display titles ("Title (Year)") for raw movie ids; unknown ids give "movie <id>"."""
+        m = self.movies.set_index("movieId")
+        out = []
+        for mid in np.asarray(movie_ids, dtype=np.int64).tolist():
+            if mid in m.index:
+                row = m.loc[mid]
+                year = row["year"]
+                out.append(f"{row['title']} ({int(year)})" if pd.notna(year) else str(row["title"]))
+            else:
+                out.append(f"movie {mid}")
+        return out
+
+
+@dataclass
+class Dataset:
+    """A loaded release: all interactions, id maps, catalogue, and a predefined split if it came with one.
+
+    ``predefined_split`` is set for folders in the NCF repository's format (train/test/negative files).
+    """
+
+    name: str
+    interactions: Interactions
+    users: IdMap
+    items: IdMap
+    catalog: Catalog | None = None
+    predefined_split: object | None = None  # movierec.data.splits.Split
+    source: str = ""
+
+    @property
+    def n_users(self) -> int:
+        return len(self.users)
+
+    @property
+    def n_items(self) -> int:
+        return len(self.items)
+
+    def info(self) -> dict:
+        n = len(self.interactions)
+        density = n / max(self.n_users * self.n_items, 1)
+        return {
+            "name": self.name,
+            "source": self.source,
+            "ratings": int(n),
+            "users": int(self.n_users),
+            "items": int(self.n_items),
+            "density": float(density),
+            "movies_in_catalog": len(self.catalog.movies) if self.catalog is not None else 0,
+            "tags": len(self.catalog.tags) if self.catalog is not None else 0,
+            "has_demographics": bool(self.catalog is not None and self.catalog.users is not None),
+            "has_genome": bool(self.catalog is not None and self.catalog.genome_scores is not None),
+            "predefined_split": self.predefined_split is not None,
+        }
+
+
+def build_dataset(
+    name: str,
+    ratings: pd.DataFrame,
+    catalog: Catalog | None,
+    source: str = "",
+) -> Dataset:
+    """Index a ratings table (userId, movieId, rating, timestamp) into a :class:`Dataset`."""
+    users, u = IdMap.from_raw(ratings["userId"].to_numpy(), "user")
+    items, i = IdMap.from_raw(ratings["movieId"].to_numpy(), "movie")
+    ts = ratings["timestamp"].to_numpy(np.int64) if "timestamp" in ratings else np.zeros(len(ratings), np.int64)
+    r = ratings["rating"].to_numpy(np.float32) if "rating" in ratings else np.ones(len(ratings), np.float32)
+    inter = Interactions(u, i, r, ts, len(users), len(items))
+    return Dataset(name, inter, users, items, catalog, None, source)

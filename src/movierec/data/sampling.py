@@ -1,0 +1,90 @@
+"""Vectorised negative sampling that never returns a user's positives.
+
+Positives are encoded as sorted int64 keys ``user * n_items + item``; membership is a ``searchsorted``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def positive_keys(user: np.ndarray, item: np.ndarray, n_items: int) -> np.ndarray:
+    """Sorted, unique int64 keys ``user * n_items + item`` [n_unique]."""
+    keys = np.sort(user.astype(np.int64) * n_items + item.astype(np.int64))
+    if len(keys) > 1:
+        keys = keys[np.concatenate([[True], keys[1:] != keys[:-1]])]
+    return keys
+
+
+def is_positive(keys: np.ndarray, user: np.ndarray, item: np.ndarray, n_items: int) -> np.ndarray:
+    """Boolean mask (same shape as ``item``) of (user, item) pairs present in ``keys``.
+
+    ``user`` broadcasts against ``item`` (e.g. user [n, 1] with item [n, m]).
+    """
+    q = np.asarray(user, dtype=np.int64) * n_items + np.asarray(item, dtype=np.int64)
+    if len(keys) == 0:
+        return np.zeros(q.shape, dtype=bool)
+    pos = np.searchsorted(keys, q)
+    return keys[np.minimum(pos, len(keys) - 1)] == q
+
+
+def _first_occurrence(draws: np.ndarray) -> np.ndarray:
+    """Mask [n, m] that is True where a value appears in its row for the first time."""
+    order = np.argsort(draws, axis=1, kind="stable")
+    sorted_vals = np.take_along_axis(draws, order, axis=1)
+    dup_sorted = np.zeros_like(sorted_vals, dtype=bool)
+    dup_sorted[:, 1:] = sorted_vals[:, 1:] == sorted_vals[:, :-1]
+    first = np.empty_like(dup_sorted)
+    np.put_along_axis(first, order, ~dup_sorted, axis=1)
+    return first
+
+
+def sample_negatives(
+    users: np.ndarray,
+    n: int,
+    keys: np.ndarray,
+    n_items: int,
+    rng: np.random.Generator,
+    distinct: bool = True,
+) -> np.ndarray:
+    """Draw ``n`` items per user uniformly from the items that user never interacted with.
+
+    users: int [n_users] (may repeat); keys: the positives from :func:`positive_keys`.
+    Returns int32 [len(users), n]. With ``distinct`` a row never repeats an item.
+    Raises ValueError if a user has fewer than ``n`` non-positive items.
+    """
+    users = np.asarray(users, dtype=np.int64)
+    out = np.empty((len(users), n), dtype=np.int32)
+    if len(users) == 0 or n == 0:
+        return out
+    n_pos = np.diff(np.searchsorted(keys, np.stack([users * n_items, (users + 1) * n_items])), axis=0)[0]
+    free = n_items - n_pos
+    short = free < n if distinct else free < 1
+    if short.any():
+        u = int(users[short][0])
+        raise ValueError(f"user index {u} has only {int(free[short][0])} items to sample {n} negatives from")
+    # Dense rows (the user owns much of the catalogue, or n is close to what is free): a random
+    # permutation of the free items, O(n_items) per row. Sparse rows: rejection sampling, O(n) per row.
+    dense = n * 4 > free
+    for start in range(0, int(dense.sum()), max(1, (1 << 22) // n_items)):
+        rows = np.nonzero(dense)[0][start: start + max(1, (1 << 22) // n_items)]
+        noise = rng.random((len(rows), n_items))
+        noise[is_positive(keys, users[rows, None], np.arange(n_items)[None, :], n_items)] = np.inf
+        out[rows] = np.argsort(noise, axis=1)[:, :n]
+    todo = np.nonzero(~dense)[0]
+    rounds = 0
+    while len(todo):
+        rounds += 1
+        frac = (n_pos[todo] / n_items).max()
+        m = int(np.ceil(n / max(1e-3, 1.0 - frac) * (1.2 + 0.5 * rounds))) + 8
+        draws = rng.integers(0, n_items, size=(len(todo), m), dtype=np.int64)
+        ok = ~is_positive(keys, users[todo, None], draws, n_items)
+        if distinct:
+            ok &= _first_occurrence(draws)
+        enough = ok.sum(axis=1) >= n
+        # Take the first n valid draws of each row, in draw order (a stable sort keeps it uniform).
+        rows = np.nonzero(enough)[0]
+        order = np.argsort(~ok[rows], axis=1, kind="stable")[:, :n]
+        out[todo[rows]] = np.take_along_axis(draws[rows], order, axis=1)
+        todo = todo[~enough]
+    return out

@@ -1,0 +1,150 @@
+"""Evaluation protocols: sampled-100 (the NCF paper's) and full ranking, batched over users.
+
+Ties. Scores are compared as float32. Equal scores are ordered by a pseudo-random key that depends only
+on (user, item, seed), so results do not depend on the batch size or on item ids: each score is nudged
+down by less than half a float32 step, by ``key * step / 2`` in float64, which breaks ties uniformly at
+random and never reorders distinct float32 scores.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+from movierec.data.sampling import is_positive, positive_keys
+from movierec.data.splits import Split
+from movierec.evaluation.beyond import beyond_accuracy_metrics
+from movierec.evaluation.metrics import accuracy_metrics
+
+DEFAULT_KS = (1, 5, 10, 20)
+TIE_SEED = 42
+_SCORE_BUDGET = 1 << 23  # float64 scores held per batch (64 MiB)
+
+
+@dataclass
+class EvalResult:
+    """Metrics of one model on one split part under one protocol.
+
+    metrics: mean over evaluated users, e.g. {"HR@10": 0.61}; per_user: the same metrics per user,
+    float64 [n_users], aligned with ``users``; recs: int [n_users, max K] top-K lists (full ranking).
+    """
+
+    protocol: str
+    part: str
+    metrics: dict[str, float]
+    users: np.ndarray
+    per_user: dict[str, np.ndarray] = field(repr=False, default_factory=dict)
+    recs: np.ndarray | None = field(repr=False, default=None)
+
+    def to_json(self) -> dict:
+        return {"protocol": self.protocol, "part": self.part, "users": len(self.users),
+                "metrics": {k: float(v) for k, v in self.metrics.items()}}
+
+
+def tie_keys(users: np.ndarray, items: np.ndarray, seed: int = TIE_SEED) -> np.ndarray:
+    """Uniform [0, 1) float64 keys, a fixed hash (splitmix64) of (user, item, seed). Broadcasts."""
+    with np.errstate(over="ignore"):
+        x = (np.asarray(users, np.uint64) << np.uint64(32)) ^ np.asarray(items, np.uint64)
+        x = x ^ np.uint64((seed * 0x9E3779B97F4A7C15) & 0xFFFFFFFFFFFFFFFF)
+        x = x + np.uint64(0x9E3779B97F4A7C15)
+        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        x = x ^ (x >> np.uint64(31))
+    return (x >> np.uint64(11)).astype(np.float64) * (1.0 / (1 << 53))
+
+
+def break_ties(scores: np.ndarray, users: np.ndarray, items: np.ndarray, seed: int = TIE_SEED) -> np.ndarray:
+    """float64 scores with a strict, seeded random order among equal float32 scores.
+
+    scores: [n, m]; users: [n]; items: [m] or [n, m]. NaN counts as -inf.
+    """
+    s32 = np.nan_to_num(np.asarray(scores, dtype=np.float32), nan=-np.inf)
+    with np.errstate(over="ignore", invalid="ignore"):
+        step = np.spacing(np.abs(s32)).astype(np.float64)
+    keys = tie_keys(np.asarray(users)[:, None], items if np.ndim(items) == 2 else np.asarray(items)[None, :],
+                    seed)
+    with np.errstate(invalid="ignore"):
+        out = s32.astype(np.float64) - keys * step * 0.5
+    out[np.isneginf(s32)] = -np.inf
+    return out
+
+
+def _batches(n: int, width: int) -> list[slice]:
+    size = max(1, _SCORE_BUDGET // max(width, 1))
+    return [slice(s, min(s + size, n)) for s in range(0, n, size)]
+
+
+def evaluate_sampled(model, split: Split, part: str = "test", ks: tuple[int, ...] = DEFAULT_KS,
+                     seed: int = TIE_SEED) -> EvalResult:
+    """Sampled-100: each held-out item ranked among itself and its sampled negatives (one row per user)."""
+    held = split.part(part)
+    if held.negatives is None:
+        raise ValueError(f"the {part} part of this split has no sampled negatives")
+    cand = np.concatenate([held.item[:, None], held.negatives], axis=1).astype(np.int32)  # [n, 100]
+    kmax = min(max(ks), cand.shape[1])
+    ranks = np.empty(len(held), dtype=np.int64)
+    for b in _batches(len(held), cand.shape[1]):
+        s = np.asarray(model.score(held.user[b], cand[b]))
+        adj = break_ties(s, held.user[b], cand[b], seed)
+        ranks[b] = (adj[:, 1:] > adj[:, :1]).sum(axis=1)
+    hits = ranks[:, None] == np.arange(kmax)[None, :]
+    per_user = accuracy_metrics(hits, np.ones(len(held), np.int64), tuple(k for k in ks if k <= kmax),
+                                "sampled-100")
+    return EvalResult("sampled-100", part, {k: float(v.mean()) for k, v in per_user.items()},
+                      held.user.copy(), per_user)
+
+
+def evaluate_full(model, split: Split, part: str = "test", ks: tuple[int, ...] = DEFAULT_KS,
+                  item_features: np.ndarray | None = None, seed: int = TIE_SEED,
+                  device: str | None = None) -> EvalResult:
+    """Full ranking: held-out items ranked among all items the user has not trained on.
+
+    Train items are excluded; when evaluating the test part, the validation items are excluded too
+    (they are known interactions, not candidates). ``item_features`` [n_items, F] (genres) enables
+    intra-list diversity.
+    """
+    held = split.part(part)
+    users = held.users
+    kmax = max(ks)
+    n_items = split.n_items
+    train_matrix = split.train.matrix()
+    seen = train_matrix
+    if part == "test" and split.valid is not None:
+        v = split.valid
+        seen = (seen + sp.csr_matrix((np.ones(len(v), np.float32), (v.user, v.item)), shape=seen.shape)).tocsr()
+    row = np.searchsorted(users, held.user)
+    rel_keys = positive_keys(row, held.item, n_items)  # (row in `users`, item), sorted, unique
+    n_relevant = np.bincount(rel_keys // n_items, minlength=len(users))
+    all_items = np.arange(n_items)
+    recs = np.empty((len(users), kmax), dtype=np.int64)
+    hits = np.empty((len(users), kmax), dtype=bool)
+    for b in _batches(len(users), n_items):
+        ub = users[b]
+        s = np.array(model.score(ub, None), dtype=np.float32)
+        mask = seen[ub]
+        s[np.repeat(np.arange(len(ub)), np.diff(mask.indptr)), mask.indices] = -np.inf
+        adj = torch.from_numpy(break_ties(s, ub, all_items, seed))
+        top = torch.topk(adj, kmax, dim=1).indices.numpy()
+        recs[b] = top
+        hits[b] = is_positive(rel_keys, np.arange(b.start, b.stop)[:, None], top, n_items)
+    per_user = accuracy_metrics(hits, n_relevant, ks, split.protocol if split.protocol == "vae-cf" else "full")
+    metrics = {k: float(v.mean()) for k, v in per_user.items()}
+    item_users = np.asarray(train_matrix.sum(axis=0)).ravel().astype(np.int64)
+    n_train_users = int((split.train.user_counts() > 0).sum())
+    for k in ks:
+        feats = item_features if k >= 2 else None
+        metrics.update(beyond_accuracy_metrics(recs[:, :k], item_users, n_train_users, feats))
+    return EvalResult("full", part, metrics, users, per_user, recs)
+
+
+def evaluate(model, split: Split, protocol: str, part: str = "test", ks: tuple[int, ...] = DEFAULT_KS,
+             item_features: np.ndarray | None = None) -> EvalResult:
+    """Dispatch on ``protocol``: "sampled-100" or "full"."""
+    if protocol == "sampled-100":
+        return evaluate_sampled(model, split, part, ks)
+    if protocol == "full":
+        return evaluate_full(model, split, part, ks, item_features)
+    raise ValueError(f"unknown protocol {protocol!r} (expected 'sampled-100' or 'full')")

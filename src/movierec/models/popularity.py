@@ -1,0 +1,30 @@
+"""Most-popular baseline: every user gets the items with the most training interactions."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from movierec.data.dataset import Catalog, Interactions
+from movierec.data.splits import HeldOut
+from movierec.models.base import Recommender
+
+
+class Popularity(Recommender):
+    """score(u, i) = number of training users who interacted with item i (the same for every user)."""
+
+    name = "popularity"
+
+    def _fit(self, train: Interactions, catalog: Catalog | None, valid: HeldOut | None) -> None:
+        self.counts_ = np.asarray(self.seen_.sum(axis=0), dtype=np.float32).ravel()  # [n_items]
+
+    def score(self, users: np.ndarray, items: np.ndarray | None = None) -> np.ndarray:
+        n = len(np.atleast_1d(users))
+        if items is None:
+            return np.broadcast_to(self.counts_, (n, len(self.counts_))).copy()
+        return self.counts_[np.asarray(items, dtype=np.int64)]
+
+    def _state(self) -> dict[str, np.ndarray]:
+        return {"counts": self.counts_}
+
+    def _load_state(self, state: dict[str, np.ndarray]) -> None:
+        self.counts_ = state["counts"]

@@ -1,0 +1,45 @@
+"""Comparison tables: every metric column names its protocol, e.g. ``NDCG@10 [full]``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from movierec.fsutil import atomic_write_text
+
+HEADLINE = [
+    "HR@10 [sampled-100]", "NDCG@10 [sampled-100]",
+    "HR@10 [full]", "NDCG@10 [full]", "Precision@10 [full]", "Recall@10 [full]", "MAP@10 [full]",
+    "Coverage@10 [full]", "ILD@10 [full]", "Novelty@10 [full]", "Gini@10 [full]", "fit_seconds",
+]
+
+
+def comparison_frame(rows: list[dict], columns: list[str] | None = None) -> pd.DataFrame:
+    df = pd.DataFrame(rows).set_index("model")
+    cols = [c for c in (columns or HEADLINE) if c in df.columns]
+    return df[cols]
+
+
+def comparison_markdown(rows: list[dict], columns: list[str] | None = None) -> str:
+    df = comparison_frame(rows, columns)
+    header = "| model | " + " | ".join(df.columns) + " |"
+    sep = "|---|" + "---:|" * len(df.columns)
+    lines = [header, sep]
+    for name, r in df.iterrows():
+        cells = [f"{v:.4f}" if isinstance(v, float) and c != "fit_seconds" else f"{v:.2f}" for c, v in r.items()]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def write_comparison(rows: list[dict], out: str | Path) -> list[Path]:
+    """Write results.csv (every metric), results.md (headline metrics) and results.json."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    full = pd.DataFrame(rows)
+    return [
+        atomic_write_text(out / "results.csv", full.to_csv(index=False)),
+        atomic_write_text(out / "results.md", comparison_markdown(rows) + "\n"),
+        atomic_write_text(out / "results.json", json.dumps(rows, indent=2)),
+    ]

@@ -1,0 +1,134 @@
+"""Training runs: a run folder is a model bundle plus the split it was trained on (``split/``).
+
+This is the Python API behind ``movierec train``, ``evaluate``, ``recommend`` and ``compare``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+import typing
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from movierec.artifacts import Bundle, load_bundle, save_bundle, write_metrics
+from movierec.data.dataset import Dataset
+from movierec.data.splits import Split, make_split
+from movierec.errors import MovieRecError
+from movierec.evaluation import DEFAULT_KS, EvalResult, evaluate
+from movierec.models import Recommender, get_model_class
+
+PROTOCOLS = ("sampled-100", "full")
+
+
+def parse_overrides(model_cls: type[Recommender], pairs: list[str]) -> dict[str, Any]:
+    """``["k=50", "shrink=10"]`` -> typed values for the model's config dataclass."""
+    fields = {f.name: f for f in dataclasses.fields(model_cls.config_class)}
+    hints = typing.get_type_hints(model_cls.config_class)
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep:
+            raise MovieRecError(f"--set expects key=value, got {pair!r}")
+        if key not in fields:
+            known = ", ".join(fields) or "none"
+            raise MovieRecError(f"{model_cls.name} has no setting {key!r} (settings: {known})")
+        typ = hints.get(key, str)
+        try:
+            if typ is bool:
+                if raw.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                    raise ValueError(raw)
+                out[key] = raw.lower() in ("true", "1", "yes")
+            else:
+                out[key] = typ(raw) if typ in (int, float, str) else raw
+        except ValueError:
+            raise MovieRecError(f"--set {key}: {raw!r} is not a valid {getattr(typ, '__name__', typ)}") from None
+    return out
+
+
+def item_genre_features(dataset_or_bundle: Dataset | Bundle) -> np.ndarray | None:
+    """Genre multi-hot [n_items, n_genres] in item-index order, for intra-list diversity."""
+    if isinstance(dataset_or_bundle, Bundle):
+        genres = dataset_or_bundle.movies["genres"].fillna("").str.split("|")
+        names = sorted({g for gs in genres for g in gs if g and g != "(no genres listed)"})
+        if not names:
+            return None
+        col = {g: j for j, g in enumerate(names)}
+        out = np.zeros((len(genres), len(names)), dtype=np.float32)
+        for row, gs in enumerate(genres):  # once per item, at load time
+            for g in gs:
+                if g in col:
+                    out[row, col[g]] = 1.0
+        return out
+    if dataset_or_bundle.catalog is None:
+        return None
+    feats, names = dataset_or_bundle.catalog.genre_matrix(dataset_or_bundle.items.ids)
+    return feats if names else None
+
+
+def train_run(model_name: str, dataset: Dataset, out: str | Path | None, overrides: dict[str, Any] | None = None,
+              protocol: str = "loo", seed: int = 42, split: Split | None = None) -> tuple[Recommender, Split, dict]:
+    """Split ``dataset``, fit the model on train, score the validation part, and save a run folder."""
+    cls = get_model_class(model_name)
+    model = cls(**(overrides or {}))
+    split = split or make_split(dataset, protocol, seed)
+    t0 = time.perf_counter()
+    model.fit(split.train, dataset.catalog, split.valid)
+    fit_seconds = time.perf_counter() - t0
+    info: dict[str, Any] = {"fit_seconds": fit_seconds}
+    if split.valid is not None and split.valid.negatives is not None:
+        info["valid"] = evaluate(model, split, "sampled-100", "valid", (10,)).to_json()
+    if out is not None:
+        dataset_info = {"name": dataset.name, "source": dataset.source, **split.summary()}
+        save_bundle(out, model, dataset.users, dataset.items, dataset.catalog, dataset_info,
+                    metrics={"valid": {"sampled-100": info.get("valid", {}).get("metrics", {})},
+                             "fit_seconds": fit_seconds},
+                    extra=lambda tmp: split.save(tmp / "split"))
+    return model, split, info
+
+
+def load_run(run_dir: str | Path) -> tuple[Bundle, Split]:
+    bundle = load_bundle(run_dir)
+    split_dir = Path(run_dir) / "split"
+    if not split_dir.exists():
+        raise MovieRecError(f"{run_dir}: no split/ folder (train the run with `movierec train`)")
+    return bundle, Split.load(split_dir)
+
+
+def evaluate_run(run_dir: str | Path, protocol: str = "full", ks: tuple[int, ...] = DEFAULT_KS,
+                 part: str = "test") -> EvalResult:
+    """Evaluate a run folder's model on its own split and record the result in its metrics.json."""
+    if protocol not in PROTOCOLS:
+        raise MovieRecError(f"unknown protocol {protocol!r} (expected one of: {', '.join(PROTOCOLS)})")
+    bundle, split = load_run(run_dir)
+    result = evaluate(bundle.model, split, protocol, part, ks, item_genre_features(bundle))
+    metrics_path = Path(run_dir) / "metrics.json"
+    import json
+
+    saved = json.loads(metrics_path.read_text()) if metrics_path.exists() else {}
+    saved.setdefault(part, {})[protocol] = result.metrics
+    write_metrics(run_dir, saved)
+    return result
+
+
+def compare(dataset: Dataset, model_names: list[str], ks: tuple[int, ...] = DEFAULT_KS,
+            split: Split | None = None, progress: Any = None) -> list[dict]:
+    """Fit each model on one split and evaluate it under both protocols. One row per model."""
+    split = split or make_split(dataset, "loo")
+    feats = item_genre_features(dataset)
+    rows = []
+    for name in model_names:
+        model, _, info = train_run(name, dataset, None, split=split)
+        row: dict[str, Any] = {"model": name, "fit_seconds": round(info["fit_seconds"], 3)}
+        for protocol in PROTOCOLS:
+            t0 = time.perf_counter()
+            res = evaluate(model, split, protocol, "test", ks, feats)
+            row[f"eval_seconds[{protocol}]"] = round(time.perf_counter() - t0, 3)
+            row.update({f"{k} [{protocol}]": v for k, v in res.metrics.items()})
+        rows.append(row)
+        if progress is not None:
+            progress(name)
+    return rows

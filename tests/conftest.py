@@ -1,0 +1,50 @@
+"""Shared fixtures: the MovieLens copies in ../shared/data and a private cache for every test session."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def shared_data_root() -> Path:
+    env = os.environ.get("MOVIEREC_SHARED_DATA")
+    return Path(env) if env else REPO.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def shared_data_dir() -> Path:
+    root = shared_data_root()
+    if not (root / "ml-latest-small" / "ratings.csv").exists():
+        pytest.skip(f"MovieLens copies not found in {root}")
+    return root
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Never touch the user's cache: every test session gets its own MOVIEREC_CACHE_DIR."""
+    old = os.environ.get("MOVIEREC_CACHE_DIR")
+    os.environ["MOVIEREC_CACHE_DIR"] = str(tmp_path_factory.mktemp("movierec-cache"))
+    yield
+    if old is None:
+        os.environ.pop("MOVIEREC_CACHE_DIR", None)
+    else:
+        os.environ["MOVIEREC_CACHE_DIR"] = old
+
+
+@pytest.fixture(scope="session")
+def mls(shared_data_dir: Path):
+    """ml-latest-small, loaded once per session."""
+    from movierec.data.movielens import load_dataset
+
+    return load_dataset(str(shared_data_dir / "ml-latest-small"))
+
+
+@pytest.fixture(scope="session")
+def mls_split(mls):
+    from movierec.data.splits import leave_one_out
+
+    return leave_one_out(mls.interactions, seed=42)

@@ -117,10 +117,10 @@ def test_full_ranking_never_recommends_train_or_validation_items() -> None:
         assert not any((int(u), int(i)) in seen for i in row)
 
 
-@settings(max_examples=50, deadline=None)
 FLOAT32 = st.floats(-(2.0**99), 2.0**99, allow_nan=False, allow_infinity=False, width=32)
 
 
+@settings(max_examples=50, deadline=None)
 @given(st.lists(FLOAT32, min_size=2, max_size=40))
 def test_tie_breaking_never_reorders_distinct_scores(values: list[float]) -> None:
     s = np.array(values, dtype=np.float32)

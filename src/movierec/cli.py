@@ -222,7 +222,7 @@ def compare_cmd(
 ) -> None:
     """Fit models on one leave-one-out split and compare them under both protocols."""
     from movierec.data.movielens import load_dataset
-    from movierec.reports import comparison_markdown, write_comparison
+    from movierec.reports import write_comparison
     from movierec.runs import compare
 
     ds = load_dataset(data, progress=not as_json)
@@ -236,7 +236,22 @@ def compare_cmd(
         return
     console.print(f"[bold]{ds.name}[/bold]: {ds.info()['ratings']:,} ratings, {ds.n_users:,} users, "
                   f"{ds.n_items:,} items · leave-one-out split, seed 42")
-    console.print(comparison_markdown(rows), markup=False)
+    console.print(comparison_table(rows))
+
+
+def comparison_table(rows: list[dict]) -> Table:
+    """The headline metrics as a rich table; each column header names its protocol."""
+    from movierec.reports import comparison_frame
+
+    df = comparison_frame(rows)
+    t = Table(title="test users, K = 10")
+    t.add_column("model")
+    for c in df.columns:
+        name, _, proto = c.partition(" [")
+        t.add_column(f"{name}\n{proto.rstrip(']') or 's'}", justify="right")
+    for name, r in df.iterrows():
+        t.add_row(str(name), *[f"{v:.2f}" if c == "fit_seconds" else f"{v:.4f}" for c, v in r.items()])
+    return t
 
 
 class _null:
@@ -252,22 +267,16 @@ def main() -> None:
     from movierec.data.dataset import UnknownIdError
 
     try:
-        app(standalone_mode=False)
+        app()  # click handles usage errors itself (exit code 2)
     except (MovieRecError, UnknownIdError) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
     except FileNotFoundError as e:
         print(f"error: {e.filename or e}: file not found", file=sys.stderr)
         sys.exit(2)
-    except typer.Abort:
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
         sys.exit(130)
-    except Exception as e:  # click usage errors
-        import click
-
-        if isinstance(e, click.exceptions.ClickException):
-            e.show()
-            sys.exit(e.exit_code)
-        raise
 
 
 if __name__ == "__main__":

@@ -150,6 +150,15 @@ class Catalog:
     users: pd.DataFrame | None = None
     genome_scores: pd.DataFrame | None = None
     genome_tags: pd.DataFrame | None = None
+    #: raw movie ids in a dataset's item-index order (set by Dataset), so models that only see item
+    #: indices can ask for aligned content features with ``item_genres()``
+    item_ids: np.ndarray | None = None
+
+    def item_genres(self) -> tuple[np.ndarray, list[str]]:
+        """Genre multi-hot [n_items, n_genres] aligned with the dataset's item indices."""
+        if self.item_ids is None:
+            raise ValueError("this catalogue is not attached to a dataset's item index")
+        return self.genre_matrix(self.item_ids)
 
     @property
     def genre_names(self) -> list[str]:
@@ -207,6 +216,10 @@ class Dataset:
     catalog: Catalog | None = None
     predefined_split: object | None = None  # movierec.data.splits.Split
     source: str = ""
+
+    def __post_init__(self) -> None:
+        if self.catalog is not None and self.catalog.item_ids is None:
+            self.catalog.item_ids = self.items.ids
 
     @property
     def n_users(self) -> int:

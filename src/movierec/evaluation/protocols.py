@@ -15,7 +15,7 @@ import scipy.sparse as sp
 import torch
 
 from movierec.data.sampling import is_positive, positive_keys
-from movierec.data.splits import Split
+from movierec.data.splits import HeldOut, Split
 from movierec.evaluation.beyond import beyond_accuracy_metrics
 from movierec.evaluation.metrics import accuracy_metrics
 
@@ -80,7 +80,12 @@ def _batches(n: int, width: int) -> list[slice]:
 def evaluate_sampled(model, split: Split, part: str = "test", ks: tuple[int, ...] = DEFAULT_KS,
                      seed: int = TIE_SEED) -> EvalResult:
     """Sampled-100: each held-out item ranked among itself and its sampled negatives (one row per user)."""
-    held = split.part(part)
+    return evaluate_heldout_sampled(model, split.part(part), ks, seed, part)
+
+
+def evaluate_heldout_sampled(model, held: HeldOut, ks: tuple[int, ...] = DEFAULT_KS, seed: int = TIE_SEED,
+                             part: str = "valid") -> EvalResult:
+    """Sampled-100 on one held-out part (used directly by training loops for early stopping)."""
     if held.negatives is None:
         raise ValueError(f"the {part} part of this split has no sampled negatives")
     cand = np.concatenate([held.item[:, None], held.negatives], axis=1).astype(np.int32)  # [n, 100]

@@ -1,0 +1,220 @@
+"""Neural Collaborative Filtering (He et al., WWW 2017): GMF, MLP and NeuMF.
+
+- GMF: logit = h . (p_u * q_i) + b, with ``factors``-dimensional embeddings.
+- MLP: a tower over [p_u, q_i] (each ``embedding_dim`` wide): ``layers`` hidden ReLU layers, the first
+  as wide as ``embedding_dim`` (half its 2 x embedding_dim input), each next one half as wide; the last
+  hidden width is the model's predictive factors. The NCF code's ``--layers [64,32,16,8]`` is
+  ``embedding_dim=32, layers=3``. ``layers=0`` is a linear model of the concatenated embeddings.
+- NeuMF: GMF (``factors``) and an MLP tower whose last layer has ``factors`` units
+  (embedding_dim = factors * 2^(layers-1)), joined by one output layer over both. With ``pretrain`` it
+  first trains a GMF and an MLP of the same sizes, then starts from their weights with the output layer
+  [alpha * h_GMF, (1 - alpha) * h_MLP] (alpha = 0.5), as in the paper.
+
+All-items scoring is cheap: GMF is one matrix product, and the MLP's first layer splits into a per-user and
+a per-item projection, so only the later, narrow layers run on every (user, item) pair.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, replace
+from typing import Any
+
+import torch
+from torch import nn
+
+from movierec.data.dataset import Catalog, Interactions
+from movierec.data.splits import HeldOut
+from movierec.models.torch_base import TorchRecommender
+from movierec.training import TrainConfig
+
+_INIT_STD = 0.01  # N(0, 0.01) embedding initialisation, as in the paper
+
+
+def _embedding(n: int, dim: int) -> nn.Embedding:
+    e = nn.Embedding(n, dim)
+    nn.init.normal_(e.weight, std=_INIT_STD)
+    return e
+
+
+class GMFNet(nn.Module):
+    def __init__(self, n_users: int, n_items: int, factors: int) -> None:
+        super().__init__()
+        self.user = _embedding(n_users, factors)
+        self.item = _embedding(n_items, factors)
+        self.out = nn.Linear(factors, 1)
+
+    def features(self, u: torch.Tensor, i: torch.Tensor) -> torch.Tensor:
+        return self.user(u) * self.item(i)
+
+    def forward(self, u: torch.Tensor, i: torch.Tensor) -> torch.Tensor:
+        return self.out(self.features(u, i)).squeeze(-1)
+
+    def embedding_l2(self, u: torch.Tensor, i: torch.Tensor) -> torch.Tensor:
+        return self.user(u).pow(2).sum(-1) + self.item(i).pow(2).sum(-1)
+
+    def weighted_dot(self, u: torch.Tensor, items: torch.Tensor | None, w: torch.Tensor) -> torch.Tensor:
+        """sum_f w_f p_uf q_if for items [B, m] (or every item when None): [B, m] / [B, n_items]."""
+        pu = self.user(u) * w  # [B, f]
+        if items is None:
+            return pu @ self.item.weight.T
+        return (self.item(items) @ pu.unsqueeze(-1)).squeeze(-1)
+
+    def score_pairs(self, u: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        return self.weighted_dot(u, items, self.out.weight[0]) + self.out.bias
+
+    def score_all(self, u: torch.Tensor) -> torch.Tensor:
+        return self.weighted_dot(u, None, self.out.weight[0]) + self.out.bias
+
+
+class MLPNet(nn.Module):
+    def __init__(self, n_users: int, n_items: int, embedding_dim: int, layers: int) -> None:
+        super().__init__()
+        if embedding_dim >> max(layers - 1, 0) < 1:
+            raise ValueError(f"embedding_dim {embedding_dim} is too small for {layers} halving layers")
+        self.user = _embedding(n_users, embedding_dim)
+        self.item = _embedding(n_items, embedding_dim)
+        widths = [2 * embedding_dim] + [embedding_dim >> k for k in range(layers)]
+        self.hidden = nn.ModuleList(nn.Linear(a, b) for a, b in itertools.pairwise(widths))
+        self.out_dim = widths[-1]
+        self.out = nn.Linear(self.out_dim, 1)
+        self.embedding_dim = embedding_dim
+
+    def embedding_l2(self, u: torch.Tensor, i: torch.Tensor) -> torch.Tensor:
+        return self.user(u).pow(2).sum(-1) + self.item(i).pow(2).sum(-1)
+
+    def features(self, u: torch.Tensor, i: torch.Tensor) -> torch.Tensor:
+        x = torch.cat([self.user(u), self.item(i)], dim=-1)
+        for layer in self.hidden:
+            x = torch.relu(layer(x))
+        return x
+
+    def forward(self, u: torch.Tensor, i: torch.Tensor) -> torch.Tensor:
+        return self.out(self.features(u, i)).squeeze(-1)
+
+    def features_many(self, u: torch.Tensor, items: torch.Tensor | None) -> torch.Tensor:
+        """Last hidden layer for items [B, m] (every item when None): [B, m, out_dim].
+
+        The first layer W [h1, 2e] is applied as W_u p_u + W_i q_i, so each user and each item is projected
+        once and only the narrower later layers run per pair.
+        """
+        pu = self.user(u)  # [B, e]
+        qi = self.item.weight if items is None else self.item(items)  # [I, e] or [B, m, e]
+        if not len(self.hidden):
+            pu = pu.unsqueeze(1).expand(-1, qi.shape[-2], -1)
+            return torch.cat([pu, qi.expand(pu.shape[0], -1, -1) if items is None else qi], dim=-1)
+        first = self.hidden[0]
+        e = self.embedding_dim
+        a = pu @ first.weight[:, :e].T + first.bias  # [B, h1]
+        c = qi @ first.weight[:, e:].T  # [I, h1] or [B, m, h1]
+        x = torch.relu(a.unsqueeze(1) + (c.unsqueeze(0) if items is None else c))
+        for layer in self.hidden[1:]:
+            x = torch.relu(layer(x))
+        return x
+
+    def score_pairs(self, u: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        return self.out(self.features_many(u, items)).squeeze(-1)
+
+    def score_all(self, u: torch.Tensor) -> torch.Tensor:
+        return self.out(self.features_many(u, None)).squeeze(-1)
+
+
+class NeuMFNet(nn.Module):
+    def __init__(self, n_users: int, n_items: int, factors: int, layers: int) -> None:
+        super().__init__()
+        self.gmf = GMFNet(n_users, n_items, factors)
+        self.mlp = MLPNet(n_users, n_items, factors << max(layers - 1, 0), layers)
+        self.out = nn.Linear(factors + self.mlp.out_dim, 1)
+        self.factors = factors
+
+    def embedding_l2(self, u: torch.Tensor, i: torch.Tensor) -> torch.Tensor:
+        return self.gmf.embedding_l2(u, i) + self.mlp.embedding_l2(u, i)
+
+    def forward(self, u: torch.Tensor, i: torch.Tensor) -> torch.Tensor:
+        return self.out(torch.cat([self.gmf.features(u, i), self.mlp.features(u, i)], dim=-1)).squeeze(-1)
+
+    def _score(self, u: torch.Tensor, items: torch.Tensor | None) -> torch.Tensor:
+        w = self.out.weight[0]
+        g = self.gmf.weighted_dot(u, items, w[: self.factors])
+        m = self.mlp.features_many(u, items) @ w[self.factors:]
+        return g + m + self.out.bias
+
+    def score_pairs(self, u: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        return self._score(u, items)
+
+    def score_all(self, u: torch.Tensor) -> torch.Tensor:
+        return self._score(u, None)
+
+    @torch.no_grad()
+    def load_pretrained(self, gmf: GMFNet, mlp: MLPNet, alpha: float = 0.5) -> None:
+        """Start from trained GMF and MLP networks: output layer [alpha h_GMF, (1 - alpha) h_MLP]."""
+        self.gmf.load_state_dict(gmf.state_dict())
+        self.mlp.load_state_dict(mlp.state_dict())
+        self.out.weight.copy_(torch.cat([alpha * gmf.out.weight, (1 - alpha) * mlp.out.weight], dim=1))
+        self.out.bias.copy_(alpha * gmf.out.bias + (1 - alpha) * mlp.out.bias)
+
+
+# -- the contract models ----------------------------------------------------------------------------
+@dataclass
+class GMFConfig(TrainConfig):
+    factors: int = 64
+
+
+@dataclass
+class MLPConfig(TrainConfig):
+    embedding_dim: int = 32
+    layers: int = 3
+
+
+@dataclass
+class NeuMFConfig(TrainConfig):
+    factors: int = 64
+    layers: int = 3
+    pretrain: bool = False
+    alpha: float = 0.5
+    pretrain_lr_scale: float = 0.1  # fine-tuning learning rate relative to lr when pretrained
+
+
+class GMF(TorchRecommender):
+    name = "gmf"
+    config_class = GMFConfig
+
+    def build_net(self, n_users: int, n_items: int) -> GMFNet:
+        return GMFNet(n_users, n_items, self.config.factors)
+
+
+class MLP(TorchRecommender):
+    name = "mlp"
+    config_class = MLPConfig
+
+    def build_net(self, n_users: int, n_items: int) -> MLPNet:
+        return MLPNet(n_users, n_items, self.config.embedding_dim, self.config.layers)
+
+
+class NeuMF(TorchRecommender):
+    name = "neumf"
+    config_class = NeuMFConfig
+
+    def build_net(self, n_users: int, n_items: int) -> NeuMFNet:
+        return NeuMFNet(n_users, n_items, self.config.factors, self.config.layers)
+
+    def init_net(self, net: torch.nn.Module, train: Interactions, catalog: Catalog | None,
+                 valid: HeldOut | None) -> None:
+        cfg = self.config
+        if not cfg.pretrain:
+            return
+        shared: dict[str, Any] = {f: getattr(cfg, f) for f in TrainConfig.__dataclass_fields__}
+        gmf = GMF(GMFConfig(**shared, factors=cfg.factors)).fit(train, catalog, valid)
+        mlp = MLP(MLPConfig(**shared, embedding_dim=net.mlp.embedding_dim, layers=cfg.layers)).fit(
+            train, catalog, valid)
+        net.load_pretrained(gmf.net_, mlp.net_, cfg.alpha)
+        self.pretrain_log = {"gmf": gmf.train_log, "mlp": mlp.train_log}
+        # fine-tune with a smaller step, as the paper does (it switches to SGD); the loop reads cfg.lr
+        self.config = replace(cfg, lr=cfg.lr * cfg.pretrain_lr_scale)
+        self._restore_lr = cfg.lr
+
+    def _fit(self, train: Interactions, catalog: Catalog | None, valid: HeldOut | None) -> None:
+        super()._fit(train, catalog, valid)
+        if getattr(self, "_restore_lr", None) is not None:
+            self.config = replace(self.config, lr=self._restore_lr)
+            self._restore_lr = None

@@ -146,16 +146,18 @@ def train_cmd(
     out: Annotated[Path, typer.Option("--out", help="Run folder to write (a model bundle plus its split).")],
     settings: Annotated[list[str] | None, typer.Option("--set", help="Hyper-parameter key=value.")] = None,
     seed: Annotated[int, typer.Option("--seed")] = 42,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run from OUT.ckpt/.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Train MODEL on the leave-one-out split of --data and save the run folder."""
+    """Train MODEL (popularity, itemknn, gmf, mlp, neumf) on the leave-one-out split of --data."""
     from movierec.data.movielens import load_dataset
     from movierec.models import get_model_class
     from movierec.runs import parse_overrides, train_run
 
     overrides = parse_overrides(get_model_class(model), settings or [])
     ds = load_dataset(data)
-    _, split, info = train_run(model, ds, out, overrides, seed=seed)
+    _, split, info = train_run(model, ds, out, overrides, seed=seed, resume=resume,
+                               progress=not as_json and sys.stderr.isatty())
     result = {"model": model, "run": str(out), "split": split.summary(), **info}
     if as_json:
         _print_json(result)
@@ -211,6 +213,37 @@ def recommend_cmd(
     for r in rows:
         t.add_row(str(r["rank"]), str(r["movieId"]), r["title"], f"{r['score']:.4g}")
     console.print(t)
+
+
+@app.command("experiment")
+def experiment_cmd(
+    config: Path,
+    data: DataArg,
+    out: Annotated[Path, typer.Option("--out", help="Folder for results.{csv,md,json} and finished runs.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Run a TOML experiment grid (e.g. configs/ncf-paper.toml) and write its results table."""
+    from movierec.data.movielens import load_dataset
+    from movierec.experiments import expand_runs, load_config, run_experiment
+
+    cfg = load_config(config)
+    n_runs = len(expand_runs(cfg))  # validates the config before any data is loaded
+    ds = load_dataset(data)
+
+    def report(name: str, row: dict) -> None:
+        if not as_json:
+            console.print(f"[{report.n}/{n_runs}] {name}: HR@10 {row.get('HR@10 [sampled-100]', float('nan')):.4f} "
+                          f"NDCG@10 {row.get('NDCG@10 [sampled-100]', float('nan')):.4f} [sampled-100], "
+                          f"NDCG@10 {row.get('NDCG@10 [full]', float('nan')):.4f} [full], {row['fit_seconds']:.1f} s")
+        report.n += 1
+
+    report.n = 1
+    rows = run_experiment(cfg, ds, out, report, train_progress=not as_json and sys.stderr.isatty())
+    if as_json:
+        _print_json({"config": str(config), "rows": rows})
+    else:
+        console.print(comparison_table(rows))
+        console.print(f"results: {out / 'results.md'}")
 
 
 @app.command("compare")

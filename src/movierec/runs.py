@@ -6,6 +6,7 @@ This is the Python API behind ``movierec train``, ``evaluate``, ``recommend`` an
 from __future__ import annotations
 
 import dataclasses
+import shutil
 import time
 import typing
 from pathlib import Path
@@ -70,15 +71,27 @@ def item_genre_features(dataset_or_bundle: Dataset | Bundle) -> np.ndarray | Non
 
 
 def train_run(model_name: str, dataset: Dataset, out: str | Path | None, overrides: dict[str, Any] | None = None,
-              protocol: str = "loo", seed: int = 42, split: Split | None = None) -> tuple[Recommender, Split, dict]:
-    """Split ``dataset``, fit the model on train, score the validation part, and save a run folder."""
+              protocol: str = "loo", seed: int = 42, split: Split | None = None, resume: bool = False,
+              progress: bool = False) -> tuple[Recommender, Split, dict]:
+    """Split ``dataset``, fit the model on train, score the validation part, and save a run folder.
+
+    Models trained in epochs checkpoint into ``OUT.ckpt/`` after every epoch; with ``resume`` an
+    interrupted run continues from there. The checkpoint is removed once the run folder is written.
+    """
     cls = get_model_class(model_name)
     model = cls(**(overrides or {}))
     split = split or make_split(dataset, protocol, seed)
+    ckpt = Path(f"{out}.ckpt") if out is not None else None
+    if hasattr(model, "run_options"):
+        model.run_options.update(checkpoint_dir=ckpt, resume=resume, progress=progress)
     t0 = time.perf_counter()
     model.fit(split.train, dataset.catalog, split.valid)
     fit_seconds = time.perf_counter() - t0
     info: dict[str, Any] = {"fit_seconds": fit_seconds}
+    result = getattr(model, "result_", None)
+    if result is not None:
+        info.update(best_epoch=result.best_epoch, epochs_run=result.epochs_run,
+                    samples_per_s=result.samples_per_second)
     if split.valid is not None and split.valid.negatives is not None:
         info["valid"] = evaluate(model, split, "sampled-100", "valid", (10,)).to_json()
     if out is not None:
@@ -86,7 +99,10 @@ def train_run(model_name: str, dataset: Dataset, out: str | Path | None, overrid
         save_bundle(out, model, dataset.users, dataset.items, dataset.catalog, dataset_info,
                     metrics={"valid": {"sampled-100": info.get("valid", {}).get("metrics", {})},
                              "fit_seconds": fit_seconds},
+                    train_log=getattr(model, "train_log", None),
                     extra=lambda tmp: split.save(tmp / "split"))
+        if ckpt is not None and ckpt.exists():
+            shutil.rmtree(ckpt, ignore_errors=True)
     return model, split, info
 
 

@@ -61,12 +61,15 @@ def break_ties(scores: np.ndarray, users: np.ndarray, items: np.ndarray, seed: i
 
     scores: [n, m]; users: [n]; items: [m] or [n, m]. NaN counts as -inf.
     """
+    items2d = items if np.ndim(items) == 2 else np.asarray(items)[None, :]
+    return _nudge(scores, tie_keys(np.asarray(users)[:, None], items2d, seed))
+
+
+def _nudge(scores: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    """float64(scores) - keys * (half a float32 step): orders ties by key, keeps distinct scores in order."""
     s32 = np.nan_to_num(np.asarray(scores, dtype=np.float32), nan=-np.inf)
     with np.errstate(over="ignore", invalid="ignore"):
         step = np.spacing(np.abs(s32)).astype(np.float64)
-    keys = tie_keys(np.asarray(users)[:, None], items if np.ndim(items) == 2 else np.asarray(items)[None, :],
-                    seed)
-    with np.errstate(invalid="ignore"):
         out = s32.astype(np.float64) - keys * step * 0.5
     out[np.isneginf(s32)] = -np.inf
     return out
@@ -123,7 +126,6 @@ def evaluate_full(model, split: Split, part: str = "test", ks: tuple[int, ...] =
     row = np.searchsorted(users, held.user)
     rel_keys = positive_keys(row, held.item, n_items)  # (row in `users`, item), sorted, unique
     n_relevant = np.bincount(rel_keys // n_items, minlength=len(users))
-    all_items = np.arange(n_items)
     recs = np.empty((len(users), kmax), dtype=np.int64)
     hits = np.empty((len(users), kmax), dtype=bool)
     for b in _batches(len(users), n_items):
@@ -131,8 +133,7 @@ def evaluate_full(model, split: Split, part: str = "test", ks: tuple[int, ...] =
         s = np.array(model.score(ub, None), dtype=np.float32)
         mask = seen[ub]
         s[np.repeat(np.arange(len(ub)), np.diff(mask.indptr)), mask.indices] = -np.inf
-        adj = torch.from_numpy(break_ties(s, ub, all_items, seed))
-        top = torch.topk(adj, kmax, dim=1).indices.numpy()
+        top = _top_k_tie_broken(s, ub, kmax, seed)
         recs[b] = top
         hits[b] = is_positive(rel_keys, np.arange(b.start, b.stop)[:, None], top, n_items)
     per_user = accuracy_metrics(hits, n_relevant, ks, split.protocol if split.protocol == "vae-cf" else "full")
@@ -143,6 +144,22 @@ def evaluate_full(model, split: Split, part: str = "test", ks: tuple[int, ...] =
         feats = item_features if k >= 2 else None
         metrics.update(beyond_accuracy_metrics(recs[:, :k], item_users, n_train_users, feats))
     return EvalResult("full", part, metrics, users, per_user, recs)
+
+
+def _top_k_tie_broken(s: np.ndarray, users: np.ndarray, k: int, seed: int) -> np.ndarray:
+    """Top-k item indices [n, k] of float32 scores [n, n_items] under the seeded tie-breaking order.
+
+    Only items scoring at least the k-th best float32 score can enter the top k, and tie-breaking never
+    reorders distinct float32 scores, so ties are broken just among those (about k per row).
+    """
+    st = torch.from_numpy(s)
+    kth = torch.topk(st, k, dim=1).values[:, -1:]
+    rows, cols = torch.nonzero(st >= kth, as_tuple=True)
+    rows_np, cols_np = rows.numpy(), cols.numpy()
+    adj = _nudge(s[rows_np, cols_np], tie_keys(users[rows_np], cols_np, seed))
+    full = torch.full(st.shape, -np.inf, dtype=torch.float64)
+    full[rows, cols] = torch.from_numpy(adj)
+    return torch.topk(full, k, dim=1).indices.numpy()
 
 
 def evaluate(model, split: Split, protocol: str, part: str = "test", ks: tuple[int, ...] = DEFAULT_KS,

@@ -164,6 +164,11 @@ class GMFConfig(TrainConfig):
 class MLPConfig(TrainConfig):
     embedding_dim: int = 32
     layers: int = 3
+    factors: int = 0  # predictive factors; when > 0 it sets embedding_dim = factors * 2^(layers-1)
+
+    @property
+    def effective_embedding_dim(self) -> int:
+        return self.factors << max(self.layers - 1, 0) if self.factors > 0 else self.embedding_dim
 
 
 @dataclass
@@ -188,7 +193,7 @@ class MLP(TorchRecommender):
     config_class = MLPConfig
 
     def build_net(self, n_users: int, n_items: int) -> MLPNet:
-        return MLPNet(n_users, n_items, self.config.embedding_dim, self.config.layers)
+        return MLPNet(n_users, n_items, self.config.effective_embedding_dim, self.config.layers)
 
 
 class NeuMF(TorchRecommender):

@@ -1,0 +1,156 @@
+"""Experiment configs (TOML): a grid of models trained on one split and compared under both protocols.
+
+    [experiment]
+    name = "ncf-paper"
+    split = "loo"          # or a dataset's predefined split (NCF files) when it has one
+    seed = 42
+    ks = [10]
+
+    [defaults]             # settings applied to every run that has them (e.g. epochs)
+    epochs = 20
+
+    [[run]]                # one run; list values are NOT expanded here
+    name = "mlp3-e8"
+    model = "mlp"
+    embedding_dim = 8
+
+    [[grid]]               # the cartesian product of every list value; names are generated
+    model = "neumf"
+    factors = [8, 16, 32, 64]
+    pretrain = [false, true]
+
+Finished runs are saved as ``runs/NAME.json`` under the output folder, so an interrupted experiment,
+started again, skips what is done. ``results.csv``/``results.md``/``results.json`` hold the table.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import json
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from movierec.data.dataset import Dataset
+from movierec.data.splits import make_split
+from movierec.errors import MovieRecError
+from movierec.evaluation import evaluate
+from movierec.fsutil import atomic_write_text
+from movierec.models import get_model_class
+from movierec.reports import write_comparison
+from movierec.runs import PROTOCOLS, item_genre_features
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+_RESERVED = {"name", "model", "label"}
+
+
+@dataclasses.dataclass
+class RunSpec:
+    name: str
+    model: str
+    settings: dict[str, Any]
+
+
+def load_config(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    try:
+        return tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise MovieRecError(f"{path}: config file not found") from None
+    except tomllib.TOMLDecodeError as e:
+        raise MovieRecError(f"{path}: invalid TOML ({e})") from None
+
+
+def _label(model: str, settings: dict[str, Any]) -> str:
+    parts = [model] + [f"{k}={str(v).lower() if isinstance(v, bool) else v}" for k, v in settings.items()]
+    return " ".join(parts)
+
+
+def expand_runs(config: dict[str, Any]) -> list[RunSpec]:
+    """The config's runs in order: every [[run]], then every [[grid]] expanded; defaults applied."""
+    defaults = config.get("defaults", {})
+    specs: list[RunSpec] = []
+    for entry in config.get("run", []):
+        settings = {k: v for k, v in entry.items() if k not in _RESERVED}
+        specs.append(RunSpec(entry.get("name") or _label(entry["model"], settings), entry["model"], settings))
+    for entry in config.get("grid", []):
+        keys = [k for k in entry if k not in _RESERVED]
+        values = [v if isinstance(v, list) else [v] for v in (entry[k] for k in keys)]
+        for combo in itertools.product(*values):
+            settings = dict(zip(keys, combo, strict=True))
+            prefix = entry.get("name")
+            name = f"{prefix} {_label('', settings).strip()}" if prefix else _label(entry["model"], settings)
+            specs.append(RunSpec(name, entry["model"], settings))
+    out = []
+    for spec in specs:
+        cls = get_model_class(spec.model)
+        fields = {f.name for f in dataclasses.fields(cls.config_class)}
+        unknown = set(spec.settings) - fields
+        if unknown:
+            raise MovieRecError(f"run {spec.name!r}: {spec.model} has no setting(s) {sorted(unknown)}")
+        merged = {k: v for k, v in defaults.items() if k in fields}
+        merged.update(spec.settings)
+        out.append(RunSpec(spec.name, spec.model, merged))
+    names = [s.name for s in out]
+    if len(set(names)) != len(names):
+        raise MovieRecError("two runs have the same name; give [[run]] entries distinct names")
+    return out
+
+
+def _slug(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+
+
+def run_experiment(
+    config: dict[str, Any],
+    dataset: Dataset,
+    out: str | Path,
+    progress: Callable[[str, dict], None] | None = None,
+    train_progress: bool = False,
+) -> list[dict]:
+    """Train and evaluate every run of ``config`` on one split of ``dataset``; write the results table."""
+    exp = config.get("experiment", {})
+    ks = tuple(exp.get("ks", [10]))
+    seed = int(exp.get("seed", 42))
+    split = make_split(dataset, exp.get("split", "loo"), seed)
+    feats = item_genre_features(dataset)
+    out = Path(out)
+    (out / "runs").mkdir(parents=True, exist_ok=True)
+    rows = []
+    for spec in expand_runs(config):
+        done = out / "runs" / f"{_slug(spec.name)}.json"
+        if done.exists():
+            rows.append(json.loads(done.read_text()))
+            if progress:
+                progress(spec.name, rows[-1])
+            continue
+        cls = get_model_class(spec.model)
+        model = cls(**spec.settings)
+        if hasattr(model, "run_options"):
+            model.run_options.update(progress=train_progress)
+        t0 = time.perf_counter()
+        model.fit(split.train, dataset.catalog, split.valid)
+        row: dict[str, Any] = {"model": spec.name, "model_class": spec.model, "settings": spec.settings,
+                               "fit_seconds": round(time.perf_counter() - t0, 2)}
+        result = getattr(model, "result_", None)
+        if result is not None:
+            row.update(best_epoch=result.best_epoch, epochs_run=result.epochs_run,
+                       samples_per_s=round(result.samples_per_second))
+        for protocol in PROTOCOLS:
+            res = evaluate(model, split, protocol, "test", ks, feats)
+            row.update({f"{k} [{protocol}]": v for k, v in res.metrics.items()})
+        atomic_write_text(done, json.dumps(row, indent=2))
+        rows.append(row)
+        if progress:
+            progress(spec.name, row)
+    write_comparison([{k: v for k, v in r.items() if k != "settings"} for r in rows], out)
+    atomic_write_text(out / "experiment.json", json.dumps({"config": config, "dataset": dataset.info(),
+                                                           "split": split.summary()}, indent=2, default=str))
+    return rows

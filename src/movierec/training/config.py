@@ -14,14 +14,14 @@ class TrainConfig:
     """
 
     epochs: int = 30
-    batch_size: int = 1024
-    lr: float = 0.001
+    batch_size: int = 4096
+    lr: float = 0.005
     l2: float = 0.0  # L2 penalty on the embeddings used in a batch, mean over the batch
     negatives: int = 4  # sampled negatives per positive, fresh every epoch, never a user's positive
     patience: int = 4  # stop after this many epochs without a better validation NDCG@10; 0 = never
     seed: int = 42
     device: str = "auto"  # "auto" (cuda when available), "cpu", "cuda", "cuda:1", ...
-    gpu_batch_factor: int = 64
+    gpu_batch_factor: int = 16
     amp: bool = True  # bf16 autocast on CUDA (ignored on CPU)
     compile: bool = False  # torch.compile the network
     diversity: float = 0.0  # weight of the genre-diversity regulariser (the study used 0.001)

@@ -11,6 +11,7 @@ phase. The ratings file is read once beforehand, so every phase starts with it i
 from __future__ import annotations
 
 import argparse
+import functools
 import shutil
 import statistics
 import sys
@@ -20,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import _util as U  # noqa: E402
+import _util as U
 
 SCRIPT = Path(__file__).resolve()
 
@@ -80,7 +81,7 @@ def _profile(args: list[str]) -> dict:
         return r
 
     table = t("read_csv_pyarrow", lambda: ml.read_table(folder / spec.filename, spec, None))
-    frame = t("to_pandas", lambda: table.to_pandas(split_blocks=True, self_destruct=True))
+    frame = t("to_pandas", functools.partial(table.to_pandas, split_blocks=True, self_destruct=True))
     del table
     users, u = t("idmap_users", lambda: IdMap.from_raw(frame["userId"].to_numpy(), "user"))
     items, i = t("idmap_items", lambda: IdMap.from_raw(frame["movieId"].to_numpy(), "movie"))
@@ -119,7 +120,7 @@ def main() -> None:
     print(f"[{U.stamp()}] synthetic data {shape} ...", flush=True)
     folder, gen_s = U.ensure_synthetic(shape)
     csv = folder / "ratings.csv"
-    print(f"  {folder} ({'written in %.1f s' % gen_s if gen_s else 're-used'}; "
+    print(f"  {folder} ({f'written in {gen_s:.1f} s' if gen_s else 're-used'}; "
           f"ratings.csv {csv.stat().st_size / 1e6:.0f} MB)", flush=True)
     warm_s = U.warm_page_cache(csv)
 

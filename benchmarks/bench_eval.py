@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import _util as U  # noqa: E402
+import _util as U
 
 TARGETS = {"sampled_overhead_s": 2.0, "small_full_pop_s": 1.0}
 

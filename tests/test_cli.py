@@ -124,3 +124,29 @@ def test_compare_prints_both_protocols(mls_dir: str, tmp_path: Path) -> None:
     row = json.loads(r.stdout)["rows"][0]
     assert "HR@10 [sampled-100]" in row and "NDCG@10 [full]" in row
     assert (tmp_path / "results.md").exists() and (tmp_path / "results.csv").exists()
+
+
+def test_train_neural_model_writes_train_log_and_recommends(tmp_path: Path, mls_dir: str) -> None:
+    out = tmp_path / "gmf"
+    r = run("train", "gmf", "--data", mls_dir, "--out", str(out), "--set", "epochs=2", "--set", "factors=8",
+            "--resume", "--json")
+    assert r.returncode == 0, r.stderr
+    info = json.loads(r.stdout)
+    assert info["epochs_run"] == 2 and info["best_epoch"] in (1, 2)
+    log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
+    assert [rec["epoch"] for rec in log] == [1, 2] and "valid_NDCG@10" in log[0]
+    assert not Path(f"{out}.ckpt").exists()  # the checkpoint is gone once the run folder is complete
+    r = run("recommend", str(out), "--user", "1", "-k", "3", "--json")
+    assert r.returncode == 0, r.stderr
+    assert len(json.loads(r.stdout)["recommendations"]) == 3
+
+
+def test_experiment_command(tmp_path: Path, mls_dir: str) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[defaults]\nepochs = 1\n\n[[run]]\nname = "pop"\nmodel = "popularity"\n\n'
+                   '[[run]]\nname = "mlp"\nmodel = "mlp"\nembedding_dim = 8\n')
+    r = run("experiment", str(cfg), "--data", mls_dir, "--out", str(tmp_path / "out"), "--json")
+    assert r.returncode == 0, r.stderr
+    assert [row["model"] for row in json.loads(r.stdout)["rows"]] == ["pop", "mlp"]
+    assert "missing.toml" in one_line_error(run("experiment", str(tmp_path / "missing.toml"), "--data", mls_dir,
+                                                "--out", str(tmp_path / "o2")))

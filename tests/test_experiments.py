@@ -1,0 +1,71 @@
+import json
+
+import pytest
+
+from movierec.errors import MovieRecError
+from movierec.experiments import expand_runs, load_config, run_experiment
+
+CONFIG = """
+[experiment]
+name = "tiny"
+ks = [10]
+
+[defaults]
+epochs = 1
+batch_size = 4096
+
+[[run]]
+name = "pop"
+model = "popularity"
+
+[[grid]]
+name = "GMF"
+model = "gmf"
+factors = [8, 16]
+"""
+
+
+def test_grid_expansion_and_defaults(tmp_path) -> None:
+    (tmp_path / "c.toml").write_text(CONFIG)
+    runs = expand_runs(load_config(tmp_path / "c.toml"))
+    assert [r.name for r in runs] == ["pop", "GMF factors=8", "GMF factors=16"]
+    assert runs[0].settings == {}  # popularity takes none of the training defaults
+    assert runs[1].settings == {"epochs": 1, "batch_size": 4096, "factors": 8}
+
+
+def test_shipped_configs_expand() -> None:
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "configs"
+    paper = expand_runs(load_config(root / "ncf-paper.toml"))
+    assert len([r for r in paper if r.model == "mlp"]) == 20 and len([r for r in paper if r.model == "neumf"]) == 8
+    study = expand_runs(load_config(root / "seed-study.toml"))
+    assert {r.settings.get("layers") for r in study if r.model == "mlp"} == {3, 4}
+
+
+def test_bad_configs_are_user_errors(tmp_path) -> None:
+    (tmp_path / "bad.toml").write_text('[[run]]\nmodel = "gmf"\nfactorz = 8\n')
+    with pytest.raises(MovieRecError, match="factorz"):
+        expand_runs(load_config(tmp_path / "bad.toml"))
+    (tmp_path / "broken.toml").write_text("[[run]\n")
+    with pytest.raises(MovieRecError, match="invalid TOML"):
+        load_config(tmp_path / "broken.toml")
+
+
+def test_run_writes_table_and_a_restart_reuses_finished_runs(tmp_path, mls, monkeypatch) -> None:
+    (tmp_path / "c.toml").write_text(CONFIG)
+    config = load_config(tmp_path / "c.toml")
+    rows = run_experiment(config, mls, tmp_path / "out")
+    assert [r["model"] for r in rows] == ["pop", "GMF factors=8", "GMF factors=16"]
+    assert all("NDCG@10 [full]" in r and "HR@10 [sampled-100]" in r for r in rows)
+    md = (tmp_path / "out" / "results.md").read_text()
+    assert "GMF factors=16" in md and "[sampled-100]" in md
+    # a restart trains nothing that already finished
+    from movierec.models import base
+
+    def refuse(*a, **k):
+        raise AssertionError("refit")
+
+    monkeypatch.setattr(base.Recommender, "fit", refuse)
+    again = run_experiment(config, mls, tmp_path / "out")
+    assert json.dumps(again, sort_keys=True) == json.dumps(rows, sort_keys=True)

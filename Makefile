@@ -38,7 +38,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
 
 run: $(STAMP)
-	$(BIN)/movierec compare --data $(DATA) --models popularity,itemknn --out out/compare-$(DATA)
+	$(BIN)/movierec compare --data $(DATA) --models popularity,itemknn,gmf,mlp,neumf --out out/compare-$(DATA)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_data.py

@@ -106,8 +106,12 @@ def save_bundle(
     return atomic_write_dir(path, write)
 
 
-def load_bundle(path: str | Path) -> Bundle:
-    """Load a bundle folder. Raises DataError naming the file when it is missing or not a bundle."""
+def load_bundle(path: str | Path, engine: str = "exact") -> Bundle:
+    """Load a bundle folder. Raises DataError naming the file when it is missing or not a bundle.
+
+    engine: "exact" gives the model class that was saved; "fast" scores GMF/MLP/NeuMF bundles with the
+    numpy engine (:mod:`movierec.models.ncf_numpy`, no torch import) and is exact for every other model.
+    """
     from movierec.models import get_model_class
 
     path = Path(path)
@@ -122,9 +126,14 @@ def load_bundle(path: str | Path) -> Bundle:
         raise DataError(f"not a movierec bundle (format {config.get('format')!r})", cfg_path)
     if config.get("format_version", 0) > FORMAT_VERSION:
         raise DataError(f"bundle format {config['format_version']} is newer than this movierec reads", cfg_path)
-    cls = get_model_class(config["model"])
-    fields = {f.name for f in dataclasses.fields(cls.config_class)}
-    model = cls(cls.config_class(**{k: v for k, v in config.get("config", {}).items() if k in fields}))
+    from movierec.models.ncf_numpy import KINDS, NumpyNCF
+
+    if engine == "fast" and config["model"] in KINDS:
+        model = NumpyNCF(config["model"], config.get("config", {}))
+    else:
+        cls = get_model_class(config["model"])
+        fields = {f.name for f in dataclasses.fields(cls.config_class)}
+        model = cls(cls.config_class(**{k: v for k, v in config.get("config", {}).items() if k in fields}))
     try:
         model.load_state_dict(load_file(str(path / "weights.safetensors")))
     except (FileNotFoundError, OSError) as e:

@@ -27,3 +27,22 @@ class TestNeuMF(RecommenderContract):
     model_factory = staticmethod(_fast(NeuMF, factors=8, layers=3))
     min_sampled_hr10 = 0.55
     min_full_ndcg10 = 0.01
+
+
+def test_numpy_engine_scores_like_the_torch_networks(mls_split, tmp_path) -> None:
+    import numpy as np
+
+    from movierec.artifacts import load_bundle
+    from movierec.models.ncf_numpy import NumpyNCF
+
+    for model in (GMF(factors=8, epochs=1, patience=0), MLP(embedding_dim=16, layers=3, epochs=1, patience=0),
+                  MLP(embedding_dim=8, layers=0, epochs=1, patience=0), NeuMF(factors=8, epochs=1, patience=0)):
+        model.fit(mls_split.train)
+        path = model.save(tmp_path / model.name / str(model.config.layers if hasattr(model.config, "layers") else 0))
+        fast = load_bundle(path, engine="fast").model
+        assert isinstance(fast, NumpyNCF)
+        users = np.arange(7)
+        assert np.allclose(fast.score(users), model.score(users), atol=1e-4)
+        cand = mls_split.test.negatives[:7]
+        assert np.allclose(fast.score(users, cand), model.score(users, cand), atol=1e-4)
+        assert (fast.recommend(users, 10)[0] == model.recommend(users, 10)[0]).all()

@@ -105,3 +105,10 @@ def test_diversity_regulariser_trains(mls, mls_split) -> None:
     m = GMF(factors=16, epochs=1, batch_size=2048, diversity=0.01, patience=0)
     m.fit(mls_split.train, mls.catalog, mls_split.valid)
     assert np.isfinite(m.train_log[0]["loss"])
+
+
+@pytest.mark.parametrize("net", [GMFNet(7, 11, 4), MLPNet(7, 11, 8, 2), MLPNet(7, 11, 4, 0), NeuMFNet(7, 11, 4, 2)])
+def test_a_shared_item_list_scores_like_per_user_lists(net: torch.nn.Module) -> None:
+    u = torch.tensor([0, 2, 5])
+    pool = torch.tensor([1, 4, 9, 10])
+    assert torch.allclose(net.score_pairs(u, pool), net.score_pairs(u, pool.expand(3, -1)), atol=1e-6)

@@ -153,6 +153,7 @@ class Catalog:
     #: raw movie ids in a dataset's item-index order (set by Dataset), so models that only see item
     #: indices can ask for aligned content features with ``item_genres()``
     item_ids: np.ndarray | None = None
+    user_ids: np.ndarray | None = None  # raw user ids in the dataset's user-index order
 
     def item_genres(self) -> tuple[np.ndarray, list[str]]:
         """Genre multi-hot [n_items, n_genres] aligned with the dataset's item indices."""
@@ -220,6 +221,7 @@ class Dataset:
     def __post_init__(self) -> None:
         if self.catalog is not None and self.catalog.item_ids is None:
             self.catalog.item_ids = self.items.ids
+            self.catalog.user_ids = self.users.ids
 
     @property
     def n_users(self) -> int:

@@ -63,6 +63,8 @@ class Split:
     test: HeldOut
     seed: int = DEFAULT_SEED
     meta: dict = field(default_factory=dict)
+    #: item indices that full ranking is restricted to (the held-out movies of a cold-item split)
+    candidates: np.ndarray | None = None
 
     @property
     def n_users(self) -> int:
@@ -112,6 +114,8 @@ class Split:
                 arrays[f"{name}.negatives"] = part.negatives
             if part.timestamp is not None:
                 arrays[f"{name}.timestamp"] = part.timestamp
+        if self.candidates is not None:
+            arrays["candidates"] = self.candidates
         header = {"protocol": self.protocol, "seed": self.seed, "n_users": self.n_users,
                   "n_items": self.n_items, "meta": self.meta}
         atomic_write_dir(path, lambda tmp: (
@@ -135,7 +139,7 @@ class Split:
                 parts[name] = HeldOut(a[f"{name}.user"], a[f"{name}.item"], a.get(f"{name}.negatives"),
                                       timestamp=a.get(f"{name}.timestamp"))
         return cls(header["protocol"], train, parts.get("valid"), parts["test"], header["seed"],
-                   header.get("meta", {}))
+                   header.get("meta", {}), a.get("candidates"))
 
 
 def _latest_order(inter: Interactions) -> np.ndarray:
@@ -234,6 +238,25 @@ def vae_cf(
 
     return Split("vae-cf", train, held(1), held(2), seed,
                  {"heldout_users": int(n_held), "min_rating": min_rating})
+
+
+def cold_items(inter: Interactions, fraction: float = 0.1, seed: int = DEFAULT_SEED) -> Split:
+    """Hold out ``fraction`` of the movies entirely: no model sees their ratings in training.
+
+    test: every interaction with a held-out movie; full ranking ranks them among the held-out movies only
+    (``candidates``). There is no validation part (models train their configured epochs).
+    """
+    rng = np.random.default_rng(seed)
+    rated = np.flatnonzero(inter.item_counts() > 0)
+    cold = np.sort(rng.choice(rated, size=max(1, round(fraction * len(rated))), replace=False))
+    is_cold = np.zeros(inter.n_items, dtype=bool)
+    is_cold[cold] = True
+    held = is_cold[inter.item]
+    test = inter.subset(held)
+    order = np.lexsort((test.item, test.user))
+    part = HeldOut(test.user[order], test.item[order], timestamp=test.timestamp[order])
+    return Split("cold-items", inter.subset(~held), None, part, seed,
+                 {"cold_items": len(cold), "fraction": fraction}, cold.astype(np.int32))
 
 
 # -- NCF repository format -------------------------------------------------------------------------
@@ -380,7 +403,9 @@ def make_split(dataset: Dataset, protocol: str = "loo", seed: int = DEFAULT_SEED
         return leave_one_out(dataset.interactions, seed=seed)
     if protocol == "vae-cf":
         return vae_cf(dataset.interactions, seed=seed)
-    raise ValueError(f"unknown split protocol {protocol!r} (expected 'loo' or 'vae-cf')")
+    if protocol == "cold-items":
+        return cold_items(dataset.interactions, seed=seed)
+    raise ValueError(f"unknown split protocol {protocol!r} (expected 'loo', 'vae-cf' or 'cold-items')")
 
 
 def write_split_parquet(split: Split, out_dir: str | Path, users: IdMap, items: IdMap) -> list[Path]:

@@ -123,6 +123,10 @@ def evaluate_full(model, split: Split, part: str = "test", ks: tuple[int, ...] =
     if part == "test" and split.valid is not None:
         v = split.valid
         seen = (seen + sp.csr_matrix((np.ones(len(v), np.float32), (v.user, v.item)), shape=seen.shape)).tocsr()
+    if split.candidates is not None:
+        candidate_mask = np.zeros(n_items, dtype=bool)
+        candidate_mask[split.candidates] = True
+        kmax = min(kmax, int(candidate_mask.sum()))
     row = np.searchsorted(users, held.user)
     rel_keys = positive_keys(row, held.item, n_items)  # (row in `users`, item), sorted, unique
     n_relevant = np.bincount(rel_keys // n_items, minlength=len(users))
@@ -131,6 +135,8 @@ def evaluate_full(model, split: Split, part: str = "test", ks: tuple[int, ...] =
     for b in _batches(len(users), n_items):
         ub = users[b]
         s = np.array(model.score(ub, None), dtype=np.float32)
+        if split.candidates is not None:
+            s[:, ~candidate_mask] = -np.inf
         mask = seen[ub]
         s[np.repeat(np.arange(len(ub)), np.diff(mask.indptr)), mask.indices] = -np.inf
         top = _top_k_tie_broken(s, ub, kmax, seed)

@@ -20,7 +20,6 @@ from typing import Any, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
-import torch
 
 from movierec.data.dataset import Catalog, Interactions
 from movierec.data.splits import HeldOut
@@ -29,6 +28,16 @@ from movierec.data.splits import HeldOut
 @dataclasses.dataclass
 class NoConfig:
     """A model without hyper-parameters."""
+
+
+def top_k(scores: np.ndarray, k: int) -> np.ndarray:
+    """Indices [n, k] of each row's k highest scores, best first; equal scores by ascending index."""
+    k = min(k, scores.shape[1])
+    part = np.argpartition(-scores, k - 1, axis=1)[:, :k] if k < scores.shape[1] else np.tile(
+        np.arange(scores.shape[1]), (len(scores), 1))
+    vals = np.take_along_axis(scores, part, axis=1)
+    order = np.lexsort((part, -vals), axis=1)
+    return np.take_along_axis(part, order, axis=1).astype(np.int64)
 
 
 class Recommender(ABC):
@@ -76,8 +85,8 @@ class Recommender(ABC):
         if exclude_seen:
             rows = self.seen_[users]
             s[np.repeat(np.arange(len(users)), np.diff(rows.indptr)), rows.indices] = -np.inf
-        vals, idx = torch.topk(torch.from_numpy(s), k, dim=1)
-        idx, vals = idx.numpy().astype(np.int64), vals.numpy()
+        idx = top_k(s, k)
+        vals = np.take_along_axis(s, idx, axis=1)
         idx[np.isneginf(vals)] = -1
         return idx, vals
 

@@ -54,10 +54,12 @@ class GMFNet(nn.Module):
         return self.user(u).pow(2).sum(-1) + self.item(i).pow(2).sum(-1)
 
     def weighted_dot(self, u: torch.Tensor, items: torch.Tensor | None, w: torch.Tensor) -> torch.Tensor:
-        """sum_f w_f p_uf q_if for items [B, m] (or every item when None): [B, m] / [B, n_items]."""
+        """sum_f w_f p_uf q_if for items [B, m], a shared list [m], or every item (None): [B, m]."""
         pu = self.user(u) * w  # [B, f]
         if items is None:
             return pu @ self.item.weight.T
+        if items.dim() == 1:
+            return pu @ self.item(items).T
         return (self.item(items) @ pu.unsqueeze(-1)).squeeze(-1)
 
     def score_pairs(self, u: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
@@ -83,8 +85,12 @@ class MLPNet(nn.Module):
     def embedding_l2(self, u: torch.Tensor, i: torch.Tensor) -> torch.Tensor:
         return self.user(u).pow(2).sum(-1) + self.item(i).pow(2).sum(-1)
 
+    def item_vectors(self, i: torch.Tensor | None) -> torch.Tensor:
+        """The tower's item input: embeddings of items ``i`` (every item when None). Subclasses add content."""
+        return self.item.weight if i is None else self.item(i)
+
     def features(self, u: torch.Tensor, i: torch.Tensor) -> torch.Tensor:
-        x = torch.cat([self.user(u), self.item(i)], dim=-1)
+        x = torch.cat([self.user(u), self.item_vectors(i)], dim=-1)
         for layer in self.hidden:
             x = torch.relu(layer(x))
         return x
@@ -93,21 +99,22 @@ class MLPNet(nn.Module):
         return self.out(self.features(u, i)).squeeze(-1)
 
     def features_many(self, u: torch.Tensor, items: torch.Tensor | None) -> torch.Tensor:
-        """Last hidden layer for items [B, m] (every item when None): [B, m, out_dim].
+        """Last hidden layer for items [B, m], a list [m] shared by all users, or every item (None): [B, m, out].
 
         The first layer W [h1, 2e] is applied as W_u p_u + W_i q_i, so each user and each item is projected
         once and only the narrower later layers run per pair.
         """
         pu = self.user(u)  # [B, e]
-        qi = self.item.weight if items is None else self.item(items)  # [I, e] or [B, m, e]
+        qi = self.item_vectors(items)  # [I, e], [m, e] or [B, m, e]
+        shared = items is None or items.dim() == 1
         if not len(self.hidden):
             pu = pu.unsqueeze(1).expand(-1, qi.shape[-2], -1)
-            return torch.cat([pu, qi.expand(pu.shape[0], -1, -1) if items is None else qi], dim=-1)
+            return torch.cat([pu, qi.expand(pu.shape[0], -1, -1) if shared else qi], dim=-1)
         first = self.hidden[0]
         e = self.embedding_dim
         a = pu @ first.weight[:, :e].T + first.bias  # [B, h1]
         c = qi @ first.weight[:, e:].T  # [I, h1] or [B, m, h1]
-        x = torch.relu(a.unsqueeze(1) + (c.unsqueeze(0) if items is None else c))
+        x = torch.relu(a.unsqueeze(1) + (c.unsqueeze(0) if shared else c))
         for layer in self.hidden[1:]:
             x = torch.relu(layer(x))
         return x

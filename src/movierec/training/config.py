@@ -25,7 +25,7 @@ class TrainConfig:
     amp: bool = True  # bf16 autocast on CUDA (ignored on CPU)
     compile: bool = False  # torch.compile the network
     diversity: float = 0.0  # weight of the genre-diversity regulariser (the study used 0.001)
-    diversity_users: int = 64  # users per regulariser evaluation
-    diversity_pool: int = 512  # candidate items scored for each of those users
-    diversity_every: int = 4  # apply the regulariser every this many steps (its weight is scaled to match)
+    diversity_users: int = 16  # users per regulariser evaluation
+    diversity_pool: int = 256  # candidate items (one random list shared by those users)
+    diversity_every: int = 8  # apply the regulariser every this many steps (its weight is scaled to match)
     diversity_temperature: float = 0.1

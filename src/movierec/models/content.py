@@ -1,0 +1,142 @@
+"""Content-based recommender: a user profile in item-feature space, matched against every movie.
+
+profile(u) = sum over the user's training ratings of (r_ui - mean_u) * x_i, where x_i is the movie's
+feature row (:mod:`movierec.features`); users whose ratings are all equal (or implicit data) weight every
+movie 1. score(u, i) = similarity(profile(u), x_i) by the chosen measure (dot, cosine, or negative
+Euclidean distance). A user with an empty profile gets the movies' training popularity instead.
+
+Tags enter the features only through training interactions (a tag whose (user, movie) pair is not a
+training rating is dropped), so held-out ratings cannot leak through their tags.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+from movierec.data.dataset import Catalog, Interactions
+from movierec.data.splits import HeldOut
+from movierec.errors import MovieRecError
+from movierec.models.base import Recommender
+
+
+@dataclass
+class ContentConfig:
+    features: str = "all"  # genres | weighted-genres | tags | genome | year | all
+    measure: str = "cosine"  # dot | cosine | euclidean
+    min_tag_movies: int = 2
+
+
+def training_tag_pairs(catalog: Catalog, train: Interactions) -> tuple[np.ndarray, np.ndarray] | None:
+    """(userId, movieId) pairs of tags to drop: those on rated pairs that are not training ratings."""
+    if catalog.tags is None or not len(catalog.tags) or catalog.user_ids is None:
+        return None
+    tags = catalog.tags
+    uid = tags["userId"].to_numpy(np.int64)
+    mid = tags["movieId"].to_numpy(np.int64)
+    users, items = catalog.user_ids, catalog.item_ids
+    u_pos = np.clip(np.searchsorted(users, uid), 0, len(users) - 1)
+    i_pos = np.clip(np.searchsorted(items, mid), 0, len(items) - 1)
+    known = (users[u_pos] == uid) & (items[i_pos] == mid)
+    train_keys = np.unique(train.user.astype(np.int64) * train.n_items + train.item)
+    q = u_pos.astype(np.int64) * train.n_items + i_pos
+    at = np.clip(np.searchsorted(train_keys, q), 0, max(len(train_keys) - 1, 0))
+    in_train = known & (train_keys[at] == q) if len(train_keys) else np.zeros(len(q), bool)
+    drop = known & ~in_train  # held-out or unrated-by-rating pairs of known users and movies
+    return uid[drop], mid[drop]
+
+
+def item_feature_matrix(catalog: Catalog | None, train: Interactions, kinds: str, min_tag_movies: int = 2):
+    """Feature rows aligned with the training item indices (leak-free tags). Returns ItemFeatures."""
+    from movierec.features import build_item_features
+
+    if catalog is None or catalog.item_ids is None:
+        raise MovieRecError("content-based models need the dataset's movie catalogue (movies.csv)")
+    try:
+        return build_item_features(catalog, catalog.item_ids, kinds, train=train,
+                                   exclude_tag_pairs=training_tag_pairs(catalog, train), min_df=min_tag_movies)
+    except ValueError as e:
+        raise MovieRecError(str(e)) from None
+
+
+def user_weights(train: Interactions) -> sp.csr_matrix:
+    """[n_users, n_items] weights r_ui - mean_u (1 for users with no rating spread)."""
+    r = train.rating.astype(np.float64)
+    counts = np.bincount(train.user, minlength=train.n_users)
+    mean = np.bincount(train.user, weights=r, minlength=train.n_users) / np.maximum(counts, 1)
+    dev = r - mean[train.user]
+    spread = np.bincount(train.user, weights=np.abs(dev), minlength=train.n_users)
+    w = np.where(spread[train.user] > 0, dev, 1.0)
+    m = sp.csr_matrix((w.astype(np.float32), (train.user, train.item)), shape=(train.n_users, train.n_items))
+    m.sum_duplicates()
+    return m
+
+
+def match(profiles: sp.csr_matrix, x: sp.csr_matrix, measure: str) -> np.ndarray:
+    """Similarity of profile rows [n, F] to item rows [n_items, F]: float32 [n, n_items]."""
+    if measure == "dot":
+        return np.asarray((profiles @ x.T).toarray(), dtype=np.float32)
+    if measure == "cosine":
+        pn = np.sqrt(np.asarray(profiles.multiply(profiles).sum(axis=1))).ravel()
+        xn = np.sqrt(np.asarray(x.multiply(x).sum(axis=1))).ravel()
+        dots = np.asarray((profiles @ x.T).toarray(), dtype=np.float64)
+        denom = pn[:, None] * xn[None, :]
+        return np.divide(dots, denom, out=np.zeros_like(dots), where=denom > 0).astype(np.float32)
+    if measure == "euclidean":
+        pn2 = np.asarray(profiles.multiply(profiles).sum(axis=1)).ravel()
+        xn2 = np.asarray(x.multiply(x).sum(axis=1)).ravel()
+        d2 = pn2[:, None] + xn2[None, :] - 2 * np.asarray((profiles @ x.T).toarray())
+        return (-np.sqrt(np.maximum(d2, 0))).astype(np.float32)
+    raise MovieRecError(f"unknown measure {measure!r} (expected dot, cosine or euclidean)")
+
+
+class ContentRecommender(Recommender):
+    name = "content"
+    config_class = ContentConfig
+
+    def _fit(self, train: Interactions, catalog: Catalog | None, valid: HeldOut | None) -> None:
+        feats = item_feature_matrix(catalog, train, self.config.features, self.config.min_tag_movies)
+        self.x_ = feats.matrix.tocsr().astype(np.float32)
+        self.feature_names_ = feats.names
+        self.profiles_ = (user_weights(train) @ self.x_).tocsr()
+        self.popularity_ = np.asarray(self.seen_.sum(axis=0), dtype=np.float32).ravel()
+
+    def _score_profiles(self, profiles: sp.csr_matrix) -> np.ndarray:
+        s = match(profiles, self.x_, self.config.measure)
+        empty = np.diff(profiles.indptr) == 0
+        if empty.any():  # no profile: fall back to popularity, scaled below any real similarity
+            s[empty] = self.popularity_ / max(float(self.popularity_.max()), 1.0)
+        return s
+
+    def score(self, users: np.ndarray, items: np.ndarray | None = None) -> np.ndarray:
+        users = np.atleast_1d(np.asarray(users, dtype=np.int64))
+        return self._gather(self._score_profiles(self.profiles_[users]), items)
+
+    def recommend_from_items(self, items: np.ndarray, k: int = 10, ratings: np.ndarray | None = None
+                             ) -> tuple[np.ndarray, np.ndarray]:
+        """Cold start: top-k for a new user known only by a few liked items (indices), never those items."""
+        items = np.atleast_1d(np.asarray(items, dtype=np.int64))
+        w = np.ones(len(items), np.float32) if ratings is None else np.asarray(ratings, np.float32) - np.mean(ratings)
+        if ratings is not None and not np.any(w):
+            w = np.ones(len(items), np.float32)
+        row = sp.csr_matrix((w, (np.zeros(len(items), int), items)), shape=(1, self.x_.shape[0])) @ self.x_
+        s = self._score_profiles(sp.csr_matrix(row))[0]
+        s[items] = -np.inf
+        top = np.argsort(-s, kind="stable")[:k]
+        return top, s[top]
+
+    def _state(self) -> dict[str, np.ndarray]:
+        return {"x.data": self.x_.data, "x.indices": self.x_.indices.astype(np.int32),
+                "x.indptr": self.x_.indptr.astype(np.int64), "x.shape": np.array(self.x_.shape, np.int64),
+                "popularity": self.popularity_, "profiles.data": self.profiles_.data,
+                "profiles.indices": self.profiles_.indices.astype(np.int32),
+                "profiles.indptr": self.profiles_.indptr.astype(np.int64)}
+
+    def _load_state(self, state: dict[str, np.ndarray]) -> None:
+        shape = tuple(int(v) for v in state["x.shape"])
+        self.x_ = sp.csr_matrix((state["x.data"], state["x.indices"], state["x.indptr"]), shape=shape)
+        self.popularity_ = state["popularity"]
+        self.profiles_ = sp.csr_matrix((state["profiles.data"], state["profiles.indices"], state["profiles.indptr"]),
+                                       shape=(self.seen_.shape[0], shape[1]))

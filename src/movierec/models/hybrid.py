@@ -1,0 +1,150 @@
+"""Hybrids of two models: a tuned weighted blend, and a switch on how much a user has rated.
+
+- ``hybrid-blend``: score = w * z_a(u, i) + (1 - w) * z_b(u, i), where z is a model's score standardised
+  per user over all items (mean 0, std 1), so scores on different scales mix. ``weight`` is chosen on the
+  validation items (sampled-100 NDCG@10) from 0, 0.1, ..., 1 unless set.
+- ``hybrid-switch``: users with fewer than ``threshold`` training interactions get model b (content or
+  popularity), the others model a (NeuMF). The threshold is chosen on the validation items from a grid of
+  user-activity quantiles unless set.
+
+Both train their two parts on the same data; a bundle stores both parts' arrays under ``a.`` / ``b.``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from movierec.data.dataset import Catalog, Interactions
+from movierec.data.splits import HeldOut
+from movierec.evaluation.protocols import evaluate_heldout_sampled
+from movierec.models.base import Recommender
+
+
+def _make(name: str, settings: dict[str, Any]) -> Recommender:
+    from movierec.models import get_model_class
+
+    return get_model_class(name)(**settings)
+
+
+@dataclass
+class BlendConfig:
+    a: str = "neumf"
+    b: str = "content"
+    weight: float = -1.0  # weight of model a; < 0 means "tune on validation"
+    a_settings: dict = field(default_factory=dict)
+    b_settings: dict = field(default_factory=dict)
+
+
+@dataclass
+class SwitchConfig:
+    a: str = "neumf"  # for users with enough history
+    b: str = "content"  # for users with little history
+    threshold: int = -1  # training interactions below which model b serves; < 0 means "tune"
+    a_settings: dict = field(default_factory=dict)
+    b_settings: dict = field(default_factory=dict)
+
+
+class _TwoModels(Recommender):
+    """Shared plumbing: fit both parts, persist both under prefixes."""
+
+    def _fit_parts(self, train: Interactions, catalog: Catalog | None, valid: HeldOut | None) -> None:
+        self.a_ = _make(self.config.a, self.config.a_settings).fit(train, catalog, valid)
+        self.b_ = _make(self.config.b, self.config.b_settings).fit(train, catalog, valid)
+
+    def _state(self) -> dict[str, np.ndarray]:
+        out = {}
+        for prefix, model in (("a.", self.a_), ("b.", self.b_)):
+            out.update({prefix + k: v for k, v in model._state().items()})
+        return out
+
+    def _load_state(self, state: dict[str, np.ndarray]) -> None:
+        for prefix, name, settings in (("a.", self.config.a, self.config.a_settings),
+                                       ("b.", self.config.b, self.config.b_settings)):
+            part = _make(name, settings)
+            part.seen_ = self.seen_
+            part._load_state({k[2:]: v for k, v in state.items() if k.startswith(prefix)})
+            setattr(self, prefix[0] + "_", part)
+
+    def _tune(self, valid: HeldOut | None, candidates: list, apply) -> Any:
+        """Pick the candidate setting with the best validation NDCG@10 (sampled-100)."""
+        if valid is None or valid.negatives is None:
+            return candidates[len(candidates) // 2]
+        best, best_ndcg = candidates[0], -1.0
+        self.tuning_ = []
+        for c in candidates:
+            apply(c)
+            ndcg = evaluate_heldout_sampled(self, valid, (10,)).metrics["NDCG@10"]
+            self.tuning_.append({"setting": c, "valid_NDCG@10": ndcg})
+            if ndcg > best_ndcg + 1e-12:
+                best, best_ndcg = c, ndcg
+        return best
+
+
+def _standardise(s: np.ndarray) -> np.ndarray:
+    s = s.astype(np.float64)
+    finite = np.isfinite(s)
+    mean = np.where(finite, s, 0).sum(axis=1, keepdims=True) / np.maximum(finite.sum(axis=1, keepdims=True), 1)
+    var = np.where(finite, (s - mean) ** 2, 0).sum(axis=1, keepdims=True) / np.maximum(finite.sum(1, keepdims=True), 1)
+    return (s - mean) / np.where(var > 0, np.sqrt(var), 1.0)
+
+
+class HybridBlend(_TwoModels):
+    name = "hybrid-blend"
+    config_class = BlendConfig
+
+    def _fit(self, train: Interactions, catalog: Catalog | None, valid: HeldOut | None) -> None:
+        self._fit_parts(train, catalog, valid)
+        if self.config.weight < 0:
+            self.weight_ = 0.5
+            grid = [round(w, 2) for w in np.linspace(0, 1, 11)]
+            self.weight_ = self._tune(valid, grid, lambda w: setattr(self, "weight_", w))
+        else:
+            self.weight_ = self.config.weight
+
+    def score(self, users: np.ndarray, items: np.ndarray | None = None) -> np.ndarray:
+        users = np.atleast_1d(np.asarray(users, dtype=np.int64))
+        za = _standardise(self.a_.score(users, None))
+        zb = _standardise(self.b_.score(users, None))
+        return self._gather((self.weight_ * za + (1 - self.weight_) * zb).astype(np.float32), items)
+
+    def _state(self) -> dict[str, np.ndarray]:
+        return {**super()._state(), "weight": np.array([self.weight_], np.float64)}
+
+    def _load_state(self, state: dict[str, np.ndarray]) -> None:
+        super()._load_state({k: v for k, v in state.items() if k != "weight"})
+        self.weight_ = float(state["weight"][0])
+
+
+class HybridSwitch(_TwoModels):
+    name = "hybrid-switch"
+    config_class = SwitchConfig
+
+    def _fit(self, train: Interactions, catalog: Catalog | None, valid: HeldOut | None) -> None:
+        self._fit_parts(train, catalog, valid)
+        self.counts_ = train.user_counts()
+        if self.config.threshold < 0:
+            qs = np.quantile(self.counts_[self.counts_ > 0], [0, 0.1, 0.2, 0.3, 0.5]) if self.counts_.any() else [0]
+            grid = sorted({0, *[int(q) for q in qs]})
+            self.threshold_ = self._tune(valid, grid, lambda t: setattr(self, "threshold_", t))
+        else:
+            self.threshold_ = self.config.threshold
+
+    def score(self, users: np.ndarray, items: np.ndarray | None = None) -> np.ndarray:
+        users = np.atleast_1d(np.asarray(users, dtype=np.int64))
+        use_b = self.counts_[users] < self.threshold_
+        out = np.empty((len(users), self.n_items if items is None else np.shape(items)[1]), np.float32)
+        for mask, model in ((~use_b, self.a_), (use_b, self.b_)):
+            if mask.any():
+                out[mask] = model.score(users[mask], None if items is None else np.asarray(items)[mask])
+        return out
+
+    def _state(self) -> dict[str, np.ndarray]:
+        return {**super()._state(), "threshold": np.array([self.threshold_], np.int64), "counts": self.counts_}
+
+    def _load_state(self, state: dict[str, np.ndarray]) -> None:
+        super()._load_state({k: v for k, v in state.items() if k not in ("threshold", "counts")})
+        self.threshold_ = int(state["threshold"][0])
+        self.counts_ = state["counts"]

@@ -27,5 +27,5 @@ class TrainConfig:
     diversity: float = 0.0  # weight of the genre-diversity regulariser (the study used 0.001)
     diversity_users: int = 16  # users per regulariser evaluation
     diversity_pool: int = 256  # candidate items (one random list shared by those users)
-    diversity_every: int = 8  # apply the regulariser every this many steps (its weight is scaled to match)
+    diversity_every: int = 8  # apply the regulariser every this many steps, its weight scaled to match
     diversity_temperature: float = 0.1

@@ -103,6 +103,7 @@ def train_network(
     labels = torch.cat([torch.ones(n_pos, device=device), torch.zeros(len(neg_u), device=device)])
 
     reg = None
+    every = max(cfg.diversity_every, 1)
     if cfg.diversity > 0:
         if genres is None:
             from movierec.errors import MovieRecError
@@ -150,9 +151,11 @@ def train_network(
                 loss = F.binary_cross_entropy_with_logits(logits.float(), y)
                 if cfg.l2 > 0:
                     loss = loss + cfg.l2 * net.embedding_l2(u, i).mean()
-                if reg is not None:
-                    loss = loss + cfg.diversity * _diversity_term(net, reg, cfg, u, i, logits, n_batches,
-                                                                  train.n_items, generator)
+                if reg is not None and n_batches % every == 0:
+                    # applied every `diversity_every` steps with its weight scaled to match: the penalty's
+                    # small fixed-cost kernels would otherwise add a quarter to a small model's step
+                    loss = loss + cfg.diversity * every * _diversity_term(net, reg, cfg, u, i, logits,
+                                                                          train.n_items, generator)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -198,14 +201,14 @@ def train_network(
 
 
 def _diversity_term(net, reg: GenreDiversityRegularizer, cfg: TrainConfig, u: torch.Tensor, i: torch.Tensor,
-                    logits: torch.Tensor, step: int, n_items: int, generator: torch.Generator) -> torch.Tensor:
-    """The study's batch-scope penalty every step, plus the per-user penalty every ``diversity_every`` steps."""
+                    logits: torch.Tensor, n_items: int, generator: torch.Generator) -> torch.Tensor:
+    """The study's batch-scope penalty plus the per-user penalty over one shared random pool of items."""
     term = reg.batch_penalty(logits, i)
-    if cfg.diversity_users > 0 and step % max(cfg.diversity_every, 1) == 0:
+    if cfg.diversity_users > 0:
         users = u[: cfg.diversity_users]
         pool = torch.randint(0, n_items, (cfg.diversity_pool,), generator=generator, device=u.device)
         logits_pool = net.score_pairs(users, pool)  # one shared pool: each item is projected once
-        term = term + cfg.diversity_every * reg.penalty(logits_pool, pool.unsqueeze(0).expand(len(users), -1))
+        term = term + reg.penalty(logits_pool, pool.unsqueeze(0).expand(len(users), -1))
     return term
 
 

@@ -14,12 +14,12 @@ non-zero: it lowers the logits of top items that share genres with the other top
 items that add genres, which reshuffles the top of the ranking towards diverse lists. A plain top-10 sum of
 correlations (the study's form) is piecewise constant in the scores and gives no useful gradient.
 
-Two scopes:
-- ``batch`` (the study's): the 10 highest-scored (user, item) samples of the training batch; free, since
-  those logits are computed anyway.
-- ``users``: per user, the top 10 of a random pool of candidate items, for a few users of the batch; closer
-  to what a user is shown, and costs extra forward passes (bounded by ``diversity_users`` x
-  ``diversity_pool`` every ``diversity_every`` steps).
+Two scopes, summed, applied every ``diversity_every`` steps with the weight multiplied by that interval
+(the same penalty in expectation, at a fraction of the cost):
+- the study's: the 10 highest-scored (user, item) samples of the training batch (those logits exist anyway);
+- per user: for ``diversity_users`` users of the batch, the top 10 of one random pool of
+  ``diversity_pool`` items shared by them; closer to what a user is shown, at the price of scoring
+  users x pool extra pairs.
 """
 
 from __future__ import annotations

@@ -242,7 +242,7 @@ def experiment_cmd(
     if as_json:
         _print_json({"config": str(config), "rows": rows})
     else:
-        console.print(comparison_table(rows))
+        _print_comparison(rows)
         console.print(f"results: {out / 'results.md'}")
 
 
@@ -269,7 +269,7 @@ def compare_cmd(
         return
     console.print(f"[bold]{ds.name}[/bold]: {ds.info()['ratings']:,} ratings, {ds.n_users:,} users, "
                   f"{ds.n_items:,} items · leave-one-out split, seed 42")
-    console.print(comparison_table(rows))
+    _print_comparison(rows)
 
 
 @app.command("similar")
@@ -313,6 +313,16 @@ def similar_cmd(
     console.print(t)
     if df.empty:
         console.print("no movie shares a feature with it" + (" (try --min-ratings 0)" if min_ratings else ""))
+
+
+def _print_comparison(rows: list[dict]) -> None:
+    """A rich table on a terminal; the markdown table when the output goes to a file or a pipe."""
+    if console.is_terminal:
+        console.print(comparison_table(rows))
+    else:
+        from movierec.reports import comparison_markdown
+
+        sys.stdout.write(comparison_markdown(rows) + "\n")
 
 
 def comparison_table(rows: list[dict]) -> Table:

@@ -112,3 +112,11 @@ def test_a_shared_item_list_scores_like_per_user_lists(net: torch.nn.Module) -> 
     u = torch.tensor([0, 2, 5])
     pool = torch.tensor([1, 4, 9, 10])
     assert torch.allclose(net.score_pairs(u, pool), net.score_pairs(u, pool.expand(3, -1)), atol=1e-6)
+
+
+@pytest.mark.parametrize(("dim", "layers"), [(8, 4), (16, 4), (4, 3)])
+def test_narrow_towers_start_alive(dim: int, layers: int) -> None:
+    torch.manual_seed(0)
+    net = MLPNet(50, 60, dim, layers)
+    scores = net.score_all(torch.arange(20))
+    assert float(scores.std()) > 0  # a dead ReLU layer would make every score the same

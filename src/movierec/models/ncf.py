@@ -78,9 +78,28 @@ class MLPNet(nn.Module):
         self.item = _embedding(n_items, embedding_dim)
         widths = [2 * embedding_dim] + [embedding_dim >> k for k in range(layers)]
         self.hidden = nn.ModuleList(nn.Linear(a, b) for a, b in itertools.pairwise(widths))
+        self._init_alive_tower()
         self.out_dim = widths[-1]
         self.out = nn.Linear(self.out_dim, 1)
         self.embedding_dim = embedding_dim
+
+    @torch.no_grad()
+    def _init_alive_tower(self, tries: int = 50) -> None:
+        """Glorot-uniform weights and zero biases (as the NCF code's Keras layers), redrawing any layer in
+        which no unit fires for a probe batch: behind a ReLU every input is non-negative, so a narrow layer
+        (the 4-layer towers end in 1-2 units) whose weights happen to be negative is dead for every input
+        and the whole tower outputs a constant forever."""
+        if not len(self.hidden):
+            return
+        probe = torch.randn(512, self.hidden[0].in_features) * _INIT_STD
+        for layer in self.hidden:
+            for _ in range(tries):
+                nn.init.xavier_uniform_(layer.weight)
+                nn.init.zeros_(layer.bias)
+                out = torch.relu(layer(probe))
+                if bool((out > 0).any(dim=0).all()):  # every unit fires for some input
+                    break
+            probe = out
 
     def embedding_l2(self, u: torch.Tensor, i: torch.Tensor) -> torch.Tensor:
         return self.user(u).pow(2).sum(-1) + self.item(i).pow(2).sum(-1)

@@ -230,14 +230,15 @@ def experiment_cmd(
     n_runs = len(expand_runs(cfg))  # validates the config before any data is loaded
     ds = load_dataset(data)
 
+    done: list[str] = []
+
     def report(name: str, row: dict) -> None:
+        done.append(name)
         if not as_json:
-            console.print(f"[{report.n}/{n_runs}] {name}: HR@10 {row.get('HR@10 [sampled-100]', float('nan')):.4f} "
+            console.print(f"[{len(done)}/{n_runs}] {name}: HR@10 {row.get('HR@10 [sampled-100]', float('nan')):.4f} "
                           f"NDCG@10 {row.get('NDCG@10 [sampled-100]', float('nan')):.4f} [sampled-100], "
                           f"NDCG@10 {row.get('NDCG@10 [full]', float('nan')):.4f} [full], {row['fit_seconds']:.1f} s")
-        report.n += 1
 
-    report.n = 1
     rows = run_experiment(cfg, ds, out, report, train_progress=not as_json and sys.stderr.isatty())
     if as_json:
         _print_json({"config": str(config), "rows": rows})

@@ -25,6 +25,7 @@ d) Genre-diversity regulariser: MLP (the seed study's tower: embedding_dim=16, l
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import statistics
@@ -335,18 +336,17 @@ def main() -> None:
         ds, split = load_small()
         results["dataset"] = {"ratings": len(ds.interactions), "users": ds.n_users, "items": ds.n_items,
                               "train_rows": len(split.train.user)}
-        if "a" in args.only:
-            print(f"[{U.stamp()}] a) throughput ...", flush=True)
-            results["throughput"] = bench_throughput(split, q)
-        if "b" in args.only:
-            print(f"[{U.stamp()}] b) NeuMF defaults to best epoch ...", flush=True)
-            results["neumf_best"] = bench_neumf_best(ds, split, q)
-        if "c" in args.only:
-            print(f"[{U.stamp()}] c) recommend latency ...", flush=True)
-            results["recommend"] = bench_recommend(q, tmp)
-        if "d" in args.only:
-            print(f"[{U.stamp()}] d) diversity regulariser ...", flush=True)
-            results["diversity"] = bench_diversity(ds, split, q)
+        parts = {
+            "a": ("throughput", "throughput", lambda: bench_throughput(split, q)),
+            "b": ("neumf_best", "NeuMF defaults to best epoch", lambda: bench_neumf_best(ds, split, q)),
+            "c": ("recommend", "recommend latency", lambda: bench_recommend(q, tmp)),
+            "d": ("diversity", "diversity regulariser", lambda: bench_diversity(ds, split, q)),
+        }
+        for part, (key, what, run) in parts.items():
+            if part in args.only:
+                print(f"[{U.stamp()}] {part}) {what} ...", flush=True)
+                results[key] = run()
+                results[f"{key}_date"] = U.stamp()
     finally:
         shutil.rmtree(cache, ignore_errors=True)
         shutil.rmtree(tmp, ignore_errors=True)
@@ -402,7 +402,12 @@ def main() -> None:
             ("overhead_pct", "overhead %"), ("status", "status"), ("ILD@10", "ILD"), ("Coverage@10", "Cov"),
             ("Novelty@10", "Novelty"), ("HR@10_full", "HR full"), ("NDCG@10_full", "NDCG full"),
             ("HR@10_s100", "HR s100"), ("NDCG@10_s100", "NDCG s100")])
-    path = U.write_json(f"bench_train{'_quick' if q else ''}.json", results, args.out)
+    name = f"bench_train{'_quick' if q else ''}.json"
+    target = args.out or U.RESULTS_DIR / name
+    if args.only != "abcd" and target.exists():
+        # a partial run (--only) updates its parts and keeps the others' figures, each with its own date
+        results = {**json.loads(target.read_text()), **results}
+    path = U.write_json(name, results, args.out)
     print(f"\nwrote {path}")
 
 

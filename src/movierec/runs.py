@@ -53,20 +53,14 @@ def parse_overrides(model_cls: type[Recommender], pairs: list[str]) -> dict[str,
 def item_genre_features(dataset_or_bundle: Dataset | Bundle) -> np.ndarray | None:
     """Genre multi-hot [n_items, n_genres] in item-index order, for intra-list diversity."""
     if isinstance(dataset_or_bundle, Bundle):
-        genres = dataset_or_bundle.movies["genres"].fillna("").str.split("|")
-        names = sorted({g for gs in genres for g in gs if g and g != "(no genres listed)"})
-        if not names:
-            return None
-        col = {g: j for j, g in enumerate(names)}
-        out = np.zeros((len(genres), len(names)), dtype=np.float32)
-        for row, gs in enumerate(genres):  # once per item, at load time
-            for g in gs:
-                if g in col:
-                    out[row, col[g]] = 1.0
-        return out
-    if dataset_or_bundle.catalog is None:
+        from movierec.similar import catalog_from_bundle
+
+        catalog = catalog_from_bundle(dataset_or_bundle)
+    else:
+        catalog = dataset_or_bundle.catalog
+    if catalog is None:
         return None
-    feats, names = dataset_or_bundle.catalog.genre_matrix(dataset_or_bundle.items.ids)
+    feats, names = catalog.genre_matrix(dataset_or_bundle.items.ids)
     return feats if names else None
 
 

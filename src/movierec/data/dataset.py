@@ -167,27 +167,14 @@ class Catalog:
         return [g for g in names if g != "(no genres listed)"]
 
     def genre_matrix(self, movie_ids: np.ndarray | None = None) -> tuple[np.ndarray, list[str]]:
-        """Multi-hot genres [len(movie_ids), n_genres] (float32) in ``movie_ids`` order (all movies if None).
+        """Multi-hot genres [len(movie_ids), n_genres] (float32) in ``movie_ids`` order (all movies, sorted by
+        id, if None). Movies missing from the catalogue get an all-zero row. Dense view of
+        :func:`movierec.features.genre_block`."""
+        from movierec.features import genre_block
 
-        Movies missing from the catalogue get an all-zero row.
-        """
-        names = self.genre_names
-        col = {g: j for j, g in enumerate(names)}
-        exploded = self.movies[["movieId", "genres"]].explode("genres")
-        exploded = exploded[exploded["genres"].isin(col)]
-        ids_sorted = np.sort(self.movies["movieId"].to_numpy(np.int64))
-        rows = np.searchsorted(ids_sorted, exploded["movieId"].to_numpy(np.int64))
-        cols = exploded["genres"].map(col).to_numpy(np.int64)
-        full = np.zeros((len(ids_sorted), len(names)), dtype=np.float32)
-        full[rows, cols] = 1.0
-        if movie_ids is None:
-            return full, names
-        movie_ids = np.asarray(movie_ids, dtype=np.int64)
-        pos = np.minimum(np.searchsorted(ids_sorted, movie_ids), max(len(ids_sorted) - 1, 0))
-        found = ids_sorted[pos] == movie_ids if len(ids_sorted) else np.zeros(len(movie_ids), bool)
-        out = np.zeros((len(movie_ids), len(names)), dtype=np.float32)
-        out[found] = full[pos[found]]
-        return out, names
+        ids = np.unique(self.movies["movieId"].to_numpy(np.int64)) if movie_ids is None else movie_ids
+        m, names = genre_block(self, np.asarray(ids, dtype=np.int64))
+        return m.toarray().astype(np.float32), [n.removeprefix("genre:") for n in names]
 
     def titles(self, movie_ids: np.ndarray) -> list[str]:
         """Display titles ("Title (Year)") for raw movie ids; unknown ids give "movie <id>"."""

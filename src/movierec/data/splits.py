@@ -299,11 +299,6 @@ def _concat(tr: Interactions, part: HeldOut, rating: float) -> Interactions:
     )
 
 
-def is_ncf_folder(path: str | Path) -> bool:
-    p = Path(path)
-    return p.is_dir() and any(p.glob("*.train.rating")) and any(p.glob("*.test.negative"))
-
-
 def _read_tsv(path: Path, n_cols: int, names: list[str]) -> pd.DataFrame:
     import pyarrow.csv as pacsv
 

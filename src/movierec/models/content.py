@@ -17,6 +17,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from movierec.data.dataset import Catalog, Interactions
+from movierec.data.sampling import positive_keys
 from movierec.data.splits import HeldOut
 from movierec.errors import MovieRecError
 from movierec.models.base import Recommender
@@ -40,7 +41,7 @@ def training_tag_pairs(catalog: Catalog, train: Interactions) -> tuple[np.ndarra
     u_pos = np.clip(np.searchsorted(users, uid), 0, len(users) - 1)
     i_pos = np.clip(np.searchsorted(items, mid), 0, len(items) - 1)
     known = (users[u_pos] == uid) & (items[i_pos] == mid)
-    train_keys = np.unique(train.user.astype(np.int64) * train.n_items + train.item)
+    train_keys = positive_keys(train.user, train.item, train.n_items)
     q = u_pos.astype(np.int64) * train.n_items + i_pos
     at = np.clip(np.searchsorted(train_keys, q), 0, max(len(train_keys) - 1, 0))
     in_train = known & (train_keys[at] == q) if len(train_keys) else np.zeros(len(q), bool)

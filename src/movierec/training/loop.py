@@ -10,9 +10,7 @@ without improvement, and a checkpoint is written atomically so ``resume`` contin
 
 from __future__ import annotations
 
-import json
 import math
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -210,17 +208,6 @@ def _diversity_term(net, reg: GenreDiversityRegularizer, cfg: TrainConfig, u: to
         logits_pool = net.score_pairs(users, pool)  # one shared pool: each item is projected once
         term = term + reg.penalty(logits_pool, pool.unsqueeze(0).expand(len(users), -1))
     return term
-
-
-def write_train_log(path: Path, log: list[dict[str, Any]]) -> None:
-    from movierec.fsutil import atomic_write_text
-
-    atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in log))
-
-
-def remove_checkpoint(path: Path | None) -> None:
-    if path is not None and path.exists():
-        shutil.rmtree(path, ignore_errors=True)
 
 
 class _Progress:

@@ -1,5 +1,5 @@
 # make test: create or reuse .venv, install torch (CPU wheel) then the project with its test extras, run all tests.
-# make run:  the main job on ml-latest-small.
+# make run:  the main job: the study on ml-latest-small (EDA, every model, segments, out/study-*/report.html).
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
@@ -12,7 +12,7 @@ ifneq ($(wildcard $(SHARED_DATA)),)
 export MOVIEREC_DATA_DIR ?= $(SHARED_DATA)
 endif
 
-.PHONY: install test test-fast lint run bench clean
+.PHONY: install browser test test-fast lint run bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,7 +27,14 @@ $(STAMP): $(BIN)/python pyproject.toml
 
 install: $(STAMP)
 
-test: $(STAMP)
+# The report's browser test drives Debian's chromium (Playwright, executable /usr/bin/chromium).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; \
+	} || echo "warning: chromium could not be installed; the browser test will be skipped"
+
+test: $(STAMP) browser
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/python -m pytest -q
 
@@ -38,7 +45,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
 
 run: $(STAMP)
-	$(BIN)/movierec compare --data $(DATA) --models popularity,itemknn,gmf,mlp,neumf --out out/compare-$(DATA)
+	$(BIN)/movierec study --data $(DATA) --out out/study-$(DATA)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_data.py

@@ -150,3 +150,15 @@ def test_experiment_command(tmp_path: Path, mls_dir: str) -> None:
     assert [row["model"] for row in json.loads(r.stdout)["rows"]] == ["pop", "mlp"]
     assert "missing.toml" in one_line_error(run("experiment", str(tmp_path / "missing.toml"), "--data", mls_dir,
                                                 "--out", str(tmp_path / "o2")))
+
+
+def test_eda_command(mls_dir: str, tmp_path: Path) -> None:
+    r = run("eda", mls_dir, "--out", str(tmp_path / "eda"), "--json")
+    assert r.returncode == 0, r.stderr
+    summary = json.loads(r.stdout)
+    assert summary["n_ratings"] == 100_836 and (tmp_path / "eda" / "eda.html").exists()
+    r = run("eda", mls_dir, "--out", str(tmp_path / "eda2"))
+    assert r.returncode == 0, r.stderr
+    assert "100,836 ratings" in r.stdout and "eda.html" in r.stdout
+    bad = run("eda", str(tmp_path / "nowhere"), "--out", str(tmp_path / "x"))
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1

@@ -247,6 +247,114 @@ def experiment_cmd(
         console.print(f"results: {out / 'results.md'}")
 
 
+@app.command("eda")
+def eda_cmd(
+    name_or_path: str,
+    out: Annotated[Path, typer.Option("--out", help="Folder for eda.html, figures/ and tables/.")],
+    sample: Annotated[int, typer.Option("--sample", help="Ratings sampled for plots that need raw points.")]
+    = 1_000_000,
+    as_json: JsonOpt = False,
+) -> None:
+    """Explore a dataset: sparsity, long tails, ratings over time, genres, multicollinearity, tags, users."""
+    from movierec.data.movielens import load_dataset
+    from movierec.eda import run_eda, summary_lines
+
+    ds = load_dataset(name_or_path)
+    report = run_eda(ds, out, sample=sample, progress=None if as_json else _step_printer())
+    if as_json:
+        _print_json(report.summary)
+        return
+    for line in summary_lines(report):
+        typer.echo(line)
+
+
+def _step_printer():
+    """A progress callback that prints each step with the time since the command started (stderr)."""
+    import time
+
+    err = Console(stderr=True)
+    t0 = time.perf_counter()
+
+    def step(what: str, fraction: float | None = None) -> None:
+        pct = f"{fraction:4.0%} " if fraction is not None else ""
+        err.print(f"[dim]{time.perf_counter() - t0:6.1f} s[/dim] {pct}{what}")
+
+    return step
+
+
+@app.command("segments")
+def segments_cmd(
+    data: DataArg,
+    out: Annotated[Path | None, typer.Option("--out", help="Folder for segments.parquet and profiles.csv.")] = None,
+    k_min: Annotated[int, typer.Option("--k-min")] = 3,
+    k_max: Annotated[int, typer.Option("--k-max")] = 8,
+    seed: Annotated[int, typer.Option("--seed")] = 42,
+    embeddings: Annotated[Path | None, typer.Option(
+        "--embeddings", help="A trained run folder (GMF/MLP/NeuMF): add its learned user vectors.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Segment users by taste and behaviour (k-means, k by silhouette) on a leave-one-out training split."""
+    from movierec.data.movielens import load_dataset
+    from movierec.data.splits import make_split
+    from movierec.segments import SegmentConfig, segment_names, segment_users, user_embeddings
+
+    if not 2 <= k_min <= k_max:
+        raise MovieRecError(f"--k-min/--k-max: need 2 <= k-min <= k-max, got {k_min} and {k_max}")
+    ds = load_dataset(data)
+    split = make_split(ds, "loo", seed)
+    emb = user_embeddings(embeddings, ds.users.ids) if embeddings is not None else None
+    seg = segment_users(split.train, ds.catalog, SegmentConfig(k_min=k_min, k_max=k_max, seed=seed), emb)
+    names = segment_names(seg.profiles)
+    if out is not None:
+        import pandas as pd
+
+        from movierec.fsutil import atomic_write_text
+
+        out.mkdir(parents=True, exist_ok=True)
+        tmp = out / ".segments.parquet.tmp"
+        pd.DataFrame({"userId": ds.users.ids, "segment": seg.labels}).to_parquet(tmp, index=False)
+        tmp.replace(out / "segments.parquet")
+        atomic_write_text(out / "profiles.csv", seg.profiles.assign(name=[names[str(i)] for i in seg.profiles.index])
+                          .to_csv())
+    if as_json:
+        _print_json({"k": seg.k, "silhouette": seg.silhouette,
+                     "profiles": seg.profiles.reset_index().to_dict("records")})
+        return
+    t = Table("segment", "users", "ratings/user", "mean rating", "top genres", "favourites",
+              title=f"{seg.k} segments (silhouette {seg.silhouette[seg.k]:.3f})")
+    for s, r in seg.profiles.iterrows():
+        t.add_row(names[str(s)], f"{r.users} ({r.share:.0%})", f"{r.ratings_per_user:.0f}", f"{r.mean_rating:.2f}",
+                  str(r.get("top_genres", "")), str(r.get("favourites", "")))
+    console.print(t)
+
+
+@app.command("study")
+def study_cmd(
+    data: DataArg = "ml-latest-small",
+    out: Annotated[Path, typer.Option("--out", help="Folder for report.html and everything behind it.")]
+    = Path("out/study"),
+    config: Annotated[Path | None, typer.Option("--config", help="Study TOML (default: the built-in study).")]
+    = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """The whole study: EDA, split, train and compare every model, segments, report.html. Restarts reuse work."""
+    from movierec.data.movielens import load_dataset
+    from movierec.experiments import expand_runs
+    from movierec.study import resolve_config, run_study
+
+    cfg = resolve_config(config)
+    expand_runs(cfg)  # validates the config before any data is loaded
+    ds = load_dataset(data)
+    ctx = run_study(ds, out, cfg, progress=None if as_json else _step_printer(),
+                    train_progress=not as_json and sys.stderr.isatty())
+    rows = json.loads((out / "results.json").read_text())
+    if as_json:
+        _print_json({"report": str(out / "report.html"), "seconds": ctx["seconds"], "rows": rows})
+        return
+    _print_comparison(rows)
+    console.print(f"report: {out / 'report.html'} ({ctx['seconds']:.0f} s)")
+
+
 @app.command("compare")
 def compare_cmd(
     data: DataArg = "ml-latest-small",

@@ -1,0 +1,206 @@
+"""``report.html``: the study's results in one self-contained page (figures inlined), from the run's numbers."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from movierec._html import data_uri
+from movierec._optional import template
+from movierec.data.dataset import Dataset
+from movierec.data.splits import Split
+from movierec.errors import MovieRecError
+from movierec.fsutil import atomic_write_text
+from movierec.study import charts
+from movierec.study.conclusions import conclusions
+
+TABLE_COLUMNS = [
+    ("sampled-100", ["HR@10", "NDCG@10"]),
+    ("full", ["HR@10", "NDCG@10", "Precision@10", "Recall@10", "MAP@10"]),
+    ("full, beyond accuracy", ["Coverage@10", "ILD@10", "Novelty@10", "Gini@10"]),
+]
+LOWER_IS_BETTER = {"Gini@10"}
+EXAMPLE_MODELS = 5  # model columns shown beside each example user's history
+
+
+def comparison_table(runs: list[Any]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The comparison (index: model name; family, metric and fit-time columns) and the standard errors over
+    users of the per-user metrics (same index; NaN where no per-user values exist)."""
+    table = pd.DataFrame([r.row for r in runs]).set_index("model")
+    se = pd.DataFrame(index=table.index, columns=table.columns, dtype=float)
+    for r in runs:
+        for col in r.per_user.columns:
+            v = r.per_user[col].dropna()
+            if len(v) > 1:
+                se.at[r.name, col] = float(v.std(ddof=1) / np.sqrt(len(v)))
+    return table, se
+
+
+def _table_context(table: pd.DataFrame) -> dict[str, Any]:
+    groups, cols = [], []
+    for protocol, metrics in TABLE_COLUMNS:
+        source = "full" if protocol.startswith("full") else protocol
+        present = [m for m in metrics if f"{m} [{source}]" in table]
+        if present:
+            groups.append({"label": protocol, "span": len(present)})
+            cols += [{"key": f"{m} [{source}]", "label": m, "protocol": source} for m in present]
+    best = {}
+    for c in cols:
+        values = table[c["key"]]
+        best[c["key"]] = values.idxmin() if c["label"] in LOWER_IS_BETTER else values.idxmax()
+    rows = []
+    for name, r in table.iterrows():
+        rows.append({"name": name, "family": r["family"], "fit": r["fit_seconds"],
+                     "cells": [{"value": r[c["key"]], "top": best[c["key"]] == name,
+                                "fmt": "{:.1%}" if c["label"] == "Coverage@10" else
+                                "{:.2f}" if c["label"] == "Novelty@10" else "{:.4f}"} for c in cols]})
+    return {"groups": groups, "columns": cols, "rows": rows}
+
+
+def _examples(dataset: Dataset, split: Split, runs: list[Any], users: np.ndarray, labels: np.ndarray,
+              names: dict[str, str], table: pd.DataFrame) -> list[dict[str, Any]]:
+    """Each example user's recent training history, held-out movie and the top-10 of a few models."""
+    cat = dataset.catalog
+    if cat is None:
+        return []
+    shown = _example_models(runs, table)
+    train = split.train
+    test_item = dict(zip(split.test.user.tolist(), split.test.item.tolist(), strict=True))
+    ids = dataset.items.ids
+    out = []
+    for u in users.tolist():
+        mine = np.flatnonzero(train.user == u)
+        recent = mine[np.argsort(-train.timestamp[mine], kind="stable")][:10]
+        history = [{"title": t, "rating": float(r)} for t, r in
+                   zip(cat.titles(ids[train.item[recent]]), train.rating[recent], strict=True)]
+        held = test_item.get(u)
+        lists = []
+        for r in shown:
+            items = r.examples.get(u, [])
+            lists.append({"model": r.name, "items": [{"title": t, "hit": int(i) == held} for t, i in
+                                                     zip(cat.titles(ids[items]), items, strict=True)]})
+        out.append({"user": int(dataset.users.ids[u]), "segment": names.get(str(labels[u]), str(labels[u])),
+                    "n_train": len(mine), "history": history,
+                    "held_out": cat.titles(ids[[held]])[0] if held is not None else "", "lists": lists})
+    return out
+
+
+def _example_models(runs: list[Any], table: pd.DataFrame) -> list[Any]:
+    """Popularity, the best model of each family under full ranking, then the next best overall."""
+    col = "NDCG@10 [full]"
+    chosen: list[str] = [n for n in table.index if n == "Popularity" or table.at[n, "family"] == "baseline"][:1]
+    for fam in ("collaborative", "content", "hybrid"):
+        sub = table[table["family"] == fam]
+        if len(sub):
+            chosen.append(str(sub[col].idxmax()))
+    for n in table[col].sort_values(ascending=False).index:
+        if len(chosen) >= EXAMPLE_MODELS:
+            break
+        if n not in chosen:
+            chosen.append(str(n))
+    by_name = {r.name: r for r in runs}
+    return [by_name[n] for n in chosen if by_name[n].examples]
+
+
+def _similar(dataset: Dataset, query: str | None) -> dict[str, Any] | None:
+    if not query or dataset.catalog is None:
+        return None
+    from movierec.similar import similar_movies
+
+    out = {}
+    try:
+        for measure in ("dot", "cosine", "euclidean"):
+            df = similar_movies(dataset, query, measure=measure, features="weighted-genres", k=10)
+            out[measure] = df[["title", "genres", "score"]].to_dict("records")
+    except MovieRecError as e:
+        return {"query": query, "error": str(e)}
+    return {"query": df.attrs.get("query", query), "lists": out}
+
+
+def write_report(out: Path, dataset: Dataset, split: Split, eda: dict[str, Any], seg: Any, runs: list[Any],
+                 per_segment: dict[str, pd.DataFrame], examples: np.ndarray, context: dict[str, Any]) -> Path:
+    """Render report.html (and study.json with the numbers behind it) into ``out``."""
+    from movierec.segments import segment_names
+
+    table, se = comparison_table(runs)
+    fig_dir = out / "figures"
+    figures = [
+        ("Accuracy under both protocols", charts.accuracy_chart(table, se, fig_dir / "accuracy.png"),
+         "HR@10 and NDCG@10 of the held-out movie, per model; colour gives the model family."),
+        ("Beyond accuracy", charts.beyond_chart(table, fig_dir / "beyond.png"),
+         "Catalogue coverage, intra-list genre diversity, novelty and the Gini index of the top-10 lists."),
+    ]
+    if "NDCG@10 [sampled-100]" in table:
+        figures.append(("Sampled-100 against full ranking", charts.protocol_scatter(table, fig_dir / "protocols.png"),
+                        "Each dot is a model; a protocol that agreed with the other would put them on a rising line."))
+    names = segment_names(seg.profiles)
+    seg_figures = [(f"NDCG@10 [{p}] by segment", charts.segment_heatmap(t, names, p, fig_dir / f"segments-{p}.png"),
+                    "Mean per-user NDCG@10 of each model within each segment; 'all' is every evaluated user.")
+                   for p, t in per_segment.items() if p == "full"]
+    settings = {r.name: _settings(out, r.name) for r in runs}
+    model_class = {r.name: r.model for r in runs}
+    per_user = {r.name: r.per_user for r in runs}
+    facts = conclusions(table, per_user, settings, model_class, per_segment, names)
+    profiles = [{"name": names[str(s)], **{k: (v.item() if hasattr(v, "item") else v) for k, v in p.items()}}
+                for s, p in seg.profiles.iterrows()]
+    ctx = {
+        **context,
+        "title": f"movierec study: {dataset.name}",
+        "eda_html": eda["html"],
+        "table": _table_context(table),
+        "figures": [{"title": t, "src": data_uri(p), "caption": c} for t, p, c in figures],
+        "segment_figures": [{"title": t, "src": data_uri(p), "caption": c} for t, p, c in seg_figures],
+        "segments": {"k": seg.k, "silhouette": seg.silhouette, "profiles": profiles,
+                     "tables": {p: _segment_rows(t, names) for p, t in per_segment.items()}},
+        "examples": _examples(dataset, split, runs, examples, seg.labels, names, table),
+        "similar": _similar(dataset, context["config"].get("study", {}).get("similar")),
+        "conclusions": facts,
+        "config_text": _toml(context["config"]),
+    }
+    html = template("study.html.j2").render(**ctx)
+    atomic_write_text(out / "study.json", json.dumps({k: ctx[k] for k in (
+        "dataset", "split", "machine", "created", "seconds", "conclusions")} | {
+        "results": table.reset_index().to_dict("records"), "segments": {
+            "k": seg.k, "silhouette": seg.silhouette, "profiles": profiles}}, indent=2, default=_json))
+    return atomic_write_text(out / "report.html", html)
+
+
+def _segment_rows(t: pd.DataFrame, names: dict[str, str]) -> dict[str, Any]:
+    models = [c for c in t.columns if c != "users"]
+    rows = []
+    for s, r in t.iterrows():
+        best = max(models, key=lambda m: r[m])
+        rows.append({"name": names.get(str(s), str(s)), "users": int(r["users"]),
+                     "cells": [{"value": r[m], "top": m == best} for m in models]})
+    return {"models": models, "rows": rows}
+
+
+def _settings(out: Path, name: str) -> dict[str, Any]:
+    from movierec.experiments import _slug
+
+    return json.loads((out / "runs" / _slug(name) / "result.json").read_text()).get("settings", {})
+
+
+def _toml(config: dict[str, Any]) -> str:
+    """The configuration as TOML-like text for the report (it is shown, not parsed back)."""
+    lines = []
+    for key, value in config.items():
+        if isinstance(value, list):
+            for entry in value:
+                lines.append(f"\n[[{key}]]")
+                lines += [f"{k} = {json.dumps(v)}" for k, v in entry.items()]
+        elif isinstance(value, dict):
+            lines.append(f"\n[{key}]")
+            lines += [f"{k} = {json.dumps(v)}" for k, v in value.items()]
+    text = "\n".join(lines).strip()
+    return text
+
+
+def _json(v: Any) -> Any:
+    if isinstance(v, np.generic):
+        return v.item()
+    return str(v)

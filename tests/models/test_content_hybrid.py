@@ -59,6 +59,21 @@ def test_blend_weight_is_tuned_on_validation(mls, mls_split) -> None:
     assert (np.argsort(-fixed.score(np.arange(5)), axis=1)[:, :10] == np.argsort(-knn_only, axis=1)[:, :10]).all()
 
 
+@pytest.mark.parametrize("cls", [HybridBlend, HybridSwitch])
+def test_tuning_cache_changes_nothing(cls, mls, mls_split) -> None:
+    """Each grid point's validation NDCG, recomputed without the tuning cache, is the one tuning recorded."""
+    from movierec.evaluation.protocols import evaluate_heldout_sampled
+
+    m = cls(a="itemknn", b="popularity").fit(mls_split.train, mls.catalog, mls_split.valid)
+    attr = "weight_" if cls is HybridBlend else "threshold_"
+    chosen = getattr(m, attr)
+    assert getattr(m, "_memo", None) is None
+    for point in m.tuning_:
+        setattr(m, attr, point["setting"])
+        assert evaluate_heldout_sampled(m, mls_split.valid, (10,)).metrics["NDCG@10"] == point["valid_NDCG@10"]
+    assert chosen == max(m.tuning_, key=lambda p: p["valid_NDCG@10"])["setting"]
+
+
 def test_content_profile_serves_cold_start_users(mls, mls_split) -> None:
     m = ContentRecommender(features="genres").fit(mls_split.train, mls.catalog)
     toy_story = int(mls.items.index(1)[0])  # movieId 1
@@ -82,3 +97,21 @@ def test_neural_content_model_scores_movies_nobody_rated(mls) -> None:
     assert np.isin(n_res.recs, split.candidates).all()
     # popularity knows nothing about unseen movies (all zero): the content tower must do better
     assert n_res.metrics["NDCG@10"] > p_res.metrics["NDCG@10"]
+
+
+def test_hybrid_reuses_a_matching_prefitted_part(mls, mls_split) -> None:
+    from movierec.models import ItemKNN
+
+    knn = ItemKNN().fit(mls_split.train, mls.catalog, mls_split.valid)
+    other = ItemKNN(k=10).fit(mls_split.train, mls.catalog, mls_split.valid)
+    m = HybridBlend(a="itemknn", b="popularity")
+    m.prefitted = [other, knn]
+    m.fit(mls_split.train, mls.catalog, mls_split.valid)
+    assert m.a_ is knn  # the one with the same configuration, not merely the same class
+    fresh = HybridBlend(a="itemknn", b="popularity").fit(mls_split.train, mls.catalog, mls_split.valid)
+    assert fresh.weight_ == m.weight_
+    np.testing.assert_array_equal(fresh.score(np.arange(20)), m.score(np.arange(20)))
+    mismatch = HybridBlend(a="itemknn", b="popularity", a_settings={"k": 50})
+    mismatch.prefitted = [knn]
+    mismatch.fit(mls_split.train, mls.catalog, mls_split.valid)
+    assert mismatch.a_ is not knn and mismatch.a_.config.k == 50

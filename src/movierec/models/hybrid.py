@@ -50,9 +50,21 @@ class SwitchConfig:
 class _TwoModels(Recommender):
     """Shared plumbing: fit both parts, persist both under prefixes."""
 
+    #: models already fitted on the same training data (e.g. by a study that trained them as models of their
+    #: own); one is reused as a part only if its class and configuration are exactly the ones asked for
+    prefitted: list[Recommender] | None = None
+
     def _fit_parts(self, train: Interactions, catalog: Catalog | None, valid: HeldOut | None) -> None:
-        self.a_ = _make(self.config.a, self.config.a_settings).fit(train, catalog, valid)
-        self.b_ = _make(self.config.b, self.config.b_settings).fit(train, catalog, valid)
+        for part, name, settings in (("a", self.config.a, self.config.a_settings),
+                                     ("b", self.config.b, self.config.b_settings)):
+            model = _make(name, settings)
+            given = next((m for m in self.prefitted or [] if m.name == model.name and m.config == model.config
+                          and (m.n_users, m.n_items) == (train.n_users, train.n_items)), None)
+            if given is not None:
+                model = given
+            else:
+                model.fit(train, catalog, valid)
+            setattr(self, f"{part}_", model)
 
     def _state(self) -> dict[str, np.ndarray]:
         out = {}
@@ -74,13 +86,29 @@ class _TwoModels(Recommender):
             return candidates[len(candidates) // 2]
         best, best_ndcg = candidates[0], -1.0
         self.tuning_ = []
-        for c in candidates:
-            apply(c)
-            ndcg = evaluate_heldout_sampled(self, valid, (10,)).metrics["NDCG@10"]
-            self.tuning_.append({"setting": c, "valid_NDCG@10": ndcg})
-            if ndcg > best_ndcg + 1e-12:
-                best, best_ndcg = c, ndcg
+        self._memo: dict[bytes, tuple[np.ndarray, np.ndarray]] | None = {}  # the parts' candidate scores
+        try:
+            for c in candidates:
+                apply(c)
+                ndcg = evaluate_heldout_sampled(self, valid, (10,)).metrics["NDCG@10"]
+                self.tuning_.append({"setting": c, "valid_NDCG@10": ndcg})
+                if ndcg > best_ndcg + 1e-12:
+                    best, best_ndcg = c, ndcg
+        finally:
+            self._memo = None
         return best
+
+    def _memoised(self, users: np.ndarray, items: np.ndarray | None, compute) -> tuple[np.ndarray, np.ndarray]:
+        """``compute(users, items)`` -> both parts' scores; while tuning, candidate scores of a batch are kept,
+        so every grid point reuses them instead of scoring every item again (only [n, m] candidates are kept,
+        never full [n, n_items] rows)."""
+        memo = getattr(self, "_memo", None)
+        if memo is None or items is None:
+            return compute(users, items)
+        key = users.tobytes() + np.asarray(items, np.int64).tobytes()
+        if key not in memo:
+            memo[key] = compute(users, items)
+        return memo[key]
 
 
 def _standardise(s: np.ndarray) -> np.ndarray:
@@ -106,9 +134,13 @@ class HybridBlend(_TwoModels):
 
     def score(self, users: np.ndarray, items: np.ndarray | None = None) -> np.ndarray:
         users = np.atleast_1d(np.asarray(users, dtype=np.int64))
-        za = _standardise(self.a_.score(users, None))
-        zb = _standardise(self.b_.score(users, None))
-        return self._gather((self.weight_ * za + (1 - self.weight_) * zb).astype(np.float32), items)
+        za, zb = self._memoised(users, items, self._standardised_parts)
+        return (self.weight_ * za + (1 - self.weight_) * zb).astype(np.float32)
+
+    def _standardised_parts(self, users: np.ndarray, items: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """Each part's scores standardised per user over all items, then gathered at ``items``."""
+        return (self._gather(_standardise(self.a_.score(users, None)), items),
+                self._gather(_standardise(self.b_.score(users, None)), items))
 
     def _state(self) -> dict[str, np.ndarray]:
         return {**super()._state(), "weight": np.array([self.weight_], np.float64)}
@@ -135,6 +167,9 @@ class HybridSwitch(_TwoModels):
     def score(self, users: np.ndarray, items: np.ndarray | None = None) -> np.ndarray:
         users = np.atleast_1d(np.asarray(users, dtype=np.int64))
         use_b = self.counts_[users] < self.threshold_
+        if getattr(self, "_memo", None) is not None and items is not None:  # tuning: score both parts once
+            sa, sb = self._memoised(users, items, lambda u, i: (self.a_.score(u, i), self.b_.score(u, i)))
+            return np.where(use_b[:, None], sb, sa).astype(np.float32)
         out = np.empty((len(users), self.n_items if items is None else np.shape(items)[1]), np.float32)
         for mask, model in ((~use_b, self.a_), (use_b, self.b_)):
             if mask.any():

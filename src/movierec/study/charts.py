@@ -18,12 +18,16 @@ def _colours(families: list[str]) -> list[str]:
     return [FAMILY_COLOURS.get(f, FAMILY_COLOURS["other"]) for f in families]
 
 
-def _legend(ax, families: list[str]) -> None:
+def _legend(fig_or_ax, families: list[str]) -> None:
+    """Family colours; below the panels for a figure, inside the axes for a single plot."""
     from matplotlib.patches import Patch
 
     seen = list(dict.fromkeys(families))
-    ax.legend(handles=[Patch(color=FAMILY_COLOURS.get(f, "#7f5fbf"), label=f) for f in seen], loc="lower right",
-              fontsize=8, frameon=False)
+    handles = [Patch(color=FAMILY_COLOURS.get(f, "#7f5fbf"), label=f) for f in seen]
+    if hasattr(fig_or_ax, "suptitle"):
+        fig_or_ax.legend(handles=handles, loc="outside lower center", ncol=len(seen), fontsize=8, frameon=False)
+    else:
+        fig_or_ax.legend(handles=handles, loc="lower right", fontsize=8, frameon=False)
 
 
 def accuracy_chart(table: pd.DataFrame, errors: pd.DataFrame, path: Path) -> Path:
@@ -41,15 +45,17 @@ def accuracy_chart(table: pd.DataFrame, errors: pd.DataFrame, path: Path) -> Pat
     colours = _colours(table["family"].tolist())
     for ax, (protocol, metric) in zip(axes, panels, strict=True):
         col = f"{metric} [{protocol}]"
-        ax.barh(y, table[col], xerr=errors.get(col), color=colours, error_kw={"elinewidth": 0.8, "capsize": 2})
+        ax.barh(y, table[col], xerr=errors[col] if col in errors else None, color=colours,
+                error_kw={"elinewidth": 0.8, "capsize": 2})
         ax.set_title(f"{metric}\n[{protocol}]", fontsize=10)
         ax.grid(axis="x", alpha=0.3)
-        for yi, v in zip(y, table[col], strict=True):
-            ax.text(v, yi, f" {v:.3f}", va="center", fontsize=7)
-        ax.set_xlim(0, table[col].max() * 1.3 if table[col].max() > 0 else 1)
+        err = errors[col].fillna(0) if col in errors else pd.Series(0.0, index=table.index)
+        for yi, v, e in zip(y, table[col], err, strict=True):
+            ax.text(v + e, yi, f" {v:.3f}", va="center", fontsize=7)
+        ax.set_xlim(0, (table[col] + err).max() * 1.35 if table[col].max() > 0 else 1)
     axes[0].set_yticks(y, table.index)
     axes[0].invert_yaxis()
-    _legend(axes[-1], table["family"].tolist())
+    _legend(fig, table["family"].tolist())
     fig.suptitle("Accuracy on the test item (bars: mean over users, lines: ±1 standard error)", fontsize=10)
     return save_figure(fig, path)
 
@@ -70,7 +76,7 @@ def beyond_chart(table: pd.DataFrame, path: Path) -> Path:
         ax.grid(axis="x", alpha=0.3)
     axes[0].set_yticks(y, table.index)
     axes[0].invert_yaxis()
-    _legend(axes[-1], table["family"].tolist())
+    _legend(fig, table["family"].tolist())
     fig.suptitle("Beyond accuracy: the top-10 lists of all evaluated users", fontsize=10)
     return save_figure(fig, path)
 

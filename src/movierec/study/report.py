@@ -20,7 +20,7 @@ from movierec.study.conclusions import conclusions
 
 TABLE_COLUMNS = [
     ("sampled-100", ["HR@10", "NDCG@10"]),
-    ("full", ["HR@10", "NDCG@10", "Precision@10", "Recall@10", "MAP@10"]),
+    ("full", ["HR@10", "NDCG@10", "MAP@10"]),
     ("full, beyond accuracy", ["Coverage@10", "ILD@10", "Novelty@10", "Gini@10"]),
 ]
 LOWER_IS_BETTER = {"Gini@10"}
@@ -48,14 +48,17 @@ def _table_context(table: pd.DataFrame) -> dict[str, Any]:
         if present:
             groups.append({"label": protocol, "span": len(present)})
             cols += [{"key": f"{m} [{source}]", "label": m, "protocol": source} for m in present]
-    best = {}
+    best = {}  # every model that ties the best value of a column is highlighted
     for c in cols:
         values = table[c["key"]]
-        best[c["key"]] = values.idxmin() if c["label"] in LOWER_IS_BETTER else values.idxmax()
+        top = values.min() if c["label"] in LOWER_IS_BETTER else values.max()
+        best[c["key"]] = set(values.index[np.isclose(values, top, rtol=0, atol=1e-12)])
     rows = []
     for name, r in table.iterrows():
+        reused = r.get("reused_parts") if "reused_parts" in table else None
         rows.append({"name": name, "family": r["family"], "fit": r["fit_seconds"],
-                     "cells": [{"value": r[c["key"]], "top": best[c["key"]] == name,
+                     "reused": bool(isinstance(reused, list) and reused),
+                     "cells": [{"value": r[c["key"]], "top": name in best[c["key"]],
                                 "fmt": "{:.1%}" if c["label"] == "Coverage@10" else
                                 "{:.2f}" if c["label"] == "Novelty@10" else "{:.4f}"} for c in cols]})
     return {"groups": groups, "columns": cols, "rows": rows}

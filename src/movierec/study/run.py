@@ -68,6 +68,7 @@ class RunResult:
     row: dict[str, Any]
     per_user: pd.DataFrame
     examples: dict[int, list[int]] = field(default_factory=dict)
+    fitted: Any = field(default=None, repr=False)  # the fitted model when trained in this process
 
 
 def default_config() -> dict[str, Any]:
@@ -100,10 +101,16 @@ def _load_done(folder: Path, name: str) -> RunResult | None:
 
 
 def train_and_evaluate(spec: Any, dataset: Dataset, split: Split, folder: Path, feats: np.ndarray | None,
-                       example_users: np.ndarray, save_model: bool, train_progress: bool) -> RunResult:
-    """Fit one model of the study, evaluate it under both protocols and persist its results in ``folder``."""
+                       example_users: np.ndarray, save_model: bool, train_progress: bool,
+                       fitted: list[Any] | None = None) -> RunResult:
+    """Fit one model of the study, evaluate it under both protocols and persist its results in ``folder``.
+
+    ``fitted``: models this study already trained; a hybrid reuses those that match its parts exactly.
+    """
     cls = get_model_class(spec.model)
     model = cls(**spec.settings)
+    if hasattr(model, "prefitted") and fitted:
+        model.prefitted = fitted
     if hasattr(model, "run_options"):
         model.run_options.update(checkpoint_dir=folder.with_suffix(".ckpt"), resume=True, progress=train_progress)
     t0 = time.perf_counter()
@@ -114,6 +121,8 @@ def train_and_evaluate(spec: Any, dataset: Dataset, split: Split, folder: Path, 
     result = getattr(model, "result_", None)
     if result is not None:
         row.update(best_epoch=result.best_epoch, epochs_run=result.epochs_run)
+    if fitted and hasattr(model, "prefitted"):
+        row["reused_parts"] = [m.name for m in (model.a_, model.b_) if any(m is f for f in fitted)]
     for attr, key in (("weight_", "tuned_weight"), ("threshold_", "tuned_threshold")):
         if hasattr(model, attr):
             row[key] = float(getattr(model, attr))
@@ -145,7 +154,7 @@ def train_and_evaluate(spec: Any, dataset: Dataset, split: Split, folder: Path, 
             "row": row, "examples": {str(k): v for k, v in examples.items()}}
     atomic_write_text(folder / "result.json", json.dumps(meta, indent=2, default=float))  # last: marks done
     shutil.rmtree(folder.with_suffix(".ckpt"), ignore_errors=True)
-    return RunResult(spec.name, spec.model, row["family"], row, per_user, examples)
+    return RunResult(spec.name, spec.model, row["family"], row, per_user, examples, model)
 
 
 def pick_example_users(labels: np.ndarray, split: Split, n: int, seed: int) -> np.ndarray:
@@ -212,13 +221,17 @@ def run_study(dataset: Dataset, out: str | Path, config: dict[str, Any] | None =
 
     runs: list[RunResult] = []
     reused: list[str] = []
+    parts = {spec.settings.get(k) for spec in specs for k in ("a", "b") if spec.model.startswith("hybrid")}
     for spec in specs:
         folder = out / "runs" / _slug(spec.name)
         done = _load_done(folder, spec.name)
         if done is None or not set(examples.tolist()) <= set(done.examples):
             tick(f"training {spec.name}")
             done = train_and_evaluate(spec, dataset, split, folder, feats, examples,
-                                      bool(st.get("save_models", True)), train_progress)
+                                      bool(st.get("save_models", True)), train_progress,
+                                      [r.fitted for r in runs if r.fitted is not None])
+            if spec.model not in parts:
+                done.fitted = None  # keep in memory only what a later hybrid may reuse
         else:
             tick(f"reusing {spec.name} (finished earlier)")
             reused.append(spec.name)

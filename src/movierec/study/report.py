@@ -118,10 +118,14 @@ def _similar(dataset: Dataset, query: str | None) -> dict[str, Any] | None:
     try:
         for measure in ("dot", "cosine", "euclidean"):
             df = similar_movies(dataset, query, measure=measure, features="weighted-genres", k=10)
-            out[measure] = df[["title", "genres", "score"]].to_dict("records")
+            out[measure] = [{"title": r.title, "genres": str(r.genres).replace("|", ", "), "score": float(r.score)}
+                            for r in df.itertuples()]
     except MovieRecError as e:
         return {"query": query, "error": str(e)}
-    return {"query": df.attrs.get("query", query), "lists": out}
+    q = df.attrs.get("query", {})
+    return {"query": q.get("title", query) if isinstance(q, dict) else str(q),
+            "query_genres": str(q.get("genres", "")).replace("|", ", ") if isinstance(q, dict) else "",
+            "lists": out}
 
 
 def write_report(out: Path, dataset: Dataset, split: Split, eda: dict[str, Any], seg: Any, runs: list[Any],

@@ -210,7 +210,10 @@ def run_study(dataset: Dataset, out: str | Path, config: dict[str, Any] | None =
     if not fragment.exists():  # written last: the EDA finished
         report = run_eda(dataset, eda_dir, seed=seed, sample=int(st.get("eda_sample", 1_000_000)))
         atomic_write_text(fragment, eda_fragment(report, embed=True))
-    eda = {"summary": json.loads((eda_dir / "summary.json").read_text()), "html": fragment.read_text()}
+    # the EDA's sections become subsections of the report's "The data"
+    html = fragment.read_text().replace("<h3", "<h4").replace("</h3>", "</h4>")
+    html = html.replace("<h2", "<h3").replace("</h2>", "</h3>")
+    eda = {"summary": json.loads((eda_dir / "summary.json").read_text()), "html": html}
 
     tick("splitting and segmenting users")
     split = make_split(dataset, st.get("split", "loo"), seed)

@@ -69,3 +69,14 @@ def test_run_writes_table_and_a_restart_reuses_finished_runs(tmp_path, mls, monk
     monkeypatch.setattr(base.Recommender, "fit", refuse)
     again = run_experiment(config, mls, tmp_path / "out")
     assert json.dumps(again, sort_keys=True) == json.dumps(rows, sort_keys=True)
+
+
+def test_defaults_reach_hybrid_parts() -> None:
+    from movierec.experiments import expand_runs
+
+    config = {"defaults": {"epochs": 3, "k": 7},
+              "run": [{"name": "h", "model": "hybrid-blend", "a": "gmf", "b": "itemknn",
+                       "a_settings": {"epochs": 5}}]}
+    (spec,) = expand_runs(config)
+    assert spec.settings["a_settings"] == {"epochs": 5}  # its own setting wins
+    assert spec.settings["b_settings"] == {"k": 7}  # only settings the part has

@@ -445,7 +445,8 @@ def comparison_table(rows: list[dict]) -> Table:
         name, _, proto = c.partition(" [")
         t.add_column(f"{name}\n{proto.rstrip(']') or 's'}", justify="right")
     for name, r in df.iterrows():
-        t.add_row(str(name), *[f"{v:.2f}" if c == "fit_seconds" else f"{v:.4f}" for c, v in r.items()])
+        t.add_row(str(name), *["–" if v is None or v != v else f"{v:.2f}" if c == "fit_seconds" else f"{v:.4f}"
+                               for c, v in r.items()])
     return t
 
 

@@ -6,7 +6,7 @@
     seed = 42
     ks = [10]
 
-    [defaults]             # settings applied to every run that has them (e.g. epochs)
+    [defaults]             # settings applied to every run (and hybrid part) that has them (e.g. epochs)
     epochs = 20
 
     [[run]]                # one run; list values are NOT expanded here
@@ -97,6 +97,12 @@ def expand_runs(config: dict[str, Any]) -> list[RunSpec]:
             raise MovieRecError(f"run {spec.name!r}: {spec.model} has no setting(s) {sorted(unknown)}")
         merged = {k: v for k, v in defaults.items() if k in fields}
         merged.update(spec.settings)
+        for part, part_settings in (("a", "a_settings"), ("b", "b_settings")):  # a hybrid's parts get them too
+            if part_settings in fields:
+                name = merged.get(part, getattr(cls.config_class(), part))
+                part_fields = {f.name for f in dataclasses.fields(get_model_class(name).config_class)}
+                merged[part_settings] = {**{k: v for k, v in defaults.items() if k in part_fields},
+                                         **merged.get(part_settings, {})}
         out.append(RunSpec(spec.name, spec.model, merged))
     names = [s.name for s in out]
     if len(set(names)) != len(names):

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from movierec.fsutil import atomic_write_text
@@ -28,7 +31,8 @@ def comparison_markdown(rows: list[dict], columns: list[str] | None = None) -> s
     sep = "|---|" + "---:|" * len(df.columns)
     lines = [header, sep]
     for name, r in df.iterrows():
-        cells = [f"{v:.4f}" if isinstance(v, float) and c != "fit_seconds" else f"{v:.2f}" for c, v in r.items()]
+        cells = ["–" if v is None or (isinstance(v, float) and math.isnan(v)) else
+                 f"{v:.4f}" if isinstance(v, float) and c != "fit_seconds" else f"{v:.2f}" for c, v in r.items()]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -41,5 +45,21 @@ def write_comparison(rows: list[dict], out: str | Path) -> list[Path]:
     return [
         atomic_write_text(out / "results.csv", full.to_csv(index=False)),
         atomic_write_text(out / "results.md", comparison_markdown(rows) + "\n"),
-        atomic_write_text(out / "results.json", json.dumps(rows, indent=2)),
+        atomic_write_text(out / "results.json", json_dumps(rows)),
     ]
+
+
+def json_dumps(obj: Any) -> str:
+    """JSON with NaN and infinities written as null (strict parsers reject NaN)."""
+    def clean(v: Any) -> Any:
+        if isinstance(v, dict):
+            return {k: clean(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [clean(x) for x in v]
+        if isinstance(v, np.generic):
+            v = v.item()
+        if isinstance(v, float) and not math.isfinite(v):
+            return None
+        return v
+
+    return json.dumps(clean(obj), indent=2, default=str)

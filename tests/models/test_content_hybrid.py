@@ -115,3 +115,8 @@ def test_hybrid_reuses_a_matching_prefitted_part(mls, mls_split) -> None:
     mismatch.prefitted = [knn]
     mismatch.fit(mls_split.train, mls.catalog, mls_split.valid)
     assert mismatch.a_ is not knn and mismatch.a_.config.k == 50
+    other_split = HybridBlend(a="itemknn", b="popularity")
+    other_split.prefitted = [knn]
+    fewer = mls_split.train.subset(np.arange(len(mls_split.train)) % 10 != 0)  # other training pairs, same shape
+    other_split.fit(fewer, mls.catalog, mls_split.valid)
+    assert other_split.a_ is not knn

@@ -149,6 +149,49 @@ def test_restart_reuses_finished_work(quick_study, mls, monkeypatch, tmp_path) -
     # CPU training is deterministic: the retrained model gets the same numbers
     assert after[redo]["NDCG@10 [full]"] == pytest.approx(before[redo]["NDCG@10 [full]"], abs=1e-9)
 
+    # a changed setting retrains that run only; changed data invalidates the EDA
+    config = load_config(QUICK)
+    changed = next(r for r in config["run"] if r["model"] == "content")
+    changed["measure"] = "cosine"
+    trained.clear()
+    run_study(mls, copy, config)
+    assert trained == [changed["name"]]
+    stored = json.loads((copy / "runs" / _slug(changed["name"]) / "result.json").read_text())
+    assert stored["settings"]["measure"] == "cosine"
+    (copy / "eda" / "key.txt").write_text("written for other data")
+
+    class EdaRan(Exception):
+        pass
+
+    def eda_again(*a, **k):
+        raise EdaRan
+
+    monkeypatch.setattr("movierec.eda.run_eda", eda_again)
+    with pytest.raises(EdaRan):
+        run_study(mls, copy, config)
+
+
+def test_hybrid_reuses_the_study_runs_of_its_parts(quick_study) -> None:
+    out, _, _ = quick_study
+    hybrid = next(r for r in json.loads((out / "results.json").read_text()) if r["family"] == "hybrid")
+    assert hybrid["reused_parts"] == ["GMF"]  # [defaults] reached its part; its content part has other settings
+    assert "tuned_weight" in hybrid
+
+
+def test_study_config_errors_are_one_line(mls, tmp_path) -> None:
+    from movierec.errors import MovieRecError
+    from movierec.experiments import load_config
+    from movierec.study import run_study
+
+    config = load_config(QUICK)
+    config["run"] = [{"name": "Content (dot)", "model": "content"}, {"name": "Content [dot]", "model": "content"}]
+    with pytest.raises(MovieRecError, match="share the folder"):
+        run_study(mls, tmp_path, config)
+    config = load_config(QUICK)
+    config["segments"]["seed"] = 3
+    with pytest.raises(MovieRecError, match=r"\[segments\] has unknown"):
+        run_study(mls, tmp_path, config)
+
 
 def test_cli_study_on_a_finished_folder(quick_study, shared_data_dir) -> None:
     out, _, _ = quick_study
@@ -159,6 +202,7 @@ def test_cli_study_on_a_finished_folder(quick_study, shared_data_dir) -> None:
     assert r.returncode == 0, r.stderr
     payload = json.loads(r.stdout)
     assert Path(payload["report"]).exists() and len(payload["rows"]) == 6
+    assert "NaN" not in (out / "results.json").read_text()
 
 
 def test_cli_study_bad_config_is_one_line(tmp_path) -> None:

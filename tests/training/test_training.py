@@ -71,6 +71,24 @@ def test_training_is_deterministic_and_resume_reaches_the_same_result(tmp_path) 
     assert [r["loss"] for r in d.train_log] == pytest.approx([r["loss"] for r in a.train_log])
 
 
+def test_resume_refuses_a_checkpoint_of_other_settings(tmp_path) -> None:
+    from movierec.errors import MovieRecError
+
+    split = leave_one_out(synthetic())
+    c = GMF(factors=8, epochs=4, batch_size=256, patience=0)
+    c.run_options.update(checkpoint_dir=tmp_path / "ckpt", on_epoch_end=lambda r: r["epoch"] < 2)
+    c.fit(split.train, None, split.valid)
+    d = GMF(factors=8, epochs=4, batch_size=256, patience=0, lr=0.01)
+    d.run_options.update(checkpoint_dir=tmp_path / "ckpt", resume=True)
+    with pytest.raises(MovieRecError, match=r"lr=0\.005"):
+        d.fit(split.train, None, split.valid)
+    other = leave_one_out(synthetic(n_users=100))
+    e = GMF(factors=8, epochs=4, batch_size=256, patience=0)
+    e.run_options.update(checkpoint_dir=tmp_path / "ckpt", resume=True)
+    with pytest.raises(MovieRecError, match="other data"):
+        e.fit(other.train, None, other.valid)
+
+
 def test_early_stopping_keeps_the_best_epoch() -> None:
     split = leave_one_out(synthetic())
     m = GMF(factors=8, epochs=30, batch_size=256, patience=2, lr=0.05).fit(split.train, None, split.valid)

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 
 from movierec.data.dataset import Catalog, Interactions
 from movierec.data.splits import HeldOut
@@ -59,7 +60,7 @@ class _TwoModels(Recommender):
                                      ("b", self.config.b, self.config.b_settings)):
             model = _make(name, settings)
             given = next((m for m in self.prefitted or [] if m.name == model.name and m.config == model.config
-                          and (m.n_users, m.n_items) == (train.n_users, train.n_items)), None)
+                          and _same_training_pairs(m.seen_, self.seen_)), None)
             if given is not None:
                 model = given
             else:
@@ -109,6 +110,12 @@ class _TwoModels(Recommender):
         if key not in memo:
             memo[key] = compute(users, items)
         return memo[key]
+
+
+def _same_training_pairs(a: sp.csr_matrix | None, b: sp.csr_matrix | None) -> bool:
+    """Whether two models saw the same (user, item) training pairs (their sorted CSR ``seen_`` structures)."""
+    return (a is not None and b is not None and a.shape == b.shape and a.nnz == b.nnz
+            and np.array_equal(a.indptr, b.indptr) and np.array_equal(a.indices, b.indices))
 
 
 def _standardise(s: np.ndarray) -> np.ndarray:

@@ -108,12 +108,15 @@ def segment_heatmap(per_segment: pd.DataFrame, names: dict[str, str], protocol: 
     ax.set_yticks(np.arange(data.shape[0]), labels, fontsize=8)
     vmax = np.nanmax(data.to_numpy(np.float64))
     for i in range(data.shape[0]):
-        best = int(np.nanargmax(data.iloc[i].to_numpy(np.float64)))
+        row = data.iloc[i].to_numpy(np.float64)
+        top = np.nanmax(row) if np.isfinite(row).any() else np.nan
         for j in range(data.shape[1]):
-            v = data.iat[i, j]
+            v = row[j]
+            best = bool(v == top)
             ax.text(j, i, f"{v:.3f}", ha="center", va="center", fontsize=7,
-                    color="white" if v > 0.6 * vmax else "black", fontweight="bold" if j == best else "normal")
-        ax.add_patch(plt.Rectangle((best - 0.5, i - 0.5), 1, 1, fill=False, ec="#d62728", lw=1.5))
+                    color="white" if v > 0.6 * vmax else "black", fontweight="bold" if best else "normal")
+            if best:  # every model that ties the segment's best value
+                ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, ec="#d62728", lw=1.5))
     fig.colorbar(im, ax=ax, fraction=0.03, pad=0.02)
     ax.set_title(f"NDCG@10 [{protocol}] by user segment (red: the segment's best model)", fontsize=10)
     return save_figure(fig, path)

@@ -66,13 +66,19 @@ def conclusions(table: pd.DataFrame, per_user: dict[str, pd.DataFrame], settings
 
     best_full = _best(table, full)
     if best_full is not None:
-        text = (f"Under full ranking, {best_full} ranks the held-out movie best "
-                f"(NDCG@10 {table.at[best_full, full]:.4f})")
-        runner = table[full].drop(best_full).idxmax() if len(table) > 1 else None
-        if runner is not None:
-            text += f"; against the runner-up {runner}: {cmp(best_full, runner, full).words()}."
-        out.append(text)
-    if has_sampled and best_full is not None:
+        top = table.at[best_full, full]
+        tied = [n for n in table.index if n != best_full and table.at[n, full] == top]
+        if tied:
+            text = (f"Under full ranking, {best_full} and {', '.join(tied)} tie for best "
+                    f"(NDCG@10 {top:.4f})")
+        else:
+            text = f"Under full ranking, {best_full} ranks the held-out movie best (NDCG@10 {top:.4f})"
+        others = table[full].drop([best_full, *tied]).dropna()
+        if len(others):
+            runner = str(others.idxmax())
+            text += f"; against the runner-up {runner}: {cmp(best_full, runner, full).words()}"
+        out.append(text + ".")
+    if has_sampled and best_full is not None and len(table) > 1 and _best(table, sampled) is not None:
         best_s = _best(table, sampled)
         same = "the same model" if best_s == best_full else f"a different model, {best_s}"
         flips = discordant_pairs(table[sampled], table[full])
@@ -92,7 +98,7 @@ def conclusions(table: pd.DataFrame, per_user: dict[str, pd.DataFrame], settings
         p = pop[0]
         d = cmp(best_full, p, full)
         text = f"Against the Popularity baseline, {best_full} gains {d.words()} (NDCG@10 [full])"
-        beaten = [n for n in table.index if n != p and table.at[n, full] < table.at[p, full]]
+        beaten = [n for n in table.index if n != p and table.at[n, full] < table.at[p, full]]  # NaN: never
         if beaten:
             text += (f"; {len(beaten)} of the {len(table) - 1} other models rank the held-out movie worse than "
                      "Popularity")
@@ -112,13 +118,21 @@ def conclusions(table: pd.DataFrame, per_user: dict[str, pd.DataFrame], settings
         if has_sampled:
             text += f"; sampled-100 {cmp(best_cf, best_ct, sampled).words()}"
         text += "."
-        if nov in table:
-            ct_models = table[content]
-            text += (f" Content models recommend less popular movies (novelty {ct_models[nov].min():.1f}-"
-                     f"{ct_models[nov].max():.1f} bits against {table.loc[cf, nov].min():.1f}-"
-                     f"{table.loc[cf, nov].max():.1f} for collaborative models) and cover up to "
-                     f"{ct_models['Coverage@10 [full]'].max():.1%} of the catalogue, against "
-                     f"{table.loc[cf, 'Coverage@10 [full]'].max():.1%}.")
+        if nov in table and "Coverage@10 [full]" in table:
+            ct, co = table.loc[content], table.loc[cf]
+            lo_ct, hi_ct, lo_cf, hi_cf = ct[nov].min(), ct[nov].max(), co[nov].min(), co[nov].max()
+            if lo_ct > hi_cf:
+                text += (f" Every content model recommends less popular movies than every collaborative one "
+                         f"(novelty {lo_ct:.1f}-{hi_ct:.1f} bits against {lo_cf:.1f}-{hi_cf:.1f}).")
+            elif hi_ct < lo_cf:
+                text += (f" Every content model recommends more popular movies than every collaborative one "
+                         f"(novelty {lo_ct:.1f}-{hi_ct:.1f} bits against {lo_cf:.1f}-{hi_cf:.1f}).")
+            elif pd.notna(lo_ct) and pd.notna(lo_cf):
+                text += (f" Their novelty ranges overlap ({lo_ct:.1f}-{hi_ct:.1f} bits for content models, "
+                         f"{lo_cf:.1f}-{hi_cf:.1f} for collaborative ones).")
+            cov = "Coverage@10 [full]"
+            text += (f" The widest content model covers {ct[cov].max():.1%} of the catalogue, the widest "
+                     f"collaborative one {co[cov].max():.1%}.")
         out.append(text)
     by_class = {}
     for n in table.index:
@@ -139,45 +153,50 @@ def conclusions(table: pd.DataFrame, per_user: dict[str, pd.DataFrame], settings
         if base is None or "ILD@10 [full]" not in table:
             continue
         d_ild = table.at[n, "ILD@10 [full]"] - table.at[base, "ILD@10 [full]"]
-        d_cov = table.at[n, "Coverage@10 [full]"] - table.at[base, "Coverage@10 [full]"]
+        d_cov = 100 * (table.at[n, "Coverage@10 [full]"] - table.at[base, "Coverage@10 [full]"])
         out.append(f"The genre-diversity regulariser (weight {alpha}) on {base}: intra-list diversity "
-                   f"{d_ild:+.3f}, catalogue coverage {d_cov:+.1%}, NDCG@10 [full] {cmp(n, base, full).words()}.")
+                   f"{d_ild:+.3f}, catalogue coverage {d_cov:+.1f} percentage points, NDCG@10 [full] "
+                   f"{cmp(n, base, full).words()}.")
     hybrids = table[fam == "hybrid"]
     vcol = "NDCG@10 [sampled-100, valid]"
-    if len(hybrids) and vcol in table:
+    if len(hybrids) and vcol in table and hybrids[vcol].notna().any():
         h = str(hybrids[vcol].idxmax())
         s = settings.get(h, {})
-        parts = [next((n for n in table.index if model_class.get(n) == part and not settings.get(n, {}).get(
-            "diversity")), None) for part in (s.get("a"), s.get("b"))]
-        parts = [p for p in parts if p is not None]
         text = f"The best hybrid on validation items is {h}"
-        tuned = table.at[h, "tuned_weight"] if "tuned_weight" in table else None
-        if tuned is not None and pd.notna(tuned):
-            text += f" (validation gave {s.get('a')} a weight of {tuned:.1f})"
-            if tuned in (0.0, 1.0):
-                text += f", so it serves {s.get('a') if tuned == 1.0 else s.get('b')} alone"
+        for col, verb in (("tuned_weight", "validation gave"), ("weight", "its configuration gives")):
+            w = table.at[h, col] if col in table else None
+            if w is not None and pd.notna(w):
+                text += f" ({verb} {s.get('a')} a weight of {w:.1f}"
+                text += f", so it serves {s.get('a') if w == 1.0 else s.get('b')} alone)" if w in (0.0, 1.0) else ")"
+                break
+        reused = table.at[h, "reused_parts"] if "reused_parts" in table else None
+        parts = [p for p in reused if p in per_user] if isinstance(reused, list) else []
         if parts:
-            text += ". NDCG@10 [full] " + "; ".join(f"against {p}: {cmp(h, p, full).words()}" for p in parts)
+            text += ". NDCG@10 [full] " + "; ".join(f"against its part {p}: {cmp(h, p, full).words()}" for p in parts)
+        else:
+            text += "; its parts were trained inside it, with no stand-alone run in this study to compare against"
         out.append(text + ".")
     seg = per_segment.get("full")
-    if seg is not None and len(seg) > 2:
+    if seg is not None and len(seg) > 2 and len(table) >= 3 and best_full is not None:
         rows = seg.drop(index="all", errors="ignore").drop(columns="users")
-        winners = rows.idxmax(axis=1)
-        fams = {s: table.at[w, "family"] for s, w in winners.items()}
-        desc = "; ".join(f"{segment_names.get(s, s)}: {w} ({fams[s]})" for s, w in winners.items())
-        out.append(f"By user segment (NDCG@10 [full]), the best model is: {desc}. Segments hold "
-                   f"{int(rows.shape[0])} groups of {int(seg['users'].drop('all').min())}-"
-                   f"{int(seg['users'].drop('all').max())} users, so per-segment differences carry wider "
-                   "error bars than the overall ones.")
-        spread = rows.max(axis=1)
-        top = table[full].sort_values(ascending=False)
-        model_gap = float(top.iloc[0] - top.iloc[min(2, len(top) - 1)])
-        seg_gap = float(spread.max() - spread.min())
-        lo, hi = spread.idxmin(), spread.idxmax()
-        text = (f"The best model's NDCG@10 [full] ranges from {spread.min():.4f} in {segment_names.get(lo, lo)} to "
-                f"{spread.max():.4f} in {segment_names.get(hi, hi)}, a gap of {seg_gap:.4f}; the top three models "
-                f"overall lie within {model_gap:.4f} of each other.")
-        if seg_gap > model_gap:
-            text += " Who the user is matters more to accuracy than which of the good models serves them."
-        out.append(text)
+        rows = rows[rows.notna().any(axis=1)]
+        if len(rows):
+            winners = rows.idxmax(axis=1)
+            fams = {s: table.at[w, "family"] for s, w in winners.items()}
+            desc = "; ".join(f"{segment_names.get(s, s)}: {w} ({fams[s]})" for s, w in winners.items())
+            users = seg["users"].drop("all")
+            out.append(f"By user segment (NDCG@10 [full]), the best model is: {desc}. The {len(rows)} segments "
+                       f"hold {int(users.min())}-{int(users.max())} users each, so per-segment differences carry "
+                       "wider error bars than the overall ones.")
+            col = rows[best_full]  # the overall best model, segment by segment
+            top = table[full].dropna().sort_values(ascending=False)
+            model_gap = float(top.iloc[0] - top.iloc[2])
+            seg_gap = float(col.max() - col.min())
+            lo, hi = col.idxmin(), col.idxmax()
+            text = (f"{best_full}'s NDCG@10 [full] ranges from {col.min():.4f} in {segment_names.get(lo, lo)} to "
+                    f"{col.max():.4f} in {segment_names.get(hi, hi)}, a spread of {seg_gap:.4f}; the top three "
+                    f"models overall lie within {model_gap:.4f} of each other.")
+            if seg_gap > model_gap:
+                text += " Who the user is matters more to accuracy than which of the good models serves them."
+            out.append(text)
     return out

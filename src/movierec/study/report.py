@@ -15,6 +15,7 @@ from movierec.data.dataset import Dataset
 from movierec.data.splits import Split
 from movierec.errors import MovieRecError
 from movierec.fsutil import atomic_write_text
+from movierec.reports import json_dumps
 from movierec.study import charts
 from movierec.study.conclusions import conclusions
 
@@ -24,6 +25,15 @@ TABLE_COLUMNS = [
     ("full, beyond accuracy", ["Coverage@10", "ILD@10", "Novelty@10", "Gini@10"]),
 ]
 LOWER_IS_BETTER = {"Gini@10"}
+SPLIT_NOTES = {
+    "loo": "Leave-one-out: each user's latest rating is the test item, the one before it the validation item "
+           "(early stopping, hybrid tuning).",
+    "cold-items": "Cold items: a tenth of the movies are held out with all their ratings; full ranking ranks each "
+                  "test user's held-out movies among the held-out movies only, so beyond-accuracy measures describe "
+                  "lists of cold movies. There is no validation part.",
+    "vae-cf": "Strong generalisation (Liang et al. 2018): held-out users, ratings of 4 or more; 80% of a held-out "
+              "user's ratings are folded in, the other 20% are the test items.",
+}
 EXAMPLE_MODELS = 5  # model columns shown beside each example user's history
 
 
@@ -31,6 +41,12 @@ def comparison_table(runs: list[Any]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The comparison (index: model name; family, metric and fit-time columns) and the standard errors over
     users of the per-user metrics (same index; NaN where no per-user values exist)."""
     table = pd.DataFrame([r.row for r in runs]).set_index("model")
+    for col in table.columns:  # metrics stored as null (NaN) come back as None: make the columns numeric again
+        if col not in ("family", "reused_parts"):
+            try:
+                table[col] = pd.to_numeric(table[col])
+            except (TypeError, ValueError):
+                pass
     se = pd.DataFrame(index=table.index, columns=table.columns, dtype=float)
     for r in runs:
         for col in r.per_user.columns:
@@ -72,7 +88,9 @@ def _examples(dataset: Dataset, split: Split, runs: list[Any], users: np.ndarray
         return []
     shown = _example_models(runs, table)
     train = split.train
-    test_item = dict(zip(split.test.user.tolist(), split.test.item.tolist(), strict=True))
+    held_items: dict[int, set[int]] = {}
+    for u_, i_ in zip(split.test.user.tolist(), split.test.item.tolist(), strict=True):
+        held_items.setdefault(u_, set()).add(i_)
     ids = dataset.items.ids
     out = []
     for u in users.tolist():
@@ -80,15 +98,17 @@ def _examples(dataset: Dataset, split: Split, runs: list[Any], users: np.ndarray
         recent = mine[np.argsort(-train.timestamp[mine], kind="stable")][:10]
         history = [{"title": t, "rating": float(r)} for t, r in
                    zip(cat.titles(ids[train.item[recent]]), train.rating[recent], strict=True)]
-        held = test_item.get(u)
+        held = held_items.get(u, set())
         lists = []
         for r in shown:
-            items = r.examples.get(u, [])
-            lists.append({"model": r.name, "items": [{"title": t, "hit": int(i) == held} for t, i in
+            items = _top10_of(r, u)
+            lists.append({"model": r.name, "items": [{"title": t, "hit": int(i) in held} for t, i in
                                                      zip(cat.titles(ids[items]), items, strict=True)]})
+        titles = cat.titles(ids[sorted(held)])
+        held_text = titles[0] if len(titles) == 1 else f"{len(titles)} movies ({'; '.join(titles[:3])}" + (
+            "; ...)" if len(titles) > 3 else ")")
         out.append({"user": int(dataset.users.ids[u]), "segment": names.get(str(labels[u]), str(labels[u])),
-                    "n_train": len(mine), "history": history,
-                    "held_out": cat.titles(ids[[held]])[0] if held is not None else "", "lists": lists})
+                    "n_train": len(mine), "history": history, "held_out": held_text, "lists": lists})
     return out
 
 
@@ -106,7 +126,13 @@ def _example_models(runs: list[Any], table: pd.DataFrame) -> list[Any]:
         if n not in chosen:
             chosen.append(str(n))
     by_name = {r.name: r for r in runs}
-    return [by_name[n] for n in chosen if by_name[n].examples]
+    return [by_name[n] for n in chosen if by_name[n].top10 is not None]
+
+
+def _top10_of(run: Any, user: int) -> list[int]:
+    users, items = run.top10
+    pos = np.searchsorted(users, user)
+    return items[pos].tolist() if pos < len(users) and users[pos] == user else []
 
 
 def _similar(dataset: Dataset, query: str | None) -> dict[str, Any] | None:
@@ -166,13 +192,14 @@ def write_report(out: Path, dataset: Dataset, split: Split, eda: dict[str, Any],
         "examples": _examples(dataset, split, runs, examples, seg.labels, names, table),
         "similar": _similar(dataset, context["config"].get("study", {}).get("similar")),
         "conclusions": facts,
+        "split_note": SPLIT_NOTES.get(split.protocol, f"Split: {split.protocol}."),
         "config_text": _toml(context["config"]),
     }
     html = template("study.html.j2").render(**ctx)
-    atomic_write_text(out / "study.json", json.dumps({k: ctx[k] for k in (
+    atomic_write_text(out / "study.json", json_dumps({k: ctx[k] for k in (
         "dataset", "split", "machine", "created", "seconds", "conclusions")} | {
         "results": table.reset_index().to_dict("records"), "segments": {
-            "k": seg.k, "silhouette": seg.silhouette, "profiles": profiles}}, indent=2, default=_json))
+            "k": seg.k, "silhouette": seg.silhouette, "profiles": profiles}}))
     return atomic_write_text(out / "report.html", html)
 
 
@@ -180,9 +207,9 @@ def _segment_rows(t: pd.DataFrame, names: dict[str, str]) -> dict[str, Any]:
     models = [c for c in t.columns if c != "users"]
     rows = []
     for s, r in t.iterrows():
-        best = max(models, key=lambda m: r[m])
+        top = r[models].max()
         rows.append({"name": names.get(str(s), str(s)), "users": int(r["users"]),
-                     "cells": [{"value": r[m], "top": m == best} for m in models]})
+                     "cells": [{"value": r[m], "top": bool(r[m] == top)} for m in models]})
     return {"models": models, "rows": rows}
 
 
@@ -205,9 +232,3 @@ def _toml(config: dict[str, Any]) -> str:
             lines += [f"{k} = {json.dumps(v)}" for k, v in value.items()]
     text = "\n".join(lines).strip()
     return text
-
-
-def _json(v: Any) -> Any:
-    if isinstance(v, np.generic):
-        return v.item()
-    return str(v)

@@ -17,6 +17,10 @@ and an NCF model's per-epoch checkpoints).
 
 from __future__ import annotations
 
+import dataclasses
+import glob
+import hashlib
+import io
 import json
 import platform
 import shutil
@@ -31,16 +35,18 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from movierec import __version__
 from movierec.artifacts import save_bundle
 from movierec.data.dataset import Dataset
 from movierec.data.splits import Split, make_split
 from movierec.errors import MovieRecError
 from movierec.evaluation import EvalResult, evaluate
 from movierec.experiments import _slug, expand_runs, load_config
-from movierec.fsutil import atomic_write_text
+from movierec.fsutil import atomic_write_bytes, atomic_write_text
 from movierec.models import get_model_class
-from movierec.reports import write_comparison
+from movierec.reports import json_dumps, write_comparison
 from movierec.runs import PROTOCOLS, item_genre_features
+from movierec.segments import SegmentConfig
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -59,7 +65,7 @@ class RunResult:
     """One model's outcome: ``row`` (the comparison-table row), per-user values and example lists.
 
     per_user: DataFrame indexed by user index with columns like ``NDCG@10 [full]``;
-    examples: {user index: top-10 item indices under full ranking}.
+    top10: (users int64 [n], items int64 [n, 10]) every evaluated user's full-ranking top 10.
     """
 
     name: str
@@ -67,7 +73,7 @@ class RunResult:
     family: str
     row: dict[str, Any]
     per_user: pd.DataFrame
-    examples: dict[int, list[int]] = field(default_factory=dict)
+    top10: tuple[np.ndarray, np.ndarray] | None = None
     fitted: Any = field(default=None, repr=False)  # the fitted model when trained in this process
 
 
@@ -90,29 +96,58 @@ def _eval_result_frame(results: dict[str, EvalResult]) -> pd.DataFrame:
     return pd.concat(frames, axis=1)
 
 
-def _load_done(folder: Path, name: str) -> RunResult | None:
+def data_key(dataset: Dataset, split: Split) -> dict[str, Any]:
+    """What a finished result depends on besides the model: the data (sizes, not the path) and the split."""
+    info = dataset.info()
+    return {"dataset": {k: info[k] for k in ("name", "ratings", "users", "items")}, "split": split.summary(),
+            "version": __version__}
+
+
+def run_key(spec: Any, base: dict[str, Any]) -> dict[str, Any]:
+    """A finished run is reused only when this key matches: run name, model, settings, data and split."""
+    return {"name": spec.name, "model": spec.model, "settings": spec.settings, **base}
+
+
+def _key_hash(key: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def _load_done(folder: Path, name: str, key: dict[str, Any]) -> RunResult | None:
+    """The run's stored result if it finished with exactly this key, else None."""
     done = folder / "result.json"
     if not done.exists():
         return None
     meta = json.loads(done.read_text())
+    if meta.get("key_hash") != _key_hash(key):
+        return None
     per_user = pd.read_parquet(folder / "per_user.parquet").set_index("user")
-    return RunResult(name, meta["model_class"], meta["family"], meta["row"], per_user,
-                     {int(k): v for k, v in meta["examples"].items()})
+    top10 = None
+    if (folder / "top10.npz").exists():
+        with np.load(folder / "top10.npz", allow_pickle=False) as z:
+            top10 = (z["users"], z["items"])
+    return RunResult(name, meta["model_class"], meta["family"], meta["row"], per_user, top10)
 
 
 def train_and_evaluate(spec: Any, dataset: Dataset, split: Split, folder: Path, feats: np.ndarray | None,
-                       example_users: np.ndarray, save_model: bool, train_progress: bool,
-                       fitted: list[Any] | None = None) -> RunResult:
+                       save_model: bool, train_progress: bool,
+                       fitted: dict[str, Any] | None = None, key: dict[str, Any] | None = None) -> RunResult:
     """Fit one model of the study, evaluate it under both protocols and persist its results in ``folder``.
 
-    ``fitted``: models this study already trained; a hybrid reuses those that match its parts exactly.
+    ``fitted``: {run name: model} this study already trained; a hybrid reuses those that match its parts
+    exactly. ``key``: what the result depends on (stored, so a restart reuses it only if nothing changed).
     """
+    key = key or {}
+    (folder / "result.json").unlink(missing_ok=True)  # from here on the folder holds no finished result
     cls = get_model_class(spec.model)
     model = cls(**spec.settings)
     if hasattr(model, "prefitted") and fitted:
-        model.prefitted = fitted
+        model.prefitted = list(fitted.values())
+    ckpt = folder.parent / f"{folder.name}.{_key_hash(key)}.ckpt"  # other settings never resume it
+    for stale in folder.parent.glob(f"{glob.escape(folder.name)}.*.ckpt"):
+        if stale != ckpt:
+            shutil.rmtree(stale, ignore_errors=True)
     if hasattr(model, "run_options"):
-        model.run_options.update(checkpoint_dir=folder.with_suffix(".ckpt"), resume=True, progress=train_progress)
+        model.run_options.update(checkpoint_dir=ckpt, resume=True, progress=train_progress)
     t0 = time.perf_counter()
     model.fit(split.train, dataset.catalog, split.valid)
     fit_seconds = time.perf_counter() - t0
@@ -121,11 +156,14 @@ def train_and_evaluate(spec: Any, dataset: Dataset, split: Split, folder: Path, 
     result = getattr(model, "result_", None)
     if result is not None:
         row.update(best_epoch=result.best_epoch, epochs_run=result.epochs_run)
-    if fitted and hasattr(model, "prefitted"):
-        row["reused_parts"] = [m.name for m in (model.a_, model.b_) if any(m is f for f in fitted)]
-    for attr, key in (("weight_", "tuned_weight"), ("threshold_", "tuned_threshold")):
-        if hasattr(model, attr):
-            row[key] = float(getattr(model, attr))
+    if hasattr(model, "prefitted"):
+        # the study's runs that served as this hybrid's parts (by name), for the report and the conclusions
+        row["reused_parts"] = [name for part in (model.a_, model.b_) for name, m in (fitted or {}).items()
+                               if m is part]
+        tuned = getattr(model, "tuning_", None) is not None
+        for attr, name in (("weight_", "weight"), ("threshold_", "threshold")):
+            if hasattr(model, attr):
+                row[f"tuned_{name}" if tuned else name] = float(getattr(model, attr))
     if split.valid is not None and split.valid.negatives is not None:
         valid = evaluate(model, split, "sampled-100", "valid", (10,))
         row["NDCG@10 [sampled-100, valid]"] = valid.metrics["NDCG@10"]
@@ -137,24 +175,27 @@ def train_and_evaluate(spec: Any, dataset: Dataset, split: Split, folder: Path, 
         results[protocol] = res = evaluate(model, split, protocol, "test", (1, 5, 10, 20), feats)
         row[f"eval_seconds[{protocol}]"] = round(time.perf_counter() - t1, 3)
         row.update({f"{k} [{protocol}]": v for k, v in res.metrics.items()})
-    examples: dict[int, list[int]] = {}
     full = results.get("full")
-    if full is not None and full.recs is not None:
-        pos = {int(u): i for i, u in enumerate(full.users)}
-        examples = {int(u): full.recs[pos[int(u)], :10].tolist() for u in example_users if int(u) in pos}
+    top10 = None
     per_user = _eval_result_frame(results)
     folder.mkdir(parents=True, exist_ok=True)
     per_user.reset_index().to_parquet(folder / "per_user.parquet", index=False)
+    if full is not None and full.recs is not None:
+        order = np.argsort(full.users, kind="stable")  # sorted, for lookups by user
+        top10 = (full.users[order].astype(np.int64), full.recs[order, :10].astype(np.int64))
+        buf = io.BytesIO()
+        np.savez(buf, users=top10[0], items=top10[1])
+        atomic_write_bytes(folder / "top10.npz", buf.getvalue())
     if save_model:
         save_bundle(folder / "model", model, dataset.users, dataset.items, dataset.catalog,
                     {"name": dataset.name, "source": dataset.source, **split.summary()},
                     metrics={"test": {p: r.metrics for p, r in results.items()}, "fit_seconds": fit_seconds},
                     train_log=getattr(model, "train_log", None))
     meta = {"name": spec.name, "model_class": spec.model, "family": row["family"], "settings": spec.settings,
-            "row": row, "examples": {str(k): v for k, v in examples.items()}}
-    atomic_write_text(folder / "result.json", json.dumps(meta, indent=2, default=float))  # last: marks done
-    shutil.rmtree(folder.with_suffix(".ckpt"), ignore_errors=True)
-    return RunResult(spec.name, spec.model, row["family"], row, per_user, examples, model)
+            "key": key, "key_hash": _key_hash(key), "row": row}
+    atomic_write_text(folder / "result.json", json_dumps(meta))  # last: marks the run done
+    shutil.rmtree(ckpt, ignore_errors=True)
+    return RunResult(spec.name, spec.model, row["family"], row, per_user, top10, model)
 
 
 def pick_example_users(labels: np.ndarray, split: Split, n: int, seed: int) -> np.ndarray:
@@ -183,7 +224,7 @@ def run_study(dataset: Dataset, out: str | Path, config: dict[str, Any] | None =
               progress: Progress | None = None, train_progress: bool = False) -> dict[str, Any]:
     """Run the whole study into ``out`` and return the report's context (also written as study.json)."""
     from movierec.eda import eda_fragment, run_eda
-    from movierec.segments import SegmentConfig, per_segment_metrics, segment_users
+    from movierec.segments import per_segment_metrics, segment_users
     from movierec.study.report import write_report
 
     config = config or default_config()
@@ -194,6 +235,17 @@ def run_study(dataset: Dataset, out: str | Path, config: dict[str, Any] | None =
     specs = expand_runs(config)
     if not specs:
         raise MovieRecError("the study config lists no [[run]]")
+    slugs: dict[str, str] = {}
+    for spec in specs:
+        other = slugs.setdefault(_slug(spec.name), spec.name)
+        if other != spec.name:
+            raise MovieRecError(f"runs {other!r} and {spec.name!r} would share the folder runs/{_slug(spec.name)}; "
+                                "rename one")
+    seg_settings = config.get("segments", {})
+    unknown = set(seg_settings) - {f.name for f in dataclasses.fields(SegmentConfig)} | ({"seed"} & set(seg_settings))
+    if unknown:
+        raise MovieRecError(f"[segments] has unknown setting(s) {sorted(unknown)} (k_min, k_max, silhouette_sample, "
+                            "n_init; the seed is [study] seed)")
     n_steps = len(specs) + 4
     step = 0
     t_start = time.perf_counter()
@@ -207,9 +259,16 @@ def run_study(dataset: Dataset, out: str | Path, config: dict[str, Any] | None =
     tick("exploring the data")
     eda_dir = out / "eda"
     fragment = eda_dir / "fragment.html"
-    if not fragment.exists():  # written last: the EDA finished
-        report = run_eda(dataset, eda_dir, seed=seed, sample=int(st.get("eda_sample", 1_000_000)))
+    eda_sample = int(st.get("eda_sample", 1_000_000))
+    info = dataset.info()
+    eda_key = _key_hash({"dataset": {k: info[k] for k in ("name", "ratings", "users", "items", "tags")},
+                         "seed": seed, "sample": eda_sample, "version": __version__})
+    key_file = eda_dir / "key.txt"
+    if not (fragment.exists() and key_file.exists() and key_file.read_text() == eda_key):
+        key_file.unlink(missing_ok=True)
+        report = run_eda(dataset, eda_dir, seed=seed, sample=eda_sample)
         atomic_write_text(fragment, eda_fragment(report, embed=True))
+        atomic_write_text(key_file, eda_key)  # last: the EDA of exactly this data finished
     # the EDA's sections become subsections of the report's "The data"
     html = fragment.read_text().replace("<h3", "<h4").replace("</h3>", "</h4>")
     html = html.replace("<h2", "<h3").replace("</h2>", "</h3>")
@@ -217,7 +276,7 @@ def run_study(dataset: Dataset, out: str | Path, config: dict[str, Any] | None =
 
     tick("splitting and segmenting users")
     split = make_split(dataset, st.get("split", "loo"), seed)
-    seg_cfg = SegmentConfig(seed=seed, **config.get("segments", {}))
+    seg_cfg = SegmentConfig(seed=seed, **seg_settings)
     seg = segment_users(split.train, dataset.catalog, seg_cfg)
     feats = item_genre_features(dataset)
     examples = pick_example_users(seg.labels, split, int(st.get("examples", 3)), seed)
@@ -225,14 +284,16 @@ def run_study(dataset: Dataset, out: str | Path, config: dict[str, Any] | None =
     runs: list[RunResult] = []
     reused: list[str] = []
     parts = {spec.settings.get(k) for spec in specs for k in ("a", "b") if spec.model.startswith("hybrid")}
+    base = data_key(dataset, split)
     for spec in specs:
         folder = out / "runs" / _slug(spec.name)
-        done = _load_done(folder, spec.name)
-        if done is None or not set(examples.tolist()) <= set(done.examples):
+        key = run_key(spec, base)
+        done = _load_done(folder, spec.name, key)
+        if done is None:
             tick(f"training {spec.name}")
-            done = train_and_evaluate(spec, dataset, split, folder, feats, examples,
+            done = train_and_evaluate(spec, dataset, split, folder, feats,
                                       bool(st.get("save_models", True)), train_progress,
-                                      [r.fitted for r in runs if r.fitted is not None])
+                                      {r.name: r.fitted for r in runs if r.fitted is not None}, key)
             if spec.model not in parts:
                 done.fitted = None  # keep in memory only what a later hybrid may reuse
         else:

@@ -121,7 +121,9 @@ def train_network(
     start_epoch, best_epoch, best_metric, bad_epochs = 1, 0, -math.inf, 0
     best_state: dict[str, torch.Tensor] | None = None
     best_valid: dict[str, float] = {}
+    data_shape = [train.n_users, train.n_items, n_pos]
     if resume and checkpoint_dir is not None and (checkpoint_dir / "state.json").exists():
+        _check_resumable(checkpoint_dir, asdict(cfg), data_shape)
         meta, best_state = load_checkpoint(checkpoint_dir, net, opt, generator)
         start_epoch = meta["epoch"] + 1
         best_epoch, best_metric, bad_epochs = meta["best_epoch"], meta["best_metric"], meta["bad_epochs"]
@@ -183,7 +185,8 @@ def train_network(
         stop = cfg.patience > 0 and bad_epochs >= cfg.patience
         if checkpoint_dir is not None:
             meta = {"epoch": epoch, "best_epoch": best_epoch, "best_metric": best_metric, "bad_epochs": bad_epochs,
-                    "best_valid": best_valid, "log": log, "finished": stop, "config": asdict(cfg)}
+                    "best_valid": best_valid, "log": log, "finished": stop, "config": asdict(cfg),
+                    "data": data_shape}
             save_checkpoint(checkpoint_dir, net, best_state, opt, generator, meta)
         if stop:
             stopped_early = True
@@ -208,6 +211,24 @@ def _diversity_term(net, reg: GenreDiversityRegularizer, cfg: TrainConfig, u: to
         logits_pool = net.score_pairs(users, pool)  # one shared pool: each item is projected once
         term = term + reg.penalty(logits_pool, pool.unsqueeze(0).expand(len(users), -1))
     return term
+
+
+def _check_resumable(checkpoint_dir: Path, config: dict[str, Any], data_shape: list[int]) -> None:
+    """Refuse to resume a checkpoint written for other settings or other training data (one-line error)."""
+    import json
+
+    from movierec.errors import MovieRecError
+
+    saved = json.loads((checkpoint_dir / "state.json").read_text())
+    old = saved.get("config", {})
+    changed = sorted(k for k in set(old) | set(config) if old.get(k) != config.get(k))
+    if changed:
+        k = changed[0]
+        raise MovieRecError(f"{checkpoint_dir}: the checkpoint was trained with {k}={old.get(k)!r}, not "
+                            f"{config.get(k)!r}; remove the folder or train without --resume")
+    if saved.get("data", data_shape) != data_shape:
+        raise MovieRecError(f"{checkpoint_dir}: the checkpoint was trained on other data (users, items, positives "
+                            f"{saved['data']} vs {data_shape}); remove the folder or train without --resume")
 
 
 class _Progress:

@@ -92,20 +92,27 @@ def user_features(train: Interactions, catalog: Catalog | None,
     return pd.DataFrame(cols)
 
 
-def user_embeddings(run_dir: str | Path, user_ids: np.ndarray) -> np.ndarray:
-    """Learned user vectors [len(user_ids), d] from a model bundle (GMF, MLP, NeuMF, content-neural): every
-    ``*user.weight`` tensor, concatenated, rows aligned with the raw ``user_ids``; users the model never saw
-    get zeros."""
-    from safetensors.numpy import load_file
+def model_user_embeddings(model: object) -> np.ndarray:
+    """Learned user vectors [n_users, d] of a fitted model (GMF, MLP, NeuMF, content-neural): every
+    ``*user.weight`` tensor of its state, concatenated (NeuMF: its GMF and MLP user embeddings side by side)."""
+    state = model._state()  # type: ignore[attr-defined]
+    n_users = model.n_users  # type: ignore[attr-defined]
+    blocks = [w for k, w in sorted(state.items()) if k.endswith("user.weight") and w.shape[0] == n_users]
+    if not blocks:
+        raise MovieRecError(f"the {getattr(model, 'name', 'model')} model has no learned user embeddings")
+    return np.concatenate(blocks, axis=1).astype(np.float64)
 
+
+def user_embeddings(run_dir: str | Path, user_ids: np.ndarray) -> np.ndarray:
+    """Learned user vectors [len(user_ids), d] from a model bundle (see :func:`model_user_embeddings`), rows
+    aligned with the raw ``user_ids``; users the model never saw get zeros."""
     from movierec.artifacts import load_bundle
 
-    bundle = load_bundle(run_dir, engine="fast")
-    weights = load_file(str(Path(run_dir) / "weights.safetensors"))
-    blocks = [w for k, w in sorted(weights.items()) if k.endswith("user.weight") and w.shape[0] == len(bundle.users)]
-    if not blocks:
-        raise MovieRecError(f"{run_dir}: this model has no learned user embeddings")
-    emb = np.concatenate(blocks, axis=1).astype(np.float64)
+    bundle = load_bundle(run_dir)
+    try:
+        emb = model_user_embeddings(bundle.model)
+    except MovieRecError:
+        raise MovieRecError(f"{run_dir}: this model has no learned user embeddings") from None
     out = np.zeros((len(user_ids), emb.shape[1]))
     known = bundle.users.contains(user_ids)
     out[known] = emb[bundle.users.index(np.asarray(user_ids)[known])]

@@ -228,3 +228,26 @@ def test_example_users_spread_over_segments() -> None:
     picked = pick_example_users(labels, split, 3, seed=0)
     assert sorted(labels[picked].tolist()) == [0, 1, 2]
     assert np.array_equal(picked, pick_example_users(labels, split, 3, seed=0))
+
+
+def test_segments_can_use_a_runs_learned_user_embeddings(quick_study, mls, tmp_path) -> None:
+    import shutil
+
+    from movierec.errors import MovieRecError
+    from movierec.experiments import load_config
+    from movierec.study import run_study
+
+    out, _, _ = quick_study
+    copy = tmp_path / "study"
+    shutil.copytree(out, copy)
+    config = load_config(QUICK)
+    config["segments"]["embeddings"] = "GMF"
+    # every run is reused and the quick study saves no models: nothing to read the embeddings from
+    with pytest.raises(MovieRecError, match="save_models"):
+        run_study(mls, copy, config)
+    (copy / "runs" / "GMF" / "result.json").unlink()  # GMF retrains, so its model is in memory
+    run_study(mls, copy, config)
+    assert "the user embeddings GMF learned" in (copy / "report.html").read_text()
+    config["segments"]["embeddings"] = "no such run"
+    with pytest.raises(MovieRecError, match="not the name of a"):
+        run_study(mls, copy, config)

@@ -241,11 +241,14 @@ def run_study(dataset: Dataset, out: str | Path, config: dict[str, Any] | None =
         if other != spec.name:
             raise MovieRecError(f"runs {other!r} and {spec.name!r} would share the folder runs/{_slug(spec.name)}; "
                                 "rename one")
-    seg_settings = config.get("segments", {})
+    seg_settings = dict(config.get("segments", {}))
+    emb_run = seg_settings.pop("embeddings", None)  # a run whose learned user vectors join the features
     unknown = set(seg_settings) - {f.name for f in dataclasses.fields(SegmentConfig)} | ({"seed"} & set(seg_settings))
     if unknown:
         raise MovieRecError(f"[segments] has unknown setting(s) {sorted(unknown)} (k_min, k_max, silhouette_sample, "
-                            "n_init; the seed is [study] seed)")
+                            "n_init, embeddings; the seed is [study] seed)")
+    if emb_run is not None and emb_run not in {spec.name for spec in specs}:
+        raise MovieRecError(f"[segments] embeddings = {emb_run!r} is not the name of a [[run]]")
     n_steps = len(specs) + 4
     step = 0
     t_start = time.perf_counter()
@@ -274,12 +277,9 @@ def run_study(dataset: Dataset, out: str | Path, config: dict[str, Any] | None =
     html = html.replace("<h2", "<h3").replace("</h2>", "</h3>")
     eda = {"summary": json.loads((eda_dir / "summary.json").read_text()), "html": html}
 
-    tick("splitting and segmenting users")
+    tick("splitting")
     split = make_split(dataset, st.get("split", "loo"), seed)
-    seg_cfg = SegmentConfig(seed=seed, **seg_settings)
-    seg = segment_users(split.train, dataset.catalog, seg_cfg)
     feats = item_genre_features(dataset)
-    examples = pick_example_users(seg.labels, split, int(st.get("examples", 3)), seed)
 
     runs: list[RunResult] = []
     reused: list[str] = []
@@ -294,12 +294,17 @@ def run_study(dataset: Dataset, out: str | Path, config: dict[str, Any] | None =
             done = train_and_evaluate(spec, dataset, split, folder, feats,
                                       bool(st.get("save_models", True)), train_progress,
                                       {r.name: r.fitted for r in runs if r.fitted is not None}, key)
-            if spec.model not in parts:
-                done.fitted = None  # keep in memory only what a later hybrid may reuse
+            if spec.model not in parts and spec.name != emb_run:
+                done.fitted = None  # keep in memory only what a later hybrid or the segments use
         else:
             tick(f"reusing {spec.name} (finished earlier)")
             reused.append(spec.name)
         runs.append(done)
+
+    tick("segmenting users")
+    emb = _run_user_embeddings(next(r for r in runs if r.name == emb_run), out) if emb_run else None
+    seg = segment_users(split.train, dataset.catalog, SegmentConfig(seed=seed, **seg_settings), emb)
+    examples = pick_example_users(seg.labels, split, int(st.get("examples", 3)), seed)
 
     tick("writing the report")
     rows = [r.row for r in runs]
@@ -315,12 +320,28 @@ def run_study(dataset: Dataset, out: str | Path, config: dict[str, Any] | None =
         "dataset": dataset.info(), "split": split.summary(), "config": config, "machine": machine_info(),
         "created": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "seconds": round(time.perf_counter() - t_start, 1), "reused": reused,
-        "fit_seconds_total": round(sum(r.row["fit_seconds"] for r in runs), 1),
+        "fit_seconds_total": round(sum(r.row["fit_seconds"] for r in runs), 1), "segment_embeddings": emb_run,
     }
     write_report(out, dataset, split, eda, seg, runs, per_segment, examples, context)
     if progress:
         progress("done", 1.0)
     return context
+
+
+def _run_user_embeddings(run: RunResult, out: Path) -> np.ndarray:
+    """The learned user vectors of a study run: from the model in memory, else from its saved bundle."""
+    from movierec.segments import model_user_embeddings
+
+    model = run.fitted
+    if model is None:
+        bundle = out / "runs" / _slug(run.name) / "model"
+        if not (bundle / "config.json").exists():
+            raise MovieRecError(f"[segments] embeddings: run {run.name!r} has no saved model to read them from "
+                                "(set [study] save_models = true, or start the study in a new folder)")
+        from movierec.artifacts import load_bundle
+
+        model = load_bundle(bundle).model
+    return model_user_embeddings(model)
 
 
 def _write_segments(folder: Path, dataset: Dataset, seg: Any, per_segment: dict[str, pd.DataFrame]) -> None:

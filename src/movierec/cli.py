@@ -345,13 +345,23 @@ def study_cmd(
     cfg = resolve_config(config)
     expand_runs(cfg)  # validates the config before any data is loaded
     ds = load_dataset(data)
-    ctx = run_study(ds, out, cfg, progress=None if as_json else _step_printer(),
-                    train_progress=not as_json and sys.stderr.isatty())
+    if as_json or not sys.stderr.isatty():
+        ctx = run_study(ds, out, cfg, progress=None if as_json else _step_printer())
+    else:  # one live display: the study's bar, with each neural model's epoch bar under it
+        from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+
+        bar = Progress(TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(), TimeElapsedColumn(),
+                       console=Console(stderr=True))
+        with bar:
+            task = bar.add_task("study", total=1.0)
+            ctx = run_study(ds, out, cfg, progress=lambda what, frac: bar.update(task, description=what,
+                                                                                    completed=frac),
+                            train_progress=bar)
     rows = json.loads((out / "results.json").read_text())
     if as_json:
         _print_json({"report": str(out / "report.html"), "seconds": ctx["seconds"], "rows": rows})
         return
-    _print_comparison(rows)
+    _print_comparison(rows, COMPACT)
     console.print(f"report: {out / 'report.html'} ({ctx['seconds']:.0f} s)")
 
 
@@ -424,26 +434,31 @@ def similar_cmd(
         console.print("no movie shares a feature with it" + (" (try --min-ratings 0)" if min_ratings else ""))
 
 
-def _print_comparison(rows: list[dict]) -> None:
-    """A rich table on a terminal; the markdown table when the output goes to a file or a pipe."""
+def _print_comparison(rows: list[dict], columns: list[str] | None = None) -> None:
+    """A rich table on a terminal (``columns``, default the headline set); the markdown table of the headline
+    metrics when the output goes to a file or a pipe."""
     if console.is_terminal:
-        console.print(comparison_table(rows))
+        console.print(comparison_table(rows, columns))
     else:
         from movierec.reports import comparison_markdown
 
         sys.stdout.write(comparison_markdown(rows) + "\n")
 
 
-def comparison_table(rows: list[dict]) -> Table:
-    """The headline metrics as a rich table; each column header names its protocol."""
+COMPACT = ["HR@10 [sampled-100]", "NDCG@10 [sampled-100]", "HR@10 [full]", "NDCG@10 [full]", "Coverage@10 [full]",
+           "ILD@10 [full]", "Novelty@10 [full]", "fit_seconds"]
+
+
+def comparison_table(rows: list[dict], columns: list[str] | None = None) -> Table:
+    """The headline metrics (or ``columns``) as a rich table; each column header names its protocol."""
     from movierec.reports import comparison_frame
 
-    df = comparison_frame(rows)
+    df = comparison_frame(rows, columns)
     t = Table(title="test users, K = 10")
     t.add_column("model")
     for c in df.columns:
         name, _, proto = c.partition(" [")
-        t.add_column(f"{name}\n{proto.rstrip(']') or 's'}", justify="right")
+        t.add_column("fit\ns" if c == "fit_seconds" else f"{name}\n{proto.rstrip(']')}", justify="right")
     for name, r in df.iterrows():
         t.add_row(str(name), *["–" if v is None or v != v else f"{v:.2f}" if c == "fit_seconds" else f"{v:.4f}"
                                for c, v in r.items()])

@@ -138,3 +138,28 @@ def test_narrow_towers_start_alive(dim: int, layers: int) -> None:
     net = MLPNet(50, 60, dim, layers)
     scores = net.score_all(torch.arange(20))
     assert float(scores.detach().std()) > 0  # a dead ReLU layer would make every score the same
+
+
+def test_epoch_bar_joins_an_outer_progress_display() -> None:
+    import io
+
+    from rich.console import Console
+    from rich.progress import Progress
+
+    seen: list[str] = []
+
+    class Recording(Progress):
+        def update(self, task_id, **kwargs):  # type: ignore[override]
+            if kwargs.get("description"):
+                seen.append(kwargs["description"])
+            super().update(task_id, **kwargs)
+
+    split = leave_one_out(synthetic())
+    outer = Recording(console=Console(file=io.StringIO(), force_terminal=True))
+    with outer:
+        study = outer.add_task("study", total=1)
+        m = GMF(factors=8, epochs=3, batch_size=256, patience=0)
+        m.run_options.update(progress=outer)
+        m.fit(split.train, None, split.valid)
+        assert [t.id for t in outer.tasks] == [study]  # the epoch bar was added, then removed
+    assert [d.split(":")[0].strip() for d in seen] == ["epoch 1", "epoch 2", "epoch 3"]

@@ -56,7 +56,7 @@ class TorchRecommender(Recommender):
         opts = self.run_options
         ckpt = Path(opts["checkpoint_dir"]) if opts.get("checkpoint_dir") else None
         self.result_ = train_network(net, train, cfg, validate, genres, ckpt, bool(opts.get("resume")),
-                                     bool(opts.get("progress")), opts.get("on_epoch_end"))
+                                     opts.get("progress") or False, opts.get("on_epoch_end"))
         self.train_log = self.result_.log
 
     # -- scoring -----------------------------------------------------------------------------------

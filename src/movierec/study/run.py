@@ -129,7 +129,7 @@ def _load_done(folder: Path, name: str, key: dict[str, Any]) -> RunResult | None
 
 
 def train_and_evaluate(spec: Any, dataset: Dataset, split: Split, folder: Path, feats: np.ndarray | None,
-                       save_model: bool, train_progress: bool,
+                       save_model: bool, train_progress: Any,
                        fitted: dict[str, Any] | None = None, key: dict[str, Any] | None = None) -> RunResult:
     """Fit one model of the study, evaluate it under both protocols and persist its results in ``folder``.
 
@@ -221,8 +221,12 @@ def machine_info() -> dict[str, str]:
 
 
 def run_study(dataset: Dataset, out: str | Path, config: dict[str, Any] | None = None,
-              progress: Progress | None = None, train_progress: bool = False) -> dict[str, Any]:
-    """Run the whole study into ``out`` and return the report's context (also written as study.json)."""
+              progress: Progress | None = None, train_progress: Any = False) -> dict[str, Any]:
+    """Run the whole study into ``out`` and return the report's context (also written as study.json).
+
+    progress(step, fraction done) is called before each step; train_progress is passed to the neural models'
+    training loop (False, True, or a running ``rich.progress.Progress`` to add each model's epoch bar to).
+    """
     from movierec.eda import eda_fragment, run_eda
     from movierec.segments import per_segment_metrics, segment_users
     from movierec.study.report import write_report

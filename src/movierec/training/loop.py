@@ -81,7 +81,7 @@ def train_network(
     genres: np.ndarray | None = None,
     checkpoint_dir: Path | None = None,
     resume: bool = False,
-    progress: bool = False,
+    progress: Any = False,
     on_epoch_end: Callable[[dict[str, Any]], bool] | None = None,
 ) -> TrainResult:
     """Train ``net`` in place (it ends holding the best epoch's weights) and return the run's record.
@@ -232,16 +232,23 @@ def _check_resumable(checkpoint_dir: Path, config: dict[str, Any], data_shape: l
 
 
 class _Progress:
-    """A rich progress bar over epochs showing loss and validation HR/NDCG (no-op when disabled)."""
+    """A rich progress bar over epochs showing loss and validation HR/NDCG. ``enabled``: False (no-op), True (a
+    bar of its own) or a running ``rich.progress.Progress`` to add the bar to (e.g. under a study's overall bar,
+    since rich shows one live display at a time); the bar is removed from it when training ends."""
 
-    def __init__(self, enabled: bool, total: int, done: int) -> None:
+    def __init__(self, enabled: Any, total: int, done: int) -> None:
         self.p = None
-        if enabled:
+        self.own = False
+        if hasattr(enabled, "add_task"):
+            self.p = enabled
+            self.task = self.p.add_task("  epochs", total=total, completed=done)
+        elif enabled:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
             self.p = Progress(TextColumn("epoch"), MofNCompleteColumn(), BarColumn(), TimeElapsedColumn(),
                               TextColumn("{task.description}"), transient=False)
             self.p.start()
+            self.own = True
             self.task = self.p.add_task("", total=total, completed=done)
 
     def update(self, r: dict[str, Any]) -> None:
@@ -250,8 +257,10 @@ class _Progress:
         desc = f"loss {r['loss']:.4f}  {r['samples_per_s'] / 1e6:.2f}M samples/s"
         if "valid_HR@10" in r:
             desc += f"  valid HR@10 {r['valid_HR@10']:.4f} NDCG@10 {r['valid_NDCG@10']:.4f}"
-        self.p.update(self.task, advance=1, description=desc)
+        self.p.update(self.task, advance=1, description=desc if self.own else f"  epoch {r['epoch']}: {desc}")
 
     def close(self) -> None:
-        if self.p is not None:
+        if self.own:
             self.p.stop()
+        elif self.p is not None:
+            self.p.remove_task(self.task)

@@ -296,7 +296,7 @@ def segments_cmd(
     """Segment users by taste and behaviour (k-means, k by silhouette) on a leave-one-out training split."""
     from movierec.data.movielens import load_dataset
     from movierec.data.splits import make_split
-    from movierec.segments import SegmentConfig, segment_names, segment_users, user_embeddings
+    from movierec.segments import SegmentConfig, segment_names, segment_users, user_embeddings, write_segments
 
     if not 2 <= k_min <= k_max:
         raise MovieRecError(f"--k-min/--k-max: need 2 <= k-min <= k-max, got {k_min} and {k_max}")
@@ -306,16 +306,7 @@ def segments_cmd(
     seg = segment_users(split.train, ds.catalog, SegmentConfig(k_min=k_min, k_max=k_max, seed=seed), emb)
     names = segment_names(seg.profiles)
     if out is not None:
-        import pandas as pd
-
-        from movierec.fsutil import atomic_write_text
-
-        out.mkdir(parents=True, exist_ok=True)
-        tmp = out / ".segments.parquet.tmp"
-        pd.DataFrame({"userId": ds.users.ids, "segment": seg.labels}).to_parquet(tmp, index=False)
-        tmp.replace(out / "segments.parquet")
-        atomic_write_text(out / "profiles.csv", seg.profiles.assign(name=[names[str(i)] for i in seg.profiles.index])
-                          .to_csv())
+        write_segments(out, ds.users.ids, seg)
     if as_json:
         _print_json({"k": seg.k, "silhouette": seg.silhouette,
                      "profiles": seg.profiles.reset_index().to_dict("records")})

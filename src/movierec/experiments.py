@@ -37,11 +37,10 @@ from typing import Any
 from movierec.data.dataset import Dataset
 from movierec.data.splits import make_split
 from movierec.errors import MovieRecError
-from movierec.evaluation import evaluate
 from movierec.fsutil import atomic_write_text
 from movierec.models import get_model_class
 from movierec.reports import write_comparison
-from movierec.runs import PROTOCOLS, item_genre_features
+from movierec.runs import evaluate_test, item_genre_features, protocol_columns
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -149,11 +148,7 @@ def run_experiment(
         if result is not None:
             row.update(best_epoch=result.best_epoch, epochs_run=result.epochs_run,
                        samples_per_s=round(result.samples_per_second))
-        for protocol in PROTOCOLS:
-            if protocol == "sampled-100" and split.test.negatives is None:
-                continue  # e.g. the cold-item split: full ranking among the held-out movies only
-            res = evaluate(model, split, protocol, "test", ks, feats)
-            row.update({f"{k} [{protocol}]": v for k, v in res.metrics.items()})
+        row.update(protocol_columns(evaluate_test(model, split, ks, feats)[0]))
         atomic_write_text(done, json.dumps(row, indent=2))
         rows.append(row)
         if progress:

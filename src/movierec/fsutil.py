@@ -7,6 +7,7 @@ import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 
 def atomic_write_dir(path: str | Path, write: Callable[[Path], object]) -> Path:
@@ -51,6 +52,15 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
 
 def atomic_write_text(path: str | Path, text: str) -> Path:
     return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_parquet(path: str | Path, frame: Any) -> Path:
+    """Write a pandas DataFrame as Parquet (no index) through :func:`atomic_write_bytes`."""
+    import io
+
+    buf = io.BytesIO()
+    frame.to_parquet(buf, index=False)
+    return atomic_write_bytes(path, buf.getvalue())
 
 
 def _umask() -> int:

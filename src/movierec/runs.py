@@ -124,6 +124,32 @@ def evaluate_run(run_dir: str | Path, protocol: str = "full", ks: tuple[int, ...
     return result
 
 
+def evaluate_test(model: Recommender, split: Split, ks: tuple[int, ...], feats: np.ndarray | None
+                  ) -> tuple[dict[str, EvalResult], dict[str, float]]:
+    """The test part under every protocol the split supports (sampled-100 needs its sampled negatives; the
+    cold-item split has none). Returns the results and each protocol's evaluation time in seconds."""
+    results: dict[str, EvalResult] = {}
+    seconds: dict[str, float] = {}
+    for protocol in PROTOCOLS:
+        if protocol == "sampled-100" and split.test.negatives is None:
+            continue
+        t0 = time.perf_counter()
+        results[protocol] = evaluate(model, split, protocol, "test", ks, feats)
+        seconds[protocol] = time.perf_counter() - t0
+    return results, seconds
+
+
+def protocol_columns(results: dict[str, EvalResult], seconds: dict[str, float] | None = None) -> dict[str, float]:
+    """Table columns named by protocol, e.g. ``NDCG@10 [full]``; with ``seconds`` each protocol's metrics are
+    preceded by ``eval_seconds[protocol]``."""
+    row: dict[str, float] = {}
+    for protocol, res in results.items():
+        if seconds is not None:
+            row[f"eval_seconds[{protocol}]"] = round(seconds[protocol], 3)
+        row.update({f"{k} [{protocol}]": v for k, v in res.metrics.items()})
+    return row
+
+
 def compare(dataset: Dataset, model_names: list[str], ks: tuple[int, ...] = DEFAULT_KS,
             split: Split | None = None, progress: Any = None) -> list[dict]:
     """Fit each model on one split and evaluate it under both protocols. One row per model."""
@@ -133,11 +159,7 @@ def compare(dataset: Dataset, model_names: list[str], ks: tuple[int, ...] = DEFA
     for name in model_names:
         model, _, info = train_run(name, dataset, None, split=split)
         row: dict[str, Any] = {"model": name, "fit_seconds": round(info["fit_seconds"], 3)}
-        for protocol in PROTOCOLS:
-            t0 = time.perf_counter()
-            res = evaluate(model, split, protocol, "test", ks, feats)
-            row[f"eval_seconds[{protocol}]"] = round(time.perf_counter() - t0, 3)
-            row.update({f"{k} [{protocol}]": v for k, v in res.metrics.items()})
+        row.update(protocol_columns(*evaluate_test(model, split, ks, feats)))
         rows.append(row)
         if progress is not None:
             progress(name)

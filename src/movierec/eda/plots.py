@@ -24,6 +24,11 @@ STYLE: dict[str, Any] = {
 BLUE, ORANGE, GREY = "#2a6fdb", "#e8862a", "#7a8394"
 
 
+def _rows_height(n_rows: int, per_row: float) -> float:
+    """Figure height (inches) for a chart with one bar or box per row: per_row inches each, 3 at least."""
+    return max(3.0, per_row * n_rows + 1.2)
+
+
 def _fmt_int(x: float, _pos: object = None) -> str:
     """Tick label with thousands separators (1,000,000) or 1.2M above a million."""
     if abs(x) >= 1e6:
@@ -103,7 +108,7 @@ def genre_frequencies(freq: pd.DataFrame) -> Any:
     """Movies per genre and the genre's share of all ratings, side by side. freq: :func:`stats.genre_frequencies`."""
     plt = pyplot()
     df = freq.iloc[::-1]
-    h = max(3.0, 0.28 * len(df) + 1.2)
+    h = _rows_height(len(df), 0.28)
     fig, (a, b) = plt.subplots(1, 2, figsize=(11, h), sharey=True)
     a.barh(df["genre"], df["n_movies"], color=BLUE)
     a.set_xlabel("number of movies")
@@ -122,7 +127,7 @@ def genre_boxplots(box: list[dict], values: np.ndarray) -> Any:
     """Horizontal box plots of ratings by genre from exact statistics (:func:`stats.boxplot_stats_from_hist`),
     in the given order (top to bottom), with means as diamonds; ``values`` are the possible ratings (ticks)."""
     plt = pyplot()
-    h = max(3.0, 0.32 * len(box) + 1.2)
+    h = _rows_height(len(box), 0.32)
     fig, ax = plt.subplots(figsize=(9, h))
     stats = [{**s, "label": f"{s['label']} (n={s['n']:,})"} for s in box][::-1]
     ax.bxp(stats, orientation="horizontal", showmeans=True, widths=0.6, patch_artist=True,
@@ -164,7 +169,7 @@ def genre_vif(vif_table: pd.DataFrame) -> Any:
     """Horizontal bars of the genre indicators' variance inflation factors with the 5 and 10 warning lines."""
     plt = pyplot()
     df = vif_table.iloc[::-1]
-    h = max(3.0, 0.26 * len(df) + 1.2)
+    h = _rows_height(len(df), 0.26)
     fig, ax = plt.subplots(figsize=(7, h))
     v = df["vif"].to_numpy(np.float64)
     shown = np.where(np.isfinite(v), v, np.nan)
@@ -211,7 +216,7 @@ def top_tags(tags: pd.DataFrame) -> Any:
     """Horizontal bars of the most applied tags. tags: :func:`stats.top_tags`."""
     plt = pyplot()
     df = tags.iloc[::-1]
-    h = max(3.0, 0.26 * len(df) + 1.2)
+    h = _rows_height(len(df), 0.26)
     fig, ax = plt.subplots(figsize=(8, h))
     ax.barh(df["tag"].astype(str), df["n_applications"], color=BLUE)
     ax.set_xlabel("times applied")

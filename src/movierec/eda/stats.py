@@ -15,6 +15,8 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from movierec.evaluation.beyond import gini  # the one Gini formula, shared with Gini@K
+
 #: 1.5 x IQR whiskers (Tukey), the matplotlib default
 WHIS = 1.5
 #: 1 - R^2 below this counts as perfect collinearity (VIF = inf)
@@ -26,23 +28,6 @@ AGE_LABELS = ("under 18", "18-24", "25-34", "35-44", "45-49", "50-55", "56+")
 
 
 # --------------------------------------------------------------------------------------------- inequality
-
-
-def gini(counts: np.ndarray) -> float:
-    """Gini coefficient of non-negative ``counts`` [n]: 0 when all are equal, (n - 1) / n when one holds all.
-
-    G = sum_i (2 i - n - 1) x_(i) / (n sum x) with x sorted ascending and i = 1..n (the usual sample Gini,
-    half the relative mean absolute difference). Returns 0.0 for an empty or all-zero input.
-    """
-    x = np.sort(np.asarray(counts, dtype=np.float64).ravel())
-    n = len(x)
-    total = x.sum()
-    if n == 0 or total <= 0:
-        return 0.0
-    if x[0] < 0:
-        raise ValueError("gini needs non-negative values")
-    i = np.arange(1, n + 1, dtype=np.float64)
-    return float(np.dot(2 * i - n - 1, x) / (n * total))
 
 
 def lorenz(counts: np.ndarray, n_points: int = 512) -> tuple[np.ndarray, np.ndarray]:

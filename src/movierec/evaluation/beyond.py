@@ -51,16 +51,30 @@ def novelty(recs: np.ndarray, item_users: np.ndarray, n_train_users: int) -> flo
     return float(-np.log2(frac).mean()) if len(items) else float("nan")
 
 
+def gini(counts: np.ndarray) -> float:
+    """Gini coefficient of non-negative ``counts`` [n]: 0 when all are equal, (n - 1) / n when one holds all.
+
+    G = sum_i (2 i - n - 1) x_(i) / (n sum x) with x sorted ascending and i = 1..n (the usual sample Gini,
+    half the relative mean absolute difference). Returns 0.0 for an empty or all-zero input.
+    """
+    x = np.sort(np.asarray(counts, dtype=np.float64).ravel())
+    n = len(x)
+    total = x.sum()
+    if n == 0 or total <= 0:
+        return 0.0
+    if x[0] < 0:
+        raise ValueError("gini needs non-negative values")
+    i = np.arange(1, n + 1, dtype=np.float64)
+    return float(np.dot(2 * i - n - 1, x) / (n * total))
+
+
 def gini_index(recs: np.ndarray, item_users: np.ndarray) -> float:
     """Gini index of how often each training item is recommended (0 = even, 1 = one item takes all)."""
     train_items = item_users > 0
     counts = np.bincount(_valid(recs), minlength=len(item_users))[train_items].astype(np.float64)
-    n = len(counts)
-    if n == 0 or counts.sum() == 0:
+    if len(counts) == 0 or counts.sum() == 0:
         return float("nan")
-    x = np.sort(counts)
-    i = np.arange(1, n + 1)
-    return float(((2 * i - n - 1) * x).sum() / (n * x.sum()))
+    return gini(counts)
 
 
 def average_popularity(recs: np.ndarray, item_users: np.ndarray) -> float:

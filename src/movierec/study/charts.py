@@ -30,19 +30,31 @@ def _legend(fig_or_ax, families: list[str]) -> None:
         fig_or_ax.legend(handles=handles, loc="lower right", fontsize=8, frameon=False)
 
 
+def _model_panels(table: pd.DataFrame, n_panels: int, panel_width: float):
+    """A row of ``n_panels`` bar-chart panels sharing the model axis: (fig, axes, bar positions, bar colours)."""
+    plt = pyplot()
+    fig, axes = plt.subplots(1, n_panels, figsize=(panel_width * n_panels, 0.34 * len(table) + 1.6), sharey=True,
+                             layout="constrained")
+    return fig, np.atleast_1d(axes), np.arange(len(table)), _colours(table["family"].tolist())
+
+
+def _finish_panels(fig, axes, table: pd.DataFrame, title: str, path: Path) -> Path:
+    """Model names on the first panel (top to bottom in table order), the family legend, the title; save."""
+    axes[0].set_yticks(np.arange(len(table)), table.index)
+    axes[0].invert_yaxis()
+    _legend(fig, table["family"].tolist())
+    fig.suptitle(title, fontsize=10)
+    return save_figure(fig, path)
+
+
 def accuracy_chart(table: pd.DataFrame, errors: pd.DataFrame, path: Path) -> Path:
     """NDCG@10 and HR@10 under sampled-100 (left) and full ranking (right), one bar per model, ±1 SE.
 
     table: rows = models with a ``family`` column and ``NDCG@10 [protocol]`` style columns;
     errors: the same shape holding standard errors over users.
     """
-    plt = pyplot()
     panels = [(p, m) for p in ("sampled-100", "full") for m in ("HR@10", "NDCG@10") if f"{m} [{p}]" in table]
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.3 * len(panels), 0.34 * len(table) + 1.6), sharey=True,
-                             layout="constrained")
-    axes = np.atleast_1d(axes)
-    y = np.arange(len(table))
-    colours = _colours(table["family"].tolist())
+    fig, axes, y, colours = _model_panels(table, len(panels), 3.3)
     for ax, (protocol, metric) in zip(axes, panels, strict=True):
         col = f"{metric} [{protocol}]"
         ax.barh(y, table[col], xerr=errors[col] if col in errors else None, color=colours,
@@ -53,32 +65,20 @@ def accuracy_chart(table: pd.DataFrame, errors: pd.DataFrame, path: Path) -> Pat
         for yi, v, e in zip(y, table[col], err, strict=True):
             ax.text(v + e, yi, f" {v:.3f}", va="center", fontsize=7)
         ax.set_xlim(0, (table[col] + err).max() * 1.35 if table[col].max() > 0 else 1)
-    axes[0].set_yticks(y, table.index)
-    axes[0].invert_yaxis()
-    _legend(fig, table["family"].tolist())
-    fig.suptitle("Accuracy on the test item (bars: mean over users, lines: ±1 standard error)", fontsize=10)
-    return save_figure(fig, path)
+    return _finish_panels(fig, axes, table, "Accuracy on the test item (bars: mean over users, lines: ±1 standard "
+                          "error)", path)
 
 
 def beyond_chart(table: pd.DataFrame, path: Path) -> Path:
     """Catalogue coverage, intra-list diversity and novelty of the top-10 lists (full ranking)."""
-    plt = pyplot()
     panels = [c for c in ("Coverage@10 [full]", "ILD@10 [full]", "Novelty@10 [full]", "Gini@10 [full]")
               if c in table]
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 0.34 * len(table) + 1.6), sharey=True,
-                             layout="constrained")
-    axes = np.atleast_1d(axes)
-    y = np.arange(len(table))
-    colours = _colours(table["family"].tolist())
+    fig, axes, y, colours = _model_panels(table, len(panels), 3.2)
     for ax, col in zip(axes, panels, strict=True):
         ax.barh(y, table[col], color=colours)
         ax.set_title(col.replace(" [", "\n["), fontsize=10)
         ax.grid(axis="x", alpha=0.3)
-    axes[0].set_yticks(y, table.index)
-    axes[0].invert_yaxis()
-    _legend(fig, table["family"].tolist())
-    fig.suptitle("Beyond accuracy: the top-10 lists of all evaluated users", fontsize=10)
-    return save_figure(fig, path)
+    return _finish_panels(fig, axes, table, "Beyond accuracy: the top-10 lists of all evaluated users", path)
 
 
 def protocol_scatter(table: pd.DataFrame, path: Path) -> Path:

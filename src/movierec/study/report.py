@@ -41,12 +41,6 @@ def comparison_table(runs: list[Any]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The comparison (index: model name; family, metric and fit-time columns) and the standard errors over
     users of the per-user metrics (same index; NaN where no per-user values exist)."""
     table = pd.DataFrame([r.row for r in runs]).set_index("model")
-    for col in table.columns:  # metrics stored as null (NaN) come back as None: make the columns numeric again
-        if col not in ("family", "reused_parts"):
-            try:
-                table[col] = pd.to_numeric(table[col])
-            except (TypeError, ValueError):
-                pass
     se = pd.DataFrame(index=table.index, columns=table.columns, dtype=float)
     for r in runs:
         for col in r.per_user.columns:
@@ -174,7 +168,7 @@ def write_report(out: Path, dataset: Dataset, split: Split, eda: dict[str, Any],
     seg_figures = [(f"NDCG@10 [{p}] by segment", charts.segment_heatmap(t, names, p, fig_dir / f"segments-{p}.png"),
                     "Mean per-user NDCG@10 of each model within each segment; 'all' is every evaluated user.")
                    for p, t in per_segment.items() if p == "full"]
-    settings = {r.name: _settings(out, r.name) for r in runs}
+    settings = {r.name: r.settings for r in runs}
     model_class = {r.name: r.model for r in runs}
     per_user = {r.name: r.per_user for r in runs}
     facts = conclusions(table, per_user, settings, model_class, per_segment, names)
@@ -211,12 +205,6 @@ def _segment_rows(t: pd.DataFrame, names: dict[str, str]) -> dict[str, Any]:
         rows.append({"name": names.get(str(s), str(s)), "users": int(r["users"]),
                      "cells": [{"value": r[m], "top": bool(r[m] == top)} for m in models]})
     return {"models": models, "rows": rows}
-
-
-def _settings(out: Path, name: str) -> dict[str, Any]:
-    from movierec.experiments import _slug
-
-    return json.loads((out / "runs" / _slug(name) / "result.json").read_text()).get("settings", {})
 
 
 def _toml(config: dict[str, Any]) -> str:

@@ -42,10 +42,10 @@ from movierec.data.splits import Split, make_split
 from movierec.errors import MovieRecError
 from movierec.evaluation import EvalResult, evaluate
 from movierec.experiments import _slug, expand_runs, load_config
-from movierec.fsutil import atomic_write_bytes, atomic_write_text
+from movierec.fsutil import atomic_write_bytes, atomic_write_parquet, atomic_write_text
 from movierec.models import get_model_class
 from movierec.reports import json_dumps, write_comparison
-from movierec.runs import PROTOCOLS, item_genre_features
+from movierec.runs import evaluate_test, item_genre_features, protocol_columns
 from movierec.segments import SegmentConfig
 
 if sys.version_info >= (3, 11):
@@ -62,7 +62,7 @@ Progress = Callable[[str, float], None]  # (step description, fraction of the st
 
 @dataclass
 class RunResult:
-    """One model's outcome: ``row`` (the comparison-table row), per-user values and example lists.
+    """One model's outcome: ``row`` (the comparison-table row), its settings, per-user values and top-10 lists.
 
     per_user: DataFrame indexed by user index with columns like ``NDCG@10 [full]``;
     top10: (users int64 [n], items int64 [n, 10]) every evaluated user's full-ranking top 10.
@@ -73,6 +73,7 @@ class RunResult:
     family: str
     row: dict[str, Any]
     per_user: pd.DataFrame
+    settings: dict[str, Any] = field(default_factory=dict)
     top10: tuple[np.ndarray, np.ndarray] | None = None
     fitted: Any = field(default=None, repr=False)  # the fitted model when trained in this process
 
@@ -125,7 +126,9 @@ def _load_done(folder: Path, name: str, key: dict[str, Any]) -> RunResult | None
     if (folder / "top10.npz").exists():
         with np.load(folder / "top10.npz", allow_pickle=False) as z:
             top10 = (z["users"], z["items"])
-    return RunResult(name, meta["model_class"], meta["family"], meta["row"], per_user, top10)
+    # metrics stored as null (NaN in JSON is not strict JSON) come back as NaN
+    row = {k: float("nan") if v is None else v for k, v in meta["row"].items()}
+    return RunResult(name, meta["model_class"], meta["family"], row, per_user, meta.get("settings", {}), top10)
 
 
 def train_and_evaluate(spec: Any, dataset: Dataset, split: Split, folder: Path, feats: np.ndarray | None,
@@ -167,19 +170,13 @@ def train_and_evaluate(spec: Any, dataset: Dataset, split: Split, folder: Path, 
     if split.valid is not None and split.valid.negatives is not None:
         valid = evaluate(model, split, "sampled-100", "valid", (10,))
         row["NDCG@10 [sampled-100, valid]"] = valid.metrics["NDCG@10"]
-    results: dict[str, EvalResult] = {}
-    for protocol in PROTOCOLS:
-        if protocol == "sampled-100" and split.test.negatives is None:
-            continue
-        t1 = time.perf_counter()
-        results[protocol] = res = evaluate(model, split, protocol, "test", (1, 5, 10, 20), feats)
-        row[f"eval_seconds[{protocol}]"] = round(time.perf_counter() - t1, 3)
-        row.update({f"{k} [{protocol}]": v for k, v in res.metrics.items()})
+    results, seconds = evaluate_test(model, split, (1, 5, 10, 20), feats)
+    row.update(protocol_columns(results, seconds))
     full = results.get("full")
     top10 = None
     per_user = _eval_result_frame(results)
     folder.mkdir(parents=True, exist_ok=True)
-    per_user.reset_index().to_parquet(folder / "per_user.parquet", index=False)
+    atomic_write_parquet(folder / "per_user.parquet", per_user.reset_index())
     if full is not None and full.recs is not None:
         order = np.argsort(full.users, kind="stable")  # sorted, for lookups by user
         top10 = (full.users[order].astype(np.int64), full.recs[order, :10].astype(np.int64))
@@ -195,7 +192,7 @@ def train_and_evaluate(spec: Any, dataset: Dataset, split: Split, folder: Path, 
             "key": key, "key_hash": _key_hash(key), "row": row}
     atomic_write_text(folder / "result.json", json_dumps(meta))  # last: marks the run done
     shutil.rmtree(ckpt, ignore_errors=True)
-    return RunResult(spec.name, spec.model, row["family"], row, per_user, top10, model)
+    return RunResult(spec.name, spec.model, row["family"], row, per_user, spec.settings, top10, model)
 
 
 def pick_example_users(labels: np.ndarray, split: Split, n: int, seed: int) -> np.ndarray:
@@ -349,11 +346,8 @@ def _run_user_embeddings(run: RunResult, out: Path) -> np.ndarray:
 
 
 def _write_segments(folder: Path, dataset: Dataset, seg: Any, per_segment: dict[str, pd.DataFrame]) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    frame = pd.DataFrame({"userId": dataset.users.ids, "segment": seg.labels})
-    tmp = folder / ".segments.parquet.tmp"
-    frame.to_parquet(tmp, index=False)
-    tmp.replace(folder / "segments.parquet")
-    atomic_write_text(folder / "profiles.csv", seg.profiles.to_csv())
+    from movierec.segments import write_segments
+
+    write_segments(folder, dataset.users.ids, seg)
     for protocol, table in per_segment.items():
         atomic_write_text(folder / f"per_segment_ndcg10_{protocol}.csv", table.to_csv())

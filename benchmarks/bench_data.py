@@ -32,7 +32,7 @@ TARGETS = {"parse_cold_s": 15.0, "parse_cached_s": 1.5, "peak_gb": 3.0, "split_s
 
 
 def _load(args: list[str]) -> dict:
-    from movierec.data.movielens import cache_dir, load_dataset
+    from movierec.data import cache_dir, load_dataset
 
     folder = Path(args[0])
     parsed = cache_dir() / "parsed"
@@ -53,7 +53,7 @@ def _pandas(args: list[str]) -> dict:
 
 
 def _split(args: list[str]) -> dict:
-    from movierec.data.movielens import load_dataset
+    from movierec.data import load_dataset
     from movierec.data.splits import leave_one_out
 
     ds = load_dataset(Path(args[0]))  # from the cache written by the cold phase
@@ -67,11 +67,12 @@ def _profile(args: list[str]) -> dict:
     import numpy as np
     import pyarrow as pa
 
-    from movierec.data import movielens as ml
+    from movierec.data import cache, parse
     from movierec.data.dataset import IdMap
+    from movierec.data.releases import LAYOUTS
 
     folder = Path(args[0])
-    spec = ml.LAYOUTS["csv"]["ratings"]
+    spec = LAYOUTS["csv"]["ratings"]
     out: dict = {}
 
     def t(name: str, fn):
@@ -80,7 +81,7 @@ def _profile(args: list[str]) -> dict:
         out[name] = time.perf_counter() - t0
         return r
 
-    table = t("read_csv_pyarrow", lambda: ml.read_table(folder / spec.filename, spec, None))
+    table = t("read_csv_pyarrow", lambda: parse.read_table(folder / spec.filename, spec, None))
     frame = t("to_pandas", functools.partial(table.to_pandas, split_blocks=True, self_destruct=True))
     del table
     users, u = t("idmap_users", lambda: IdMap.from_raw(frame["userId"].to_numpy(), "user"))
@@ -93,11 +94,11 @@ def _profile(args: list[str]) -> dict:
     with tempfile.TemporaryDirectory(prefix="movierec-bench-prof-") as tmp:
         def write():
             for name, tab in tables.items():
-                ml._write_parquet(tab, Path(tmp) / f"{name}.parquet")
+                cache._write_parquet(tab, Path(tmp) / f"{name}.parquet")
         t("parquet_write", write)
         out["parquet_mb"] = sum(p.stat().st_size for p in Path(tmp).iterdir()) / 1e6
-    cat_tables = t("catalog_parse", lambda: ml._parse_catalog(folder, "csv", None))
-    t("catalog_to_frames", lambda: ml._catalog_from_tables(cat_tables))
+    cat_tables = t("catalog_parse", lambda: parse.parse_catalog(folder, "csv", None))
+    t("catalog_to_frames", lambda: parse.catalog_from_tables(cat_tables))
     return out
 
 

@@ -35,7 +35,7 @@ TARGETS = {"total_s": 120.0}
 
 def _warm(args: list[str]) -> dict:
     """Parse the release once so that the measured runs load from the Parquet cache."""
-    from movierec.data.movielens import load_dataset
+    from movierec.data import load_dataset
 
     t0 = time.perf_counter()
     ds = load_dataset(Path(args[0]))
@@ -43,7 +43,7 @@ def _warm(args: list[str]) -> dict:
 
 
 def _eda(args: list[str]) -> dict:
-    from movierec.data.movielens import load_dataset
+    from movierec.data import load_dataset
     from movierec.eda import run_eda, summary_lines
 
     folder, report_dir, sample = Path(args[0]), Path(args[1]), int(args[2])

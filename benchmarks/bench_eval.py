@@ -50,7 +50,7 @@ def timed_eval(fn, model, repeat: int) -> dict:
 
 def bench_dataset(label: str, folder: Path, models: list[str], repeat: int, full_repeat: int,
                   sampled_ks: tuple[int, ...]) -> dict:
-    from movierec.data.movielens import load_dataset
+    from movierec.data import load_dataset
     from movierec.data.splits import leave_one_out
     from movierec.evaluation import evaluate_full, evaluate_sampled
     from movierec.models import ItemKNN, Popularity

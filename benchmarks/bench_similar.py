@@ -37,7 +37,7 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=20)
     args = ap.parse_args()
 
-    from movierec.data.movielens import load_catalog
+    from movierec.data import load_catalog
     from movierec.similar import SimilarityIndex, similar_movies
 
     folder = Path(args.data)

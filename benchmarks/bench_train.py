@@ -45,7 +45,7 @@ NEGATIVES = 4
 
 
 def load_small():
-    from movierec.data.movielens import load_dataset
+    from movierec.data import load_dataset
     from movierec.data.splits import leave_one_out
 
     ds = load_dataset(U.ML_LATEST_SMALL)
@@ -84,10 +84,13 @@ def dataloader_loop(net_factory, users, items, labels, epochs: int, seed: int = 
 
 def our_loop(model_cls, kwargs: dict, train, epochs: int, batch: int) -> dict:
     """``train_network`` through the model class, no validation; samples/s from its own train log."""
-    m = model_cls(**kwargs, epochs=epochs, patience=0, batch_size=batch, device="cpu").fit(train)
-    per_epoch = [r["samples_per_s"] for r in m.train_log]
+    from movierec.models import RunContext
+
+    m = model_cls(**kwargs, epochs=epochs, patience=0, batch_size=batch).fit(train, context=RunContext(device="cpu"))
+    log = m.fit_report_.train_log
+    per_epoch = [r["samples_per_s"] for r in log]
     return {"samples_per_s": statistics.median(per_epoch), "per_epoch": per_epoch, "epochs": epochs,
-            "overall_samples_per_s": m.result_.samples_per_second, "samples": m.train_log[0]["samples"]}
+            "overall_samples_per_s": m.fit_report_.samples_per_s, "samples": log[0]["samples"]}
 
 
 def bench_throughput(split, q: bool) -> list[dict]:
@@ -95,8 +98,8 @@ def bench_throughput(split, q: bool) -> list[dict]:
 
     from movierec.models import GMF, NeuMF
     from movierec.models.ncf import GMFNet, NeuMFNet
-    from movierec.training.loop import unique_positives
     from movierec.training.negatives import DeviceNegativeSampler
+    from movierec.training.pairwise import unique_positives
 
     train = split.train
     pu, pi = unique_positives(train)
@@ -165,21 +168,23 @@ def timed_fit(model, ds, split) -> dict:
     def on_epoch_end(record: dict) -> None:  # called after the epoch's validation
         stamps.append(time.perf_counter())
 
-    model.run_options["on_epoch_end"] = on_epoch_end
+    from movierec.models import RunContext
+
     with ValidationTimer() as vt:
         t0 = time.perf_counter()
-        model.fit(split.train, ds.catalog, split.valid)
+        model.fit(split.train, ds.catalog, split.valid, RunContext(on_epoch_end=on_epoch_end))
         fit_s = time.perf_counter() - t0
-    log = model.train_log
-    best = model.result_.best_epoch
-    out = {"fit_s": fit_s, "best_epoch": best, "epochs_run": model.result_.epochs_run,
-           "stopped_early": model.result_.stopped_early,
+    report = model.fit_report_
+    log = report.train_log
+    best = report.best_epoch
+    out = {"fit_s": fit_s, "best_epoch": best, "epochs_run": report.epochs,
+           "stopped_early": report.stopped_early,
            "train_s_total": sum(r["seconds"] for r in log), "valid_s_total": sum(vt.times),
            "train_s_to_best": sum(r["seconds"] for r in log[:best]), "valid_s_to_best": sum(vt.times[:best]),
            "wall_to_best_s": (stamps[best - 1] - t0) if len(stamps) >= best > 0 else None,
            "mean_epoch_train_s": statistics.mean(r["seconds"] for r in log),
            "median_epoch_train_s": statistics.median(r["seconds"] for r in log),
-           "best_valid": model.result_.best_valid,
+           "best_valid": report.best_valid,
            "log": [{k: v for k, v in r.items()} for r in log]}
     out["train_valid_to_best_s"] = out["train_s_to_best"] + out["valid_s_to_best"]
     return out
@@ -196,7 +201,7 @@ def test_metrics(model, split, feats) -> dict:
 
 def bench_neumf_best(ds, split, q: bool) -> dict:
     from movierec.models import NeuMF
-    from movierec.runs import item_genre_features
+    from movierec.run_folders import item_genre_features
 
     model = NeuMF(epochs=3) if q else NeuMF()
     out = timed_fit(model, ds, split)
@@ -212,7 +217,7 @@ def bench_neumf_best(ds, split, q: bool) -> dict:
 
 def bench_diversity(ds, split, q: bool) -> list[dict]:
     from movierec.models import MLP, NeuMF
-    from movierec.runs import item_genre_features
+    from movierec.run_folders import item_genre_features
 
     feats = item_genre_features(ds)
     alphas = (0.0, 0.001) if q else (0.0, 0.001, 0.01, 0.1)

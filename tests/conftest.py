@@ -38,7 +38,7 @@ def _private_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
 @pytest.fixture(scope="session")
 def mls(shared_data_dir: Path):
     """ml-latest-small, loaded once per session."""
-    from movierec.data.movielens import load_dataset
+    from movierec.data import load_dataset
 
     return load_dataset(str(shared_data_dir / "ml-latest-small"))
 

@@ -10,7 +10,7 @@ import pytest
 import scipy.sparse as sp
 
 from movierec.data.dataset import Catalog, Interactions
-from movierec.features import build_item_features, similarity
+from movierec.data.features import build_item_features, similarity
 
 
 def catalog(with_tags: bool = True, with_genome: bool = False) -> Catalog:

@@ -29,18 +29,19 @@ import dataclasses
 import itertools
 import json
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from movierec.comparison import write_comparison
 from movierec.data.dataset import Dataset
 from movierec.data.splits import make_split
 from movierec.errors import MovieRecError
+from movierec.fitting import fit_model
 from movierec.fsutil import atomic_write_text
-from movierec.models import get_model_class
-from movierec.reports import write_comparison
-from movierec.runs import evaluate_test, item_genre_features, protocol_columns
+from movierec.models import ENTRIES, RunContext, get_model_class, validate_settings
+from movierec.models.settings import unknown_key_error
+from movierec.run_folders import evaluate_test, item_genre_features, protocol_columns
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -87,26 +88,33 @@ def expand_runs(config: dict[str, Any]) -> list[RunSpec]:
             prefix = entry.get("name")
             name = f"{prefix} {_label('', settings).strip()}" if prefix else _label(entry["model"], settings)
             specs.append(RunSpec(name, entry["model"], settings))
+    known_defaults: set[str] = set()
     out = []
     for spec in specs:
         cls = get_model_class(spec.model)
         fields = {f.name for f in dataclasses.fields(cls.config_class)}
-        unknown = set(spec.settings) - fields
-        if unknown:
-            raise MovieRecError(f"run {spec.name!r}: {spec.model} has no setting(s) {sorted(unknown)}")
+        known_defaults |= fields
         merged = {k: v for k, v in defaults.items() if k in fields}
         merged.update(spec.settings)
         for part, part_settings in (("a", "a_settings"), ("b", "b_settings")):  # a hybrid's parts get them too
             if part_settings in fields:
                 name = merged.get(part, getattr(cls.config_class(), part))
                 part_fields = {f.name for f in dataclasses.fields(get_model_class(name).config_class)}
+                known_defaults |= part_fields
                 merged[part_settings] = {**{k: v for k, v in defaults.items() if k in part_fields},
                                          **merged.get(part_settings, {})}
-        out.append(RunSpec(spec.name, spec.model, merged))
+        out.append(RunSpec(spec.name, spec.model, validate_settings(spec.model, merged, f"run {spec.name!r}")))
+    for key in defaults:  # a default no model of this config has may still be a misspelling
+        if key not in known_defaults and key not in _all_settings():
+            raise unknown_key_error("[defaults]", key, sorted(_all_settings()), "setting (of any model)")
     names = [s.name for s in out]
     if len(set(names)) != len(names):
         raise MovieRecError("two runs have the same name; give [[run]] entries distinct names")
     return out
+
+
+def _all_settings() -> set[str]:
+    return {f.name for e in ENTRIES for f in dataclasses.fields(e.load().config_class)}
 
 
 def _slug(name: str) -> str:
@@ -136,18 +144,13 @@ def run_experiment(
             if progress:
                 progress(spec.name, rows[-1])
             continue
-        cls = get_model_class(spec.model)
-        model = cls(**spec.settings)
-        if hasattr(model, "run_options"):
-            model.run_options.update(progress=train_progress)
-        t0 = time.perf_counter()
-        model.fit(split.train, dataset.catalog, split.valid)
+        model, report = fit_model(spec.model, spec.settings, split, dataset.catalog,
+                                  RunContext(progress=train_progress), f"run {spec.name!r}")
         row: dict[str, Any] = {"model": spec.name, "model_class": spec.model, "settings": spec.settings,
-                               "fit_seconds": round(time.perf_counter() - t0, 2)}
-        result = getattr(model, "result_", None)
-        if result is not None:
-            row.update(best_epoch=result.best_epoch, epochs_run=result.epochs_run,
-                       samples_per_s=round(result.samples_per_second))
+                               "fit_seconds": round(report.seconds, 2)}
+        if report.epochs:
+            row.update(best_epoch=report.best_epoch, epochs_run=report.epochs,
+                       samples_per_s=round(report.samples_per_s))
         row.update(protocol_columns(evaluate_test(model, split, ks, feats)[0]))
         atomic_write_text(done, json.dumps(row, indent=2))
         rows.append(row)

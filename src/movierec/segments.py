@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -24,6 +25,9 @@ import scipy.sparse as sp
 from movierec._optional import require
 from movierec.data.dataset import Catalog, Interactions
 from movierec.errors import MovieRecError
+
+if TYPE_CHECKING:
+    from movierec.models.base import Recommender
 
 BEHAVIOUR = ("activity", "mean_rating", "rating_std", "recency_days")
 _DAY = 86_400
@@ -92,15 +96,13 @@ def user_features(train: Interactions, catalog: Catalog | None,
     return pd.DataFrame(cols)
 
 
-def model_user_embeddings(model: object) -> np.ndarray:
-    """Learned user vectors [n_users, d] of a fitted model (GMF, MLP, NeuMF, content-neural): every
-    ``*user.weight`` tensor of its state, concatenated (NeuMF: its GMF and MLP user embeddings side by side)."""
-    state = model._state()  # type: ignore[attr-defined]
-    n_users = model.n_users  # type: ignore[attr-defined]
-    blocks = [w for k, w in sorted(state.items()) if k.endswith("user.weight") and w.shape[0] == n_users]
-    if not blocks:
-        raise MovieRecError(f"the {getattr(model, 'name', 'model')} model has no learned user embeddings")
-    return np.concatenate(blocks, axis=1).astype(np.float64)
+def model_user_embeddings(model: Recommender) -> np.ndarray:
+    """Learned user vectors [n_users, d] of a fitted model (its ``user_vectors()``: GMF, MLP, content-neural;
+    NeuMF's GMF and MLP user embeddings side by side), as float64."""
+    vectors = model.user_vectors()
+    if vectors is None:
+        raise MovieRecError(f"the {model.name} model has no learned user embeddings")
+    return np.asarray(vectors, dtype=np.float64)
 
 
 def user_embeddings(run_dir: str | Path, user_ids: np.ndarray) -> np.ndarray:

@@ -4,7 +4,7 @@
   Children", "1") into a movieId, or raises a one-line :class:`~movierec.errors.MovieRecError` that lists
   the candidates (ambiguous title) or the closest titles (unknown title).
 - :func:`similar_movies` ranks every movie of the catalogue by its similarity to the query movie, over
-  the features of :mod:`movierec.features` ("weighted-genres" + "dot" reproduces the seed study).
+  the features of :mod:`movierec.data.features` ("weighted-genres" + "dot" reproduces the seed study).
 - :class:`SimilarityIndex` builds the features once and answers many queries (the CLI builds one per call;
   a service keeps one).
 - :func:`load_source` opens what ``movierec similar --data`` names: a dataset (ratings + movies), a
@@ -40,8 +40,8 @@ import numpy as np
 import pandas as pd
 
 from movierec.data.dataset import Catalog, Dataset, Interactions
+from movierec.data.features import FEATURE_KINDS, MEASURES, ItemFeatures, build_item_features
 from movierec.errors import MovieRecError
-from movierec.features import FEATURE_KINDS, MEASURES, ItemFeatures, build_item_features
 
 SIMILAR_FEATURES = ("genres", "weighted-genres", "tags", "genome", "year", "all")
 _ARTICLES = ("the", "a", "an", "les", "la", "le", "l'", "il", "el", "die", "das", "der", "den", "det", "lo",
@@ -95,7 +95,7 @@ def catalog_movies(movies: pd.DataFrame) -> pd.DataFrame:
         raise MovieRecError("movies table has neither a movieId nor a raw_id column")
     import pyarrow as pa
 
-    from movierec.data.movielens import split_title_year
+    from movierec.data.parse import split_title_year
 
     title, year = split_title_year(pa.array(movies["title"].fillna("").astype(str).tolist(), pa.string()))
     genres = movies["genres"].fillna("").astype(str).str.split("|")
@@ -217,7 +217,8 @@ def catalog_from_bundle(bundle) -> Catalog:
 def load_source(data: str | os.PathLike):
     """What ``--data`` names: a model bundle (folder with config.json) -> Bundle; a dataset with ratings
     -> Dataset; a release, imported name or folder with movies but no ratings -> Catalog."""
-    from movierec.data import movielens as ml
+    from movierec.data.load import load_catalog, load_dataset
+    from movierec.data.releases import LAYOUTS, RELEASES, detect_layout, find_release_dir
 
     p = Path(data).expanduser()
     if p.is_dir() and (p / "config.json").is_file():
@@ -227,17 +228,17 @@ def load_source(data: str | os.PathLike):
     folder: Path | None = None
     if p.is_dir():
         folder = p
-    elif str(data) in ml.RELEASES or ml.find_release_dir(str(data)) is not None:
-        if ml.find_release_dir(str(data), need="ratings") is None:
-            folder = ml.find_release_dir(str(data), need="movies")
+    elif str(data) in RELEASES or find_release_dir(str(data)) is not None:
+        if find_release_dir(str(data), need="ratings") is None:
+            folder = find_release_dir(str(data), need="movies")
         else:
-            folder = ml.find_release_dir(str(data), need="ratings")
+            folder = find_release_dir(str(data), need="ratings")
     if folder is not None:
-        layout = ml.detect_layout(folder)
-        specs = ml.LAYOUTS.get(layout, {})
+        layout = detect_layout(folder)
+        specs = LAYOUTS.get(layout, {})
         if layout != "ncf" and not (folder / specs["ratings"].filename).is_file():
-            return ml.load_catalog(data, fetch_missing=False)
-    return ml.load_dataset(data, progress=True)
+            return load_catalog(data, fetch_missing=False)
+    return load_dataset(data, progress=True)
 
 
 def _has_ratings(source) -> bool:

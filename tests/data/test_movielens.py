@@ -1,5 +1,5 @@
-"""Tests of movierec.data.movielens: parsing every layout, errors with file+line, the cache, locating,
-fetching (without a network) and importing."""
+"""Tests of MovieLens loading (movierec.data.releases/download/parse/cache/load): parsing every layout, errors
+with file+line, the cache, locating, fetching (without a network) and importing."""
 
 from __future__ import annotations
 
@@ -17,7 +17,9 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from movierec.data import movielens as ml
+from movierec.data import cache as data_cache
+from movierec.data import download, parse, releases
+from movierec.data.load import load_catalog, load_dataset
 from movierec.errors import DataError, MovieRecError, UnknownDatasetError
 
 RATINGS_HEADER = "userId,movieId,rating,timestamp\n"
@@ -58,7 +60,7 @@ def parsed_entries(cache: Path) -> list[str]:
 
 
 def test_ml_latest_small(shared_data_dir: Path) -> None:
-    ds = ml.load_dataset(shared_data_dir / "ml-latest-small")
+    ds = load_dataset(shared_data_dir / "ml-latest-small")
     assert (len(ds.interactions), ds.n_users, ds.n_items) == (100_836, 610, 9_724)
     it = ds.interactions
     assert it.user.dtype == np.int32 and it.item.dtype == np.int32
@@ -85,7 +87,7 @@ def test_ml_1m_latin1_with_tiny_ratings(shared_data_dir: Path, tmp_path: Path, m
         shutil.copy(shared_data_dir / "ml-1m" / f, folder / f)
     (folder / "ratings.dat").write_bytes(b"1::1193::5::978300760\n1::73::3::978302109\n2::3086::4::978298413\n")
     monkeypatch.setenv("MOVIEREC_DATA_DIR", str(tmp_path / "data"))
-    ds = ml.load_dataset("ml-1m", fetch_missing=False)  # found through MOVIEREC_DATA_DIR
+    ds = load_dataset("ml-1m", fetch_missing=False)  # found through MOVIEREC_DATA_DIR
     assert (len(ds.interactions), ds.n_users, ds.n_items) == (3, 2, 3)
     movies = ds.catalog.movies
     assert len(movies) == 3_883
@@ -98,12 +100,12 @@ def test_ml_1m_latin1_with_tiny_ratings(shared_data_dir: Path, tmp_path: Path, m
     first = users.iloc[0]
     assert (first.gender, first.age, first.occupation, first.zip) == ("F", 1, "K-12 student", "48067")
     # the same folder loaded as a path (encoding detected: not utf-8, so latin-1)
-    ds2 = ml.load_dataset(folder)
+    ds2 = load_dataset(folder)
     assert ds2.catalog.movies.loc[ds2.catalog.movies.movieId == 73].iloc[0].title == "Misérables, Les"
 
 
 def test_ml_20m_catalog_only(shared_data_dir: Path) -> None:
-    cat = ml.load_catalog(shared_data_dir / "ml-20m")
+    cat = load_catalog(shared_data_dir / "ml-20m")
     m = cat.movies
     assert len(m) == 27_278
     assert list(m.columns) == ["movieId", "title", "year", "genres", "imdbId", "tmdbId"]
@@ -113,12 +115,12 @@ def test_ml_20m_catalog_only(shared_data_dir: Path) -> None:
     assert m.tmdbId.isna().sum() > 0  # some links have no tmdbId
     assert "Drama" in cat.genre_names
     with pytest.raises(DataError, match=r"ratings\.csv not found in"):
-        ml.load_dataset(shared_data_dir / "ml-20m")
+        load_dataset(shared_data_dir / "ml-20m")
 
 
 def test_ml_25m_genome_tags_and_links(shared_data_dir: Path) -> None:
-    spec = ml.LAYOUTS["csv"]["genome_tags"]
-    t = ml.read_table(shared_data_dir / "ml-25m" / "genome-tags.csv", spec)
+    spec = releases.LAYOUTS["csv"]["genome_tags"]
+    t = parse.read_table(shared_data_dir / "ml-25m" / "genome-tags.csv", spec)
     assert t.num_rows == 1_128 and t.column("tag")[0].as_py() == "007"
 
 
@@ -146,8 +148,8 @@ def write_ml100k(folder: Path) -> Path:
 
 def test_ml_100k_layout(tmp_path: Path) -> None:
     folder = write_ml100k(tmp_path / "ml-100k")
-    assert ml.detect_layout(folder) == "ml-100k"
-    ds = ml.load_dataset(folder)
+    assert releases.detect_layout(folder) == "ml-100k"
+    ds = load_dataset(folder)
     assert ds.name == "ml-100k" and len(ds.interactions) == 3
     assert ds.interactions.rating.tolist() == [5.0, 3.0, 4.0]
     m = ds.catalog.movies
@@ -165,7 +167,7 @@ def test_malformed_rating_names_file_and_line(tmp_path: Path) -> None:
     ratings = RATINGS_HEADER + "1,10,4.0,100\n1,20,3.5,101\n2,10,5.0,102\n3,30,abc,103\n3,10,1,1\n"
     folder = write_csv_release(tmp_path / "bad", ratings=ratings)
     with pytest.raises(DataError) as e:
-        ml.load_dataset(folder)
+        load_dataset(folder)
     msg = str(e.value)
     assert "ratings.csv, line 5" in msg and "'abc' is not a number" in msg and "3,30,abc,103" in msg
     assert e.value.line == 5 and "\n" not in msg
@@ -175,7 +177,7 @@ def test_wrong_field_count_counts_blank_lines_and_crlf(tmp_path: Path) -> None:
     ratings = RATINGS_HEADER + "1,10,4.0,100\r\n\r\n1,20,3.5,101\r\n\n2,10,5\r\n3,30,abc,103\r\n"
     folder = write_csv_release(tmp_path / "bad", ratings=ratings)
     with pytest.raises(DataError, match=r"ratings.csv, line 6: expected 4 fields, found 3: '2,10,5'"):
-        ml.load_dataset(folder)
+        load_dataset(folder)
 
 
 def test_malformed_dat_line_and_non_numeric_id(tmp_path: Path) -> None:
@@ -185,7 +187,7 @@ def test_malformed_dat_line_and_non_numeric_id(tmp_path: Path) -> None:
     rows[2999] = "x7::1::4::978300760"  # line 3000
     (folder / "ratings.dat").write_text("\n".join(rows) + "\n")
     with pytest.raises(DataError) as e:
-        ml.load_dataset(folder)
+        load_dataset(folder)
     assert e.value.line == 3000 and "ratings.dat" in str(e.value)
     assert "column userId: 'x7' is not an integer: 'x7::1::4::978300760'" in str(e.value)
 
@@ -193,46 +195,46 @@ def test_malformed_dat_line_and_non_numeric_id(tmp_path: Path) -> None:
 def test_empty_required_field(tmp_path: Path) -> None:
     folder = write_csv_release(tmp_path / "bad", ratings=RATINGS_HEADER + "1,10,4.0,100\n,20,3.5,101\n")
     with pytest.raises(DataError, match=r"line 3: column userId: empty"):
-        ml.load_dataset(folder)
+        load_dataset(folder)
 
 
 def test_long_line_is_truncated(tmp_path: Path) -> None:
     folder = write_csv_release(tmp_path / "bad", ratings=RATINGS_HEADER + "1,10,4.0,100\n1,2," + "9" * 500 + "x,1\n")
     with pytest.raises(DataError) as e:
-        ml.load_dataset(folder)
+        load_dataset(folder)
     assert len(str(e.value)) < 250 and "..." in str(e.value) and e.value.line == 3
 
 
 def test_wrong_header(tmp_path: Path) -> None:
     folder = write_csv_release(tmp_path / "bad", ratings="user,item,rating,timestamp\n1,10,4.0,100\n")
     with pytest.raises(DataError) as e:
-        ml.load_dataset(folder)
+        load_dataset(folder)
     msg = str(e.value)
     assert "line 1" in msg and "expected userId,movieId,rating,timestamp" in msg and "found user,item" in msg
 
 
 def test_header_case_insensitive(tmp_path: Path) -> None:
     folder = write_csv_release(tmp_path / "ok", ratings="userid,movieid,rating,timestamp\n1,10,4.0,100\n")
-    assert len(ml.load_dataset(folder).interactions) == 1
+    assert len(load_dataset(folder).interactions) == 1
 
 
 def test_missing_file(tmp_path: Path) -> None:
     folder = write_csv_release(tmp_path / "nomovies")
     (folder / "ratings.csv").unlink()
     with pytest.raises(DataError, match=r"ratings.csv not found in .*nomovies"):
-        ml.load_dataset(folder)
+        load_dataset(folder)
 
 
 def test_unknown_dataset_lists_releases() -> None:
     with pytest.raises(UnknownDatasetError) as e:
-        ml.load_dataset("ml-3m")
+        load_dataset("ml-3m")
     assert "ml-100k" in str(e.value) and "ml-latest-small" in str(e.value)
 
 
 def test_not_a_movielens_folder(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     with pytest.raises(DataError, match="no MovieLens files"):
-        ml.load_dataset(tmp_path / "empty")
+        load_dataset(tmp_path / "empty")
 
 
 # ------------------------------------------------------------------------------------------ cache
@@ -240,14 +242,14 @@ def test_not_a_movielens_folder(tmp_path: Path) -> None:
 
 def test_cache_hit_does_not_parse(tmp_path: Path, cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     folder = write_csv_release(tmp_path / "small")
-    first = ml.load_dataset(folder)
+    first = load_dataset(folder)
     assert len(parsed_entries(cache)) == 2  # ratings + catalogue
 
     def boom(*a: object, **k: object) -> None:
         raise AssertionError("parsed again")
 
-    monkeypatch.setattr(ml, "read_table", boom)
-    second = ml.load_dataset(folder)
+    monkeypatch.setattr(parse, "read_table", boom)
+    second = load_dataset(folder)
     for f in ("user", "item", "rating", "timestamp"):
         np.testing.assert_array_equal(getattr(first.interactions, f), getattr(second.interactions, f))
     np.testing.assert_array_equal(first.items.ids, second.items.ids)
@@ -257,16 +259,16 @@ def test_cache_hit_does_not_parse(tmp_path: Path, cache: Path, monkeypatch: pyte
 
 def test_cache_invalidated_when_source_changes(tmp_path: Path) -> None:
     folder = write_csv_release(tmp_path / "small")
-    assert len(ml.load_dataset(folder).interactions) == 4
+    assert len(load_dataset(folder).interactions) == 4
     with open(folder / "ratings.csv", "a") as f:
         f.write("4,20,2.0,104\n")
-    ds = ml.load_dataset(folder)
+    ds = load_dataset(folder)
     assert len(ds.interactions) == 5 and ds.n_users == 4
 
 
 def test_interrupted_cache_write_leaves_nothing(tmp_path: Path, cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     folder = write_csv_release(tmp_path / "small")
-    real = ml._write_parquet
+    real = data_cache._write_parquet
     calls = {"n": 0}
 
     def crash_on_second(table: pa.Table, path: Path) -> None:
@@ -275,30 +277,30 @@ def test_interrupted_cache_write_leaves_nothing(tmp_path: Path, cache: Path, mon
             raise KeyboardInterrupt  # e.g. Ctrl-C in the middle of writing the entry
         real(table, path)
 
-    monkeypatch.setattr(ml, "_write_parquet", crash_on_second)
+    monkeypatch.setattr(data_cache, "_write_parquet", crash_on_second)
     with pytest.raises(KeyboardInterrupt):
-        ml.load_dataset(folder)
+        load_dataset(folder)
     assert parsed_entries(cache) == []  # no entry and no temporary leftovers
-    monkeypatch.setattr(ml, "_write_parquet", real)
+    monkeypatch.setattr(data_cache, "_write_parquet", real)
     parses = {"n": 0}
-    real_read = ml.read_table
+    real_read = parse.read_table
 
     def counting(*a: object, **k: object) -> pa.Table:
         parses["n"] += 1
         return real_read(*a, **k)
 
-    monkeypatch.setattr(ml, "read_table", counting)
-    assert len(ml.load_dataset(folder).interactions) == 4
+    monkeypatch.setattr(parse, "read_table", counting)
+    assert len(load_dataset(folder).interactions) == 4
     assert parses["n"] >= 1  # parsed again: nothing half-written was trusted
 
 
 def test_corrupt_cache_entry_is_rebuilt(tmp_path: Path, cache: Path) -> None:
     folder = write_csv_release(tmp_path / "small")
-    ml.load_dataset(folder)
+    load_dataset(folder)
     for entry in (cache / "parsed").iterdir():
         for f in entry.glob("*.parquet"):
             f.write_bytes(b"garbage")
-    assert len(ml.load_dataset(folder).interactions) == 4
+    assert len(load_dataset(folder).interactions) == 4
 
 
 # ------------------------------------------------------------------------------------------ locating
@@ -312,46 +314,46 @@ def test_data_dir_search_and_zip_folder_name(tmp_path: Path, monkeypatch: pytest
     (folder / "ratings.dat").write_text("1::122::5::838985046\n1::185::4.5::838983525\n")
     (folder / "movies.dat").write_text("122::Boomerang (1992)::Comedy|Romance\n185::Net, The (1995)::Action\n")
     (folder / "tags.dat").write_text("15::4973::excellent!::1215184630\n")
-    assert ml.find_release_dir("ml-10m") is None
+    assert releases.find_release_dir("ml-10m") is None
     monkeypatch.setenv("MOVIEREC_DATA_DIR", os.pathsep.join([str(a), str(b)]))
-    assert ml.find_release_dir("ml-10m") == folder.resolve()
-    ds = ml.load_dataset("ml-10m", fetch_missing=False)
+    assert releases.find_release_dir("ml-10m") == folder.resolve()
+    ds = load_dataset("ml-10m", fetch_missing=False)
     assert ds.name == "ml-10m" and ds.interactions.rating.tolist() == [5.0, 4.5]
     assert ds.catalog.tags.tag.tolist() == ["excellent!"]
     assert ds.catalog.movies.title.tolist() == ["Boomerang", "Net, The"]
-    listed = {r["name"]: r for r in ml.list_releases()}
+    listed = {r["name"]: r for r in releases.list_releases()}
     assert listed["ml-10m"]["location"] == str(folder.resolve())
     assert listed["ml-25m"]["location"] == "not downloaded"
-    assert set(ml.RELEASES) <= set(listed)
+    assert set(releases.RELEASES) <= set(listed)
 
 
 def test_not_local_without_fetch() -> None:
     with pytest.raises(MovieRecError, match="movierec data fetch ml-1m"):
-        ml.load_dataset("ml-1m", fetch_missing=False)
+        load_dataset("ml-1m", fetch_missing=False)
 
 
 def test_detect_layout_and_import(tmp_path: Path) -> None:
     csv = write_csv_release(tmp_path / "mine")
-    assert ml.detect_layout(csv) == "csv"
+    assert releases.detect_layout(csv) == "csv"
     ncf = tmp_path / "ncf"
     ncf.mkdir()
     for s in ("train.rating", "test.rating", "test.negative"):
         (ncf / f"ml-1m.{s}").write_text("")
-    assert ml.detect_layout(ncf) == "ncf"
+    assert releases.detect_layout(ncf) == "ncf"
     dat = tmp_path / "dat"
     dat.mkdir()
     (dat / "movies.dat").write_text("1::A (2000)::Drama\n")
-    assert ml.detect_layout(dat) == "dat"
+    assert releases.detect_layout(dat) == "dat"
 
-    assert ml.import_folder(csv) == "mine"
-    assert ml.import_folder(csv, name="other") == "other"
-    ds = ml.load_dataset("mine")
+    assert releases.import_folder(csv) == "mine"
+    assert releases.import_folder(csv, name="other") == "other"
+    ds = load_dataset("mine")
     assert ds.name == "mine" and len(ds.interactions) == 4
-    names = {r["name"]: r for r in ml.list_releases()}
+    names = {r["name"]: r for r in releases.list_releases()}
     assert names["other"]["location"] == str(csv.resolve())
     # an imported name that is also a release name is found without a download
-    assert ml.import_folder(csv, name="ml-latest-small") == "ml-latest-small"
-    assert ml.find_release_dir("ml-latest-small") == csv.resolve()
+    assert releases.import_folder(csv, name="ml-latest-small") == "ml-latest-small"
+    assert releases.find_release_dir("ml-latest-small") == csv.resolve()
 
 
 def test_ncf_folder_is_delegated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -363,7 +365,7 @@ def test_ncf_folder_is_delegated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
         (ncf / f"x.{s}").write_text("")
     seen = []
     monkeypatch.setattr(splits, "load_ncf_folder", lambda p: seen.append(Path(p)) or "sentinel")
-    assert ml.load_dataset(ncf) == "sentinel" and seen == [ncf.resolve()]
+    assert load_dataset(ncf) == "sentinel" and seen == [ncf.resolve()]
 
 
 # ------------------------------------------------------------------------------------------ fetch
@@ -375,7 +377,7 @@ def test_fetch_without_network(cache: Path, monkeypatch: pytest.MonkeyPatch) -> 
 
     monkeypatch.setattr(urllib.request, "urlopen", offline)
     with pytest.raises(MovieRecError) as e:
-        ml.load_dataset("ml-100k")
+        load_dataset("ml-100k")
     msg = str(e.value)
     assert "download of https://files.grouplens.org/datasets/movielens/ml-100k.zip failed" in msg
     assert "no network" in msg and "movierec data import PATH" in msg and "MOVIEREC_DATA_DIR" in msg
@@ -399,7 +401,7 @@ def _zip_of(folder: Path, inner: str) -> bytes:
 
 def test_fetch_verifies_and_extracts(tmp_path: Path, cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     data = _zip_of(write_csv_release(tmp_path / "src"), "ml-latest-small")
-    rel = ml.RELEASES["ml-latest-small"]
+    rel = releases.RELEASES["ml-latest-small"]
     served: list[str] = []
 
     def serve(url: str, timeout: float = 0) -> _FakeResponse:
@@ -410,27 +412,28 @@ def test_fetch_verifies_and_extracts(tmp_path: Path, cache: Path, monkeypatch: p
 
     monkeypatch.setattr(urllib.request, "urlopen", serve)
     # a wrong pinned checksum: refused, nothing kept
-    monkeypatch.setitem(ml.RELEASES, "ml-latest-small", dataclasses.replace(rel, sha256="0" * 64))
+    monkeypatch.setitem(releases.RELEASES, "ml-latest-small", dataclasses.replace(rel, sha256="0" * 64))
     with pytest.raises(MovieRecError, match="checksum mismatch"):
-        ml.fetch("ml-latest-small", progress=False)
+        download.fetch("ml-latest-small", progress=False)
     assert not any((cache / "releases").iterdir())
     # no pinned checksum: verified against the published .md5 file
-    monkeypatch.setitem(ml.RELEASES, "ml-latest-small", dataclasses.replace(rel, sha256=None, md5=None))
-    folder = ml.fetch("ml-latest-small", progress=True)
+    monkeypatch.setitem(releases.RELEASES, "ml-latest-small", dataclasses.replace(rel, sha256=None, md5=None))
+    folder = download.fetch("ml-latest-small", progress=True)
     assert served[-1].endswith("ml-latest-small.zip.md5")
     assert folder == cache / "releases" / "ml-latest-small" and (folder / "ratings.csv").is_file()
-    assert len(ml.load_dataset("ml-latest-small").interactions) == 4
+    assert len(load_dataset("ml-latest-small").interactions) == 4
     assert [p.name for p in (cache / "releases").iterdir()] == ["ml-latest-small"]
 
 
 def test_registry_consistency() -> None:
-    assert set(ml.RELEASES) == {
+    assert set(releases.RELEASES) == {
         "ml-100k", "ml-1m", "ml-10m", "ml-20m", "ml-25m", "ml-32m", "ml-latest-small", "ml-latest"
     }
-    assert ml.RELEASES["ml-10m"].url.endswith("/ml-10m.zip") and ml.RELEASES["ml-10m"].folder == "ml-10M100K"
-    for rel in ml.RELEASES.values():
+    ml10m = releases.RELEASES["ml-10m"]
+    assert ml10m.url.endswith("/ml-10m.zip") and ml10m.folder == "ml-10M100K"
+    for rel in releases.RELEASES.values():
         assert rel.url.startswith("https://files.grouplens.org/datasets/movielens/")
-        assert rel.layout in ml.LAYOUTS
+        assert rel.layout in releases.LAYOUTS
         assert rel.sha256 is None or len(rel.sha256) == 64
         assert rel.md5 is None or len(rel.md5) == 32
 
@@ -438,7 +441,7 @@ def test_registry_consistency() -> None:
 def test_split_title_year() -> None:
     titles = pa.array(["Toy Story (1995)", "Babylon 5", "Assembly (Ji jie hao) (2007) ", "Fawlty Towers (1975-1979)",
                        "Big Bang Theory, The (2007-)", "Diplomatic Immunity (2009– )", "1984 (1984)"])
-    title, year = ml.split_title_year(titles)
+    title, year = parse.split_title_year(titles)
     assert title.to_pylist() == ["Toy Story", "Babylon 5", "Assembly (Ji jie hao)", "Fawlty Towers",
                                  "Big Bang Theory, The", "Diplomatic Immunity", "1984"]
     assert year.to_pylist() == [1995, None, 2007, 1975, 2007, 2009, 1984]

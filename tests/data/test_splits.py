@@ -100,3 +100,18 @@ def test_vae_cf_strong_generalisation() -> None:
     fold, held = s.test.fold_in, s.test
     share = len(held) / (len(held) + len(fold))
     assert 0.18 < share < 0.3
+
+
+def test_vae_cf_fold_in_parts_survive_save_and_load(tmp_path) -> None:
+    rng = np.random.default_rng(0)
+    n = 3000
+    inter = Interactions(rng.integers(0, 60, n), rng.integers(0, 80, n), np.full(n, 5.0), rng.integers(0, 10**6, n),
+                         60, 80)
+    s = vae_cf(inter, n_heldout_users=10)
+    s.save(tmp_path / "split")
+    r = Split.load(tmp_path / "split")
+    for a, b in ((s.valid, r.valid), (s.test, r.test)):
+        assert b.fold_in is not None and len(b.fold_in) == len(a.fold_in) > 0
+        for col in ("user", "item", "rating", "timestamp"):
+            assert np.array_equal(getattr(a.fold_in, col), getattr(b.fold_in, col))
+    assert r.test.fold_in.n_items == s.n_items

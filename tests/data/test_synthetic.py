@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from movierec.data.movielens import load_dataset
+from movierec.data import load_dataset
 from movierec.data.synthetic import GENRES, write_synthetic
 
 

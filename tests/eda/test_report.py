@@ -18,7 +18,7 @@ from movierec._html import data_uri  # noqa: E402
 from movierec.data.dataset import Catalog, build_dataset  # noqa: E402
 from movierec.eda import EdaReport, eda_fragment, run_eda, summary_lines  # noqa: E402
 from movierec.eda import stats as S  # noqa: E402
-from movierec.eda.report import FIGURE_NAMES  # noqa: E402
+from movierec.eda.explore import FIGURE_NAMES  # noqa: E402
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -159,7 +159,7 @@ def write_ml100k(folder: Path, n_users: int = 40, n_items: int = 12, seed: int =
 
 
 def test_demographics_ml100k_layout(tmp_path: Path) -> None:
-    from movierec.data.movielens import load_dataset
+    from movierec.data import load_dataset
 
     ds = load_dataset(write_ml100k(tmp_path / "ml-100k"))
     assert set(ds.catalog.users.columns) >= {"userId", "gender", "age", "occupation"}
@@ -243,7 +243,7 @@ def test_implicit_ratings_with_genres(tmp_path: Path) -> None:
     ([np.inf, np.inf, 1.5], ["infinite", "a and b are exact linear combinations"]),
 ])
 def test_vif_sentence_follows_from_numbers(vifs: list[float], expect: list[str]) -> None:
-    from movierec.eda.report import _vif_note
+    from movierec.eda.sections import _vif_note
 
     table = pd.DataFrame({"genre": ["a", "b", "c"], "vif": vifs})
     pairs = pd.DataFrame({"a": ["a"], "b": ["b"], "corr": [0.9]})

@@ -2,16 +2,16 @@ import numpy as np
 
 from movierec.data.dataset import Interactions
 from movierec.models import ItemKNN, ItemKNNConfig, Popularity
-from tests.contract.mixin import RecommenderContract
+from tests.models.quality import QualityFloor
 
 
-class TestPopularity(RecommenderContract):
+class TestPopularity(QualityFloor):
     model_factory = Popularity
     min_sampled_hr10 = 0.55  # peers measured 0.59-0.60 on this split
     min_full_ndcg10 = 0.01
 
 
-class TestItemKNN(RecommenderContract):
+class TestItemKNN(QualityFloor):
     model_factory = ItemKNN
     min_sampled_hr10 = 0.66  # RecBole's ItemKNN: 0.695
     min_full_ndcg10 = 0.02

@@ -3,15 +3,24 @@
 import numpy as np
 import pytest
 
+from movierec.data.history import History
 from movierec.data.splits import cold_items
 from movierec.evaluation import evaluate_full
-from movierec.models import ContentNeural, ContentRecommender, HybridBlend, HybridSwitch, NeuMFFeatures, Popularity
-from tests.contract.mixin import RecommenderContract
+from movierec.models import (
+    ContentNeural,
+    ContentRecommender,
+    HybridBlend,
+    HybridSwitch,
+    NeuMFFeatures,
+    Popularity,
+    RunContext,
+)
+from tests.models.quality import QualityFloor
 
 FAST = dict(epochs=3, batch_size=4096, patience=0)
 
 
-class _WithCatalog(RecommenderContract):
+class _WithCatalog(QualityFloor):
     @pytest.fixture(scope="class")
     @classmethod
     def fitted(cls, mls, mls_split):
@@ -77,7 +86,8 @@ def test_tuning_cache_changes_nothing(cls, mls, mls_split) -> None:
 def test_content_profile_serves_cold_start_users(mls, mls_split) -> None:
     m = ContentRecommender(features="genres").fit(mls_split.train, mls.catalog)
     toy_story = int(mls.items.index(1)[0])  # movieId 1
-    items, scores = m.recommend_from_items(np.array([toy_story]), k=5)
+    items, scores = m.recommend_history(History.of([toy_story]), k=5)
+    items, scores = items[0], scores[0]
     assert toy_story not in items and len(items) == 5 and np.all(np.isfinite(scores))
     genres, names = mls.catalog.item_genres()
     assert genres[items][:, names.index("Animation")].sum() >= 3  # animated films come first
@@ -105,18 +115,15 @@ def test_hybrid_reuses_a_matching_prefitted_part(mls, mls_split) -> None:
     knn = ItemKNN().fit(mls_split.train, mls.catalog, mls_split.valid)
     other = ItemKNN(k=10).fit(mls_split.train, mls.catalog, mls_split.valid)
     m = HybridBlend(a="itemknn", b="popularity")
-    m.prefitted = [other, knn]
-    m.fit(mls_split.train, mls.catalog, mls_split.valid)
+    m.fit(mls_split.train, mls.catalog, mls_split.valid, RunContext(prefitted=[other, knn]))
     assert m.a_ is knn  # the one with the same configuration, not merely the same class
     fresh = HybridBlend(a="itemknn", b="popularity").fit(mls_split.train, mls.catalog, mls_split.valid)
     assert fresh.weight_ == m.weight_
     np.testing.assert_array_equal(fresh.score(np.arange(20)), m.score(np.arange(20)))
     mismatch = HybridBlend(a="itemknn", b="popularity", a_settings={"k": 50})
-    mismatch.prefitted = [knn]
-    mismatch.fit(mls_split.train, mls.catalog, mls_split.valid)
+    mismatch.fit(mls_split.train, mls.catalog, mls_split.valid, RunContext(prefitted=[knn]))
     assert mismatch.a_ is not knn and mismatch.a_.config.k == 50
     other_split = HybridBlend(a="itemknn", b="popularity")
-    other_split.prefitted = [knn]
     fewer = mls_split.train.subset(np.arange(len(mls_split.train)) % 10 != 0)  # other training pairs, same shape
-    other_split.fit(fewer, mls.catalog, mls_split.valid)
+    other_split.fit(fewer, mls.catalog, mls_split.valid, RunContext(prefitted=[knn]))
     assert other_split.a_ is not knn

@@ -1,7 +1,7 @@
 """GMF, MLP and NeuMF through the shared contract, with short training so the suite stays fast."""
 
 from movierec.models import GMF, MLP, NeuMF
-from tests.contract.mixin import RecommenderContract
+from tests.models.quality import QualityFloor
 
 
 def _fast(cls, **kw):
@@ -11,19 +11,19 @@ def _fast(cls, **kw):
     return factory
 
 
-class TestGMF(RecommenderContract):
+class TestGMF(QualityFloor):
     model_factory = staticmethod(_fast(GMF, factors=16))
     min_sampled_hr10 = 0.55
     min_full_ndcg10 = 0.01
 
 
-class TestMLP(RecommenderContract):
+class TestMLP(QualityFloor):
     model_factory = staticmethod(_fast(MLP, embedding_dim=16, layers=3))
     min_sampled_hr10 = 0.5
     min_full_ndcg10 = 0.005  # 3 epochs only (sanity floor; trained to convergence it reaches about 0.02)
 
 
-class TestNeuMF(RecommenderContract):
+class TestNeuMF(QualityFloor):
     model_factory = staticmethod(_fast(NeuMF, factors=8, layers=3))
     min_sampled_hr10 = 0.55
     min_full_ndcg10 = 0.01
@@ -32,13 +32,13 @@ class TestNeuMF(RecommenderContract):
 def test_numpy_engine_scores_like_the_torch_networks(mls_split, tmp_path) -> None:
     import numpy as np
 
-    from movierec.artifacts import load_bundle
+    from movierec.artifacts import load_bundle, save_bundle
     from movierec.models.ncf_numpy import NumpyNCF
 
     for model in (GMF(factors=8, epochs=1, patience=0), MLP(embedding_dim=16, layers=3, epochs=1, patience=0),
                   MLP(embedding_dim=8, layers=0, epochs=1, patience=0), NeuMF(factors=8, epochs=1, patience=0)):
         model.fit(mls_split.train)
-        path = model.save(tmp_path / model.name / str(model.config.layers if hasattr(model.config, "layers") else 0))
+        path = save_bundle(tmp_path / model.name / str(getattr(model.config, "layers", 0)), model)
         fast = load_bundle(path, engine="fast").model
         assert isinstance(fast, NumpyNCF)
         users = np.arange(7)

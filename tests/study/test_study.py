@@ -122,7 +122,7 @@ def test_restart_reuses_finished_work(quick_study, mls, monkeypatch, tmp_path) -
     import shutil
 
     from movierec.experiments import load_config
-    from movierec.study import run, run_study
+    from movierec.study import pipeline, run_study
 
     out, _, _ = quick_study
     copy = tmp_path / "study"
@@ -130,13 +130,13 @@ def test_restart_reuses_finished_work(quick_study, mls, monkeypatch, tmp_path) -
     redo = "GMF"
     (copy / "runs" / _slug(redo) / "result.json").unlink()  # as if interrupted while training GMF
     trained: list[str] = []
-    real = run.train_and_evaluate
+    real = pipeline.train_and_evaluate
 
     def spy(spec, *args, **kwargs):
         trained.append(spec.name)
         return real(spec, *args, **kwargs)
 
-    monkeypatch.setattr(run, "train_and_evaluate", spy)
+    monkeypatch.setattr(pipeline, "train_and_evaluate", spy)
     monkeypatch.setattr("movierec.eda.run_eda", lambda *a, **k: pytest.fail("the EDA ran again"))
     run_study(mls, copy, load_config(QUICK))
     assert trained == [redo]
@@ -217,7 +217,7 @@ def test_cli_study_bad_config_is_one_line(tmp_path) -> None:
 def test_example_users_spread_over_segments() -> None:
     from movierec.data.dataset import Interactions
     from movierec.data.splits import HeldOut, Split
-    from movierec.study.run import pick_example_users
+    from movierec.study.pipeline import pick_example_users
 
     n_users = 30
     user = np.repeat(np.arange(n_users), 20)

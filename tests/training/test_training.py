@@ -4,7 +4,7 @@ import torch
 
 from movierec.data.dataset import Interactions
 from movierec.data.splits import leave_one_out
-from movierec.models import GMF, NeuMF
+from movierec.models import GMF, NeuMF, RunContext
 from movierec.models.ncf import GMFNet, MLPNet, NeuMFNet
 from movierec.training.negatives import DeviceNegativeSampler
 from movierec.training.regularizers import GenreDiversityRegularizer
@@ -60,15 +60,14 @@ def test_training_is_deterministic_and_resume_reaches_the_same_result(tmp_path) 
     assert np.array_equal(a.score(np.arange(10)), b.score(np.arange(10)))
     # an interrupted run (stopped after epoch 2) resumed from its checkpoint ends where the straight run did
     c = GMF(factors=8, **cfg)
-    c.run_options.update(checkpoint_dir=tmp_path / "ckpt", on_epoch_end=lambda r: r["epoch"] < 2)
-    c.fit(split.train, None, split.valid)
-    assert len(c.train_log) == 2
+    c.fit(split.train, None, split.valid,
+          RunContext(checkpoint_dir=tmp_path / "ckpt", on_epoch_end=lambda r: r["epoch"] < 2))
+    assert len(c.fit_report_.train_log) == 2
     d = GMF(factors=8, **cfg)
-    d.run_options.update(checkpoint_dir=tmp_path / "ckpt", resume=True)
-    d.fit(split.train, None, split.valid)
-    assert [r["epoch"] for r in d.train_log] == [1, 2, 3, 4]
+    d.fit(split.train, None, split.valid, RunContext(checkpoint_dir=tmp_path / "ckpt", resume=True))
+    assert [r["epoch"] for r in d.fit_report_.train_log] == [1, 2, 3, 4]
     assert np.allclose(d.score(np.arange(10)), a.score(np.arange(10)), atol=1e-6)
-    assert [r["loss"] for r in d.train_log] == pytest.approx([r["loss"] for r in a.train_log])
+    assert [r["loss"] for r in d.fit_report_.train_log] == pytest.approx([r["loss"] for r in a.fit_report_.train_log])
 
 
 def test_resume_refuses_a_checkpoint_of_other_settings(tmp_path) -> None:
@@ -76,25 +75,24 @@ def test_resume_refuses_a_checkpoint_of_other_settings(tmp_path) -> None:
 
     split = leave_one_out(synthetic())
     c = GMF(factors=8, epochs=4, batch_size=256, patience=0)
-    c.run_options.update(checkpoint_dir=tmp_path / "ckpt", on_epoch_end=lambda r: r["epoch"] < 2)
-    c.fit(split.train, None, split.valid)
+    c.fit(split.train, None, split.valid,
+          RunContext(checkpoint_dir=tmp_path / "ckpt", on_epoch_end=lambda r: r["epoch"] < 2))
+    resume = RunContext(checkpoint_dir=tmp_path / "ckpt", resume=True)
     d = GMF(factors=8, epochs=4, batch_size=256, patience=0, lr=0.01)
-    d.run_options.update(checkpoint_dir=tmp_path / "ckpt", resume=True)
     with pytest.raises(MovieRecError, match=r"lr=0\.005"):
-        d.fit(split.train, None, split.valid)
+        d.fit(split.train, None, split.valid, resume)
     other = leave_one_out(synthetic(n_users=100))
     e = GMF(factors=8, epochs=4, batch_size=256, patience=0)
-    e.run_options.update(checkpoint_dir=tmp_path / "ckpt", resume=True)
     with pytest.raises(MovieRecError, match="other data"):
-        e.fit(other.train, None, other.valid)
+        e.fit(other.train, None, other.valid, resume)
 
 
 def test_early_stopping_keeps_the_best_epoch() -> None:
     split = leave_one_out(synthetic())
     m = GMF(factors=8, epochs=30, batch_size=256, patience=2, lr=0.05).fit(split.train, None, split.valid)
-    ndcg = [r["valid_NDCG@10"] for r in m.train_log]
-    assert m.result_.best_epoch == 1 + int(np.argmax(ndcg))
-    assert len(ndcg) < 30 or m.result_.best_epoch == 30
+    ndcg = [r["valid_NDCG@10"] for r in m.fit_report_.train_log]
+    assert m.fit_report_.best_epoch == 1 + int(np.argmax(ndcg))
+    assert len(ndcg) < 30 or m.fit_report_.best_epoch == 30
 
 
 def test_neumf_pretraining_starts_from_gmf_and_mlp() -> None:
@@ -122,7 +120,7 @@ def test_diversity_penalty_hand_computed_and_has_a_gradient() -> None:
 def test_diversity_regulariser_trains(mls, mls_split) -> None:
     m = GMF(factors=16, epochs=1, batch_size=2048, diversity=0.01, patience=0)
     m.fit(mls_split.train, mls.catalog, mls_split.valid)
-    assert np.isfinite(m.train_log[0]["loss"])
+    assert np.isfinite(m.fit_report_.train_log[0]["loss"])
 
 
 @pytest.mark.parametrize("net", [GMFNet(7, 11, 4), MLPNet(7, 11, 8, 2), MLPNet(7, 11, 4, 0), NeuMFNet(7, 11, 4, 2)])
@@ -159,7 +157,6 @@ def test_epoch_bar_joins_an_outer_progress_display() -> None:
     with outer:
         study = outer.add_task("study", total=1)
         m = GMF(factors=8, epochs=3, batch_size=256, patience=0)
-        m.run_options.update(progress=outer)
-        m.fit(split.train, None, split.valid)
+        m.fit(split.train, None, split.valid, RunContext(progress=outer))
         assert [t.id for t in outer.tasks] == [study]  # the epoch bar was added, then removed
     assert [d.split(":")[0].strip() for d in seen] == ["epoch 1", "epoch 2", "epoch 3"]

@@ -12,6 +12,9 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+NO_GENRE = "(no genres listed)"
+"""MovieLens's genre value for a movie without genres; never a genre of its own."""
+
 
 class UnknownIdError(KeyError):
     """A raw user or movie id that the data set does not contain."""
@@ -73,6 +76,17 @@ class IdMap:
 
     def raw(self, index: np.ndarray | int) -> np.ndarray:
         return self.ids[np.asarray(index)]
+
+
+def positions(ids: np.ndarray, query: np.ndarray) -> np.ndarray:
+    """Position of each ``query`` value in ``ids`` (any order, distinct values), -1 where absent: int64 [len(query)]."""
+    ids = np.asarray(ids, dtype=np.int64)
+    if not len(ids):
+        return np.full(len(query), -1, dtype=np.int64)
+    order = np.argsort(ids, kind="stable")
+    sorted_ids = ids[order]
+    pos = np.minimum(np.searchsorted(sorted_ids, query), len(ids) - 1)
+    return np.where(sorted_ids[pos] == query, order[pos], -1).astype(np.int64)
 
 
 @dataclass
@@ -164,17 +178,32 @@ class Catalog:
     @property
     def genre_names(self) -> list[str]:
         names = sorted({g for gs in self.movies["genres"] for g in gs})
-        return [g for g in names if g != "(no genres listed)"]
+        return [g for g in names if g != NO_GENRE]
+
+    def genre_incidence(self, movie_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[str]]:
+        """The ones of the multi-hot genre matrix [len(movie_ids), n_genres] as (row, column) pairs.
+
+        Returns rows (int64 positions in ``movie_ids``), columns (int64 genre codes) and the genre names
+        (sorted; "(no genres listed)" and empty genres dropped). A pair may repeat where a movie lists a
+        genre twice; movies missing from the catalogue have no pairs.
+        """
+        movies = self.movies[["movieId", "genres"]].drop_duplicates("movieId").explode("genres")
+        movies = movies[movies["genres"].notna() & (movies["genres"] != NO_GENRE) & (movies["genres"] != "")]
+        codes, names = pd.factorize(movies["genres"], sort=True)
+        rows = positions(movie_ids, movies["movieId"].to_numpy(np.int64))
+        keep = rows >= 0
+        return rows[keep], codes[keep], [str(g) for g in names]
 
     def genre_matrix(self, movie_ids: np.ndarray | None = None) -> tuple[np.ndarray, list[str]]:
         """Multi-hot genres [len(movie_ids), n_genres] (float32) in ``movie_ids`` order (all movies, sorted by
         id, if None). Movies missing from the catalogue get an all-zero row. Dense view of
-        :func:`movierec.features.genre_block`."""
-        from movierec.features import genre_block
-
+        :func:`movierec.data.features.genre_block`."""
         ids = np.unique(self.movies["movieId"].to_numpy(np.int64)) if movie_ids is None else movie_ids
-        m, names = genre_block(self, np.asarray(ids, dtype=np.int64))
-        return m.toarray().astype(np.float32), [n.removeprefix("genre:") for n in names]
+        ids = np.asarray(ids, dtype=np.int64)
+        rows, cols, names = self.genre_incidence(ids)
+        m = np.zeros((len(ids), len(names)), dtype=np.float32)
+        m[rows, cols] = 1.0
+        return m, names
 
     def titles(self, movie_ids: np.ndarray) -> list[str]:
         """Display titles ("Title (Year)") for raw movie ids; unknown ids give "movie <id>"."""

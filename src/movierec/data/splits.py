@@ -1,4 +1,4 @@
-"""Train/validation/test splits, exactly as DESIGN.md defines them.
+"""Train/validation/test splits, exactly as docs/architecture.md defines them.
 
 - ``leave_one_out``: per user the latest interaction (max timestamp; ties: the later row) is the test
   item, the second latest the validation item, the rest is train. Users with fewer than 3 interactions
@@ -114,6 +114,9 @@ class Split:
                 arrays[f"{name}.negatives"] = part.negatives
             if part.timestamp is not None:
                 arrays[f"{name}.timestamp"] = part.timestamp
+            if part.fold_in is not None:  # vae-cf: what the held-out users did, shown to models at prediction
+                for col in ("user", "item", "rating", "timestamp"):
+                    arrays[f"{name}.fold_in.{col}"] = getattr(part.fold_in, col)
         if self.candidates is not None:
             arrays["candidates"] = self.candidates
         header = {"protocol": self.protocol, "seed": self.seed, "n_users": self.n_users,
@@ -136,7 +139,11 @@ class Split:
         parts = {}
         for name in ("valid", "test"):
             if f"{name}.user" in a:
-                parts[name] = HeldOut(a[f"{name}.user"], a[f"{name}.item"], a.get(f"{name}.negatives"),
+                fold_in = None
+                if f"{name}.fold_in.user" in a:
+                    fold_in = Interactions(*(a[f"{name}.fold_in.{c}"] for c in ("user", "item", "rating", "timestamp")),
+                                           nu, ni)
+                parts[name] = HeldOut(a[f"{name}.user"], a[f"{name}.item"], a.get(f"{name}.negatives"), fold_in,
                                       timestamp=a.get(f"{name}.timestamp"))
         return cls(header["protocol"], train, parts.get("valid"), parts["test"], header["seed"],
                    header.get("meta", {}), a.get("candidates"))

@@ -6,7 +6,7 @@ user activity with a floor), each (user, movie) pair occurs at most once, rating
 user's active period and after the movie's release. Everything is vectorised numpy; users are generated
 in blocks (about two million ratings each) and streamed to disk with ``pyarrow.csv``, so 20M ratings take
 a few tens of seconds and well under 3 GB of memory. The output is deterministic for a given seed and
-loads with ``movierec.data.movielens.load_dataset(path)``.
+loads with ``movierec.data.load_dataset(path)``.
 """
 
 from __future__ import annotations

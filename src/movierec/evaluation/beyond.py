@@ -1,4 +1,4 @@
-"""Beyond-accuracy metrics over all evaluated users' top-K lists (DESIGN.md).
+"""Beyond-accuracy metrics over all evaluated users' top-K lists (definitions: docs/architecture.md).
 
 ``recs``: int [n_users, K] item indices (-1 marks an empty slot); ``item_users``: int [n_items], how many
 training users interacted with each item; ``n_train_users``: users with at least one training interaction.

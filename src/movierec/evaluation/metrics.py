@@ -3,7 +3,7 @@
 Every function takes ``hits``: bool [n_users, >=K], ``hits[u, p]`` is True when the item at position
 ``p`` (0-based) of user ``u``'s ranked list is relevant; and ``n_relevant``: int [n_users], the number of
 relevant items of the user (held-out items). Each returns float64 [n_users]; the reported figure is the
-mean over users. Definitions (DESIGN.md):
+mean over users. Definitions (docs/architecture.md, "Evaluation protocols"):
 
 - HR@K = 1 if any relevant item is in the top K (sampled-100: P(rank < K))
 - Precision@K = hits / K;  Recall@K = hits / |relevant|;  Recall@K (vae-cf) = hits / min(K, |relevant|)

@@ -14,6 +14,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from movierec.data.history import History
 from movierec.data.sampling import is_positive, positive_keys
 from movierec.data.splits import HeldOut, Split
 from movierec.evaluation.beyond import beyond_accuracy_metrics
@@ -112,7 +113,8 @@ def evaluate_full(model, split: Split, part: str = "test", ks: tuple[int, ...] =
 
     Train items are excluded; when evaluating the test part, the validation items are excluded too
     (they are known interactions, not candidates). ``item_features`` [n_items, F] (genres) enables
-    intra-list diversity.
+    intra-list diversity. A part with ``fold_in`` interactions (vae-cf: users the model never trained on)
+    is scored from those histories (``model.score_history``), and their fold-in items are excluded.
     """
     held = split.part(part)
     users = held.users
@@ -134,10 +136,15 @@ def evaluate_full(model, split: Split, part: str = "test", ks: tuple[int, ...] =
     hits = np.empty((len(users), kmax), dtype=bool)
     for b in _batches(len(users), n_items):
         ub = users[b]
-        s = np.array(model.score(ub, None), dtype=np.float32)
+        if held.fold_in is not None:
+            history = History.from_interactions(held.fold_in, ub)
+            s = np.array(model.score_history(history), dtype=np.float32)
+            mask = history.matrix(n_items)
+        else:
+            s = np.array(model.score(ub, None), dtype=np.float32)
+            mask = seen[ub]
         if split.candidates is not None:
             s[:, ~candidate_mask] = -np.inf
-        mask = seen[ub]
         s[np.repeat(np.arange(len(ub)), np.diff(mask.indptr)), mask.indices] = -np.inf
         top = _top_k_tie_broken(s, ub, kmax, seed)
         recs[b] = top

@@ -1,67 +1,44 @@
-"""Recommendation models. Every model follows the contract in :mod:`movierec.models.base`.
+"""Recommendation models. Every model follows the contract in :mod:`movierec.models.base` and has one line
+in :mod:`movierec.models.registry`.
 
 Classes load lazily (``from movierec.models import NeuMF`` imports torch only then), so tools that only
-read bundles or data start fast.
+read bundles or data start fast. Any registered model class, and the config class beside it, is importable
+from here by its class name.
 """
 
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from movierec.models.base import Recommender
+from movierec.models.registry import (
+    ENTRIES,
+    FAMILIES,
+    REGISTRY,
+    ModelEntry,
+    build_model,
+    family_of,
+    get_model_class,
+    model_entry,
+    validate_settings,
+)
 
-# name used by `movierec train NAME` -> "module:Class"
-_REGISTRY = {
-    "popularity": "movierec.models.popularity:Popularity",
-    "itemknn": "movierec.models.itemknn:ItemKNN",
-    "gmf": "movierec.models.ncf:GMF",
-    "mlp": "movierec.models.ncf:MLP",
-    "neumf": "movierec.models.ncf:NeuMF",
-    "content": "movierec.models.content:ContentRecommender",
-    "content-neural": "movierec.models.content_neural:ContentNeural",
-    "neumf-features": "movierec.models.content_neural:NeuMFFeatures",
-    "hybrid-blend": "movierec.models.hybrid:HybridBlend",
-    "hybrid-switch": "movierec.models.hybrid:HybridSwitch",
-}
-# public class and config names -> module
-_EXPORTS = {
-    "Popularity": "popularity", "ItemKNN": "itemknn", "ItemKNNConfig": "itemknn",
-    "GMF": "ncf", "MLP": "ncf", "NeuMF": "ncf", "GMFConfig": "ncf", "MLPConfig": "ncf", "NeuMFConfig": "ncf",
-    "ContentRecommender": "content", "ContentConfig": "content",
-    "ContentNeural": "content_neural", "NeuMFFeatures": "content_neural",
-    "HybridBlend": "hybrid", "HybridSwitch": "hybrid",
-}
-MODEL_NAMES = tuple(_REGISTRY)
-
-if TYPE_CHECKING:
-    from movierec.models.content import ContentConfig, ContentRecommender
-    from movierec.models.content_neural import ContentNeural, NeuMFFeatures
-    from movierec.models.hybrid import HybridBlend, HybridSwitch
-    from movierec.models.itemknn import ItemKNN, ItemKNNConfig
-    from movierec.models.ncf import GMF, MLP, GMFConfig, MLPConfig, NeuMF, NeuMFConfig
-    from movierec.models.popularity import Popularity
+MODEL_NAMES = tuple(REGISTRY)
+# the contract's types, also imported lazily so that reading the registry (``movierec --help``) stays cheap
+_CONTRACT = {"FitReport": "movierec.models.base", "Recommender": "movierec.models.base",
+             "RunContext": "movierec.models.base", "History": "movierec.data.history"}
 
 
 def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(f"movierec.models.{_EXPORTS[name]}"), name)
+    if name in _CONTRACT:
+        return getattr(importlib.import_module(_CONTRACT[name]), name)
+    for module in dict.fromkeys(e.target.split(":")[0] for e in ENTRIES):
+        if name in getattr(importlib.import_module(module), "__all__", ()):
+            return getattr(importlib.import_module(module), name)
     raise AttributeError(f"module 'movierec.models' has no attribute {name!r}")
 
 
-def get_model_class(name: str) -> type[Recommender]:
-    """The model class registered under ``name`` (as used by ``movierec train NAME``)."""
-    from movierec.errors import MovieRecError
-
-    target = _REGISTRY.get(name.lower())
-    if target is None:
-        raise MovieRecError(f"unknown model {name!r}; known models: {', '.join(sorted(_REGISTRY))}")
-    module, cls = target.split(":")
-    return getattr(importlib.import_module(module), cls)
-
-
 __all__ = [
-    "GMF", "MLP", "MODEL_NAMES", "ContentConfig", "ContentNeural", "ContentRecommender", "GMFConfig",
-    "HybridBlend", "HybridSwitch", "ItemKNN", "ItemKNNConfig", "MLPConfig", "NeuMF", "NeuMFConfig",
-    "NeuMFFeatures", "Popularity", "Recommender", "get_model_class",
+    "ENTRIES", "FAMILIES", "MODEL_NAMES", "REGISTRY", "FitReport", "History", "ModelEntry", "Recommender",
+    "RunContext", "build_model", "family_of", "get_model_class", "model_entry", "validate_settings",
 ]

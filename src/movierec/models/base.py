@@ -1,20 +1,29 @@
-"""The Recommender contract every model follows, classic or neural.
+"""The Recommender contract every model follows, classic or neural (design: docs/architecture.md).
 
-- ``fit(train, catalog=None, valid=None) -> self``
+- ``fit(train, catalog=None, valid=None, context=None) -> self``; ``fit_report_`` then holds a
+  :class:`FitReport`. ``context`` (:class:`RunContext`) carries what belongs to the run, not the model:
+  device, seed, checkpoints, progress, rank and world size, a time budget, models fitted earlier.
 - ``score(users, items=None)``: ``items=None`` scores every item, float32 [len(users), n_items];
   a 2-D ``items`` [len(users), m] scores each user's own candidate list, float32 [len(users), m].
-- ``recommend(users, k, exclude_seen=True) -> (items int64 [n, k], scores float32 [n, k])``; slots with no
-  candidate left hold item -1 and score -inf.
-- ``save(path)`` / ``Recommender.load(path)`` through :mod:`movierec.artifacts` (no pickle).
+- ``score_history(history, items=None)``: the same for people described only by a :class:`History`
+  (new users, sessions, fold-in users), float32 [history.n, n_items or m].
+- ``recommend(users, k)`` / ``recommend_history(history, k)`` -> (items int64 [n, k], scores float32
+  [n, k]); seen items are excluded; slots with no candidate left hold item -1 and score -inf.
+- ``user_vectors()`` / ``item_vectors()``: learned vectors where the model has them, else None.
+- Persistence is :mod:`movierec.artifacts` (the layer above): ``state_dict()`` / ``load_state_dict()``.
 
-A subclass declares ``name`` and ``config_class`` (a dataclass of hyper-parameters), implements ``_fit``,
-``score``, ``_state`` (learned arrays by name) and ``_load_state``.
+A subclass declares ``name`` (its registry name) and ``config_class`` (a dataclass of settings declared
+with :func:`movierec.models.settings.setting`) and implements ``_fit``, ``score``, ``_score_history``,
+``_state`` (learned arrays by name) and ``_load_state``.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -22,12 +31,72 @@ import numpy as np
 import scipy.sparse as sp
 
 from movierec.data.dataset import Catalog, Interactions
+from movierec.data.history import History
 from movierec.data.splits import HeldOut
 
 
-@dataclasses.dataclass
+@dataclass
 class NoConfig:
-    """A model without hyper-parameters."""
+    """A model without settings."""
+
+
+@dataclass
+class RunContext:
+    """How one fit runs (not what the model is): given by the caller, never stored in a bundle.
+
+    device: "auto" (CUDA when available), "cpu", "cuda", "cuda:1", ...; seed: overrides the model's
+    configured seed when set; checkpoint_dir/resume: per-epoch checkpoints of iterative models;
+    progress: False, True (a bar of its own) or a running ``rich.progress.Progress`` to add a bar to;
+    rank/world_size: this process among the distributed ones (checkpoints and validation on rank 0 only);
+    time_budget_s: stop after the epoch that passes it; prefitted: models already fitted on the same
+    training data that a hybrid may reuse as its parts; on_epoch_end(record) may return False to stop.
+    """
+
+    device: str = "auto"
+    seed: int | None = None
+    checkpoint_dir: Path | None = None
+    resume: bool = False
+    progress: Any = False
+    rank: int = 0
+    world_size: int = 1
+    time_budget_s: float | None = None
+    prefitted: list[Any] = field(default_factory=list)
+    on_epoch_end: Callable[[dict[str, Any]], bool | None] | None = None
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def for_part(self) -> RunContext:
+        """The context of a model fitted inside another one: same device and seed, no checkpoints or bars."""
+        return RunContext(device=self.device, seed=self.seed, rank=self.rank, world_size=self.world_size,
+                          prefitted=self.prefitted)
+
+
+@dataclass
+class FitReport:
+    """What a fit did. seconds: wall time of ``fit``; epochs: epochs run (0 for closed-form models);
+    best_epoch: the epoch whose weights were kept; samples_per_s: training samples per second (steps only);
+    best_valid: validation metrics of the kept epoch; train_log: one record per epoch; chosen: settings
+    picked during the fit (a hybrid's weight), ``tuned`` when picked on validation."""
+
+    seconds: float = 0.0
+    epochs: int = 0
+    best_epoch: int | None = None
+    samples_per_s: float | None = None
+    stopped_early: bool = False
+    best_valid: dict[str, float] = field(default_factory=dict)
+    train_log: list[dict[str, Any]] = field(default_factory=list, repr=False)
+    chosen: dict[str, float] = field(default_factory=dict)
+    tuned: bool = False
+
+    def row(self) -> dict[str, Any]:
+        """Columns for a results table (fit seconds, epochs, chosen settings)."""
+        out: dict[str, Any] = {"fit_seconds": round(self.seconds, 2)}
+        if self.epochs:
+            out.update(best_epoch=self.best_epoch, epochs_run=self.epochs)
+        out.update({f"tuned_{k}" if self.tuned else k: v for k, v in self.chosen.items()})
+        return out
 
 
 def top_k(scores: np.ndarray, k: int) -> np.ndarray:
@@ -40,25 +109,49 @@ def top_k(scores: np.ndarray, k: int) -> np.ndarray:
     return np.take_along_axis(part, order, axis=1).astype(np.int64)
 
 
+def top_k_unseen(scores: np.ndarray, seen: sp.csr_matrix | None, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Top-k items and scores of float32 ``scores`` [n, n_items] after masking ``seen`` [n, n_items]."""
+    s = np.array(scores, dtype=np.float32)
+    if seen is not None:
+        s[np.repeat(np.arange(len(s)), np.diff(seen.indptr)), seen.indices] = -np.inf
+    idx = top_k(s, min(k, s.shape[1]))
+    vals = np.take_along_axis(s, idx, axis=1)
+    idx[np.isneginf(vals)] = -1
+    return idx, vals
+
+
 class Recommender(ABC):
-    """Base class: owns the training-interaction matrix (for ``exclude_seen``) and persistence."""
+    """Base class: settings, the training-interaction matrix (for ``exclude_seen``), the fit report."""
 
     name: ClassVar[str]
     config_class: ClassVar[type] = NoConfig
+    has_user_vectors: ClassVar[bool] = False
+    has_item_vectors: ClassVar[bool] = False
 
     def __init__(self, config: Any | None = None, **overrides: Any) -> None:
         cfg = config if config is not None else self.config_class()
         self.config = dataclasses.replace(cfg, **overrides) if overrides else cfg
         self.seen_: sp.csr_matrix | None = None
+        self.fit_report_: FitReport | None = None
 
     # -- training ----------------------------------------------------------------------------------
-    def fit(self, train: Interactions, catalog: Catalog | None = None, valid: HeldOut | None = None) -> Recommender:
+    def fit(self, train: Interactions, catalog: Catalog | None = None, valid: HeldOut | None = None,
+            context: RunContext | None = None) -> Recommender:
+        t0 = time.perf_counter()
         self.seen_ = train.matrix()
-        self._fit(train, catalog, valid)
+        report = self._fit(train, catalog, valid, context or RunContext()) or FitReport()
+        report.seconds = time.perf_counter() - t0
+        self.fit_report_ = report
         return self
 
     @abstractmethod
-    def _fit(self, train: Interactions, catalog: Catalog | None, valid: HeldOut | None) -> None: ...
+    def _fit(self, train: Interactions, catalog: Catalog | None, valid: HeldOut | None,
+             context: RunContext) -> FitReport | None:
+        """Learn from ``train``; return a report for iterative models (None: closed form)."""
+
+    def parts(self) -> tuple[Recommender, ...]:
+        """The fitted models this one is made of (a hybrid's two parts); empty for single models."""
+        return ()
 
     @property
     def n_users(self) -> int:
@@ -72,23 +165,32 @@ class Recommender(ABC):
 
     def _check_fitted(self) -> None:
         if self.seen_ is None:
-            raise RuntimeError(f"{type(self).__name__} is not fitted: call fit() or load() first")
+            raise RuntimeError(f"{type(self).__name__} is not fitted: call fit() or load a bundle first")
 
     # -- scoring -----------------------------------------------------------------------------------
     @abstractmethod
     def score(self, users: np.ndarray, items: np.ndarray | None = None) -> np.ndarray: ...
 
+    def score_history(self, history: History, items: np.ndarray | None = None) -> np.ndarray:
+        """Scores for people known only by their histories: float32 [history.n, n_items], or [history.n, m]
+        for a 2-D ``items`` [history.n, m]. The items must be item indices of this model."""
+        self._check_fitted()
+        if len(history) and (history.item.min() < 0 or history.item.max() >= self.n_items):
+            raise ValueError(f"history items must be indices in [0, {self.n_items})")
+        return np.asarray(self._score_history(history, items), dtype=np.float32)
+
+    @abstractmethod
+    def _score_history(self, history: History, items: np.ndarray | None) -> np.ndarray: ...
+
     def recommend(self, users: np.ndarray, k: int = 10, exclude_seen: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        self._check_fitted()
         users = np.atleast_1d(np.asarray(users, dtype=np.int64))
-        k = min(k, self.n_items)
-        s = np.array(self.score(users, None), dtype=np.float32)
-        if exclude_seen:
-            rows = self.seen_[users]
-            s[np.repeat(np.arange(len(users)), np.diff(rows.indptr)), rows.indices] = -np.inf
-        idx = top_k(s, k)
-        vals = np.take_along_axis(s, idx, axis=1)
-        idx[np.isneginf(vals)] = -1
-        return idx, vals
+        return top_k_unseen(self.score(users, None), self.seen_[users] if exclude_seen else None, k)
+
+    def recommend_history(self, history: History, k: int = 10, exclude_seen: bool = True
+                          ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k for each history, never an item of that history (unless ``exclude_seen`` is False)."""
+        return top_k_unseen(self.score_history(history), history.matrix(self.n_items) if exclude_seen else None, k)
 
     @staticmethod
     def _gather(full: np.ndarray, items: np.ndarray | None) -> np.ndarray:
@@ -97,7 +199,16 @@ class Recommender(ABC):
             return full
         return np.take_along_axis(full, np.asarray(items, dtype=np.int64), axis=1)
 
-    # -- persistence -------------------------------------------------------------------------------
+    # -- learned vectors ---------------------------------------------------------------------------
+    def user_vectors(self) -> np.ndarray | None:
+        """Learned user vectors float [n_users, d], or None when the model has none."""
+        return None
+
+    def item_vectors(self) -> np.ndarray | None:
+        """Learned item vectors float [n_items, d], or None when the model has none."""
+        return None
+
+    # -- persistence (see movierec.artifacts) --------------------------------------------------------
     @abstractmethod
     def _state(self) -> dict[str, np.ndarray]: ...
 
@@ -122,20 +233,6 @@ class Recommender(ABC):
 
     def config_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self.config)
-
-    def save(self, path: str | Path, **bundle_kwargs: Any) -> Path:
-        from movierec.artifacts import save_bundle
-
-        return save_bundle(path, self, **bundle_kwargs)
-
-    @classmethod
-    def load(cls, path: str | Path) -> Recommender:
-        from movierec.artifacts import load_bundle
-
-        model = load_bundle(path).model
-        if not isinstance(model, cls):
-            raise TypeError(f"{path} holds a {type(model).__name__}, not a {cls.__name__}")
-        return model
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.config})"

@@ -1,9 +1,10 @@
 """Content-based recommender: a user profile in item-feature space, matched against every movie.
 
 profile(u) = sum over the user's training ratings of (r_ui - mean_u) * x_i, where x_i is the movie's
-feature row (:mod:`movierec.features`); users whose ratings are all equal (or implicit data) weight every
+feature row (:mod:`movierec.data.features`); users whose ratings are all equal (or implicit data) weight every
 movie 1. score(u, i) = similarity(profile(u), x_i) by the chosen measure (dot, cosine, or negative
-Euclidean distance). A user with an empty profile gets the movies' training popularity instead.
+Euclidean distance). A user with an empty profile gets the movies' training popularity instead. A new
+person's history (:meth:`ContentRecommender.score_history`) gets its profile by the same formula.
 
 Tags enter the features only through training interactions (a tag whose (user, movie) pair is not a
 training rating is dropped), so held-out ratings cannot leak through their tags.
@@ -20,14 +21,17 @@ from movierec.data.dataset import Catalog, Interactions
 from movierec.data.sampling import positive_keys
 from movierec.data.splits import HeldOut
 from movierec.errors import MovieRecError
-from movierec.models.base import Recommender
+from movierec.models.base import History, Recommender, RunContext
+from movierec.models.settings import setting
+
+__all__ = ["ContentConfig", "ContentRecommender"]
 
 
 @dataclass
 class ContentConfig:
-    features: str = "all"  # genres | weighted-genres | tags | genome | year | all
-    measure: str = "cosine"  # dot | cosine | euclidean
-    min_tag_movies: int = 2
+    features: str = setting("all", "feature kinds, comma-separated: genres, weighted-genres, tags, genome, year, all")
+    measure: str = setting("cosine", "similarity of profile and movie", choices=("dot", "cosine", "euclidean"))
+    min_tag_movies: int = setting(2, "a tag becomes a feature when it is on at least this many movies", ge=1)
 
 
 def training_tag_pairs(catalog: Catalog, train: Interactions) -> tuple[np.ndarray, np.ndarray] | None:
@@ -51,7 +55,7 @@ def training_tag_pairs(catalog: Catalog, train: Interactions) -> tuple[np.ndarra
 
 def item_feature_matrix(catalog: Catalog | None, train: Interactions, kinds: str, min_tag_movies: int = 2):
     """Feature rows aligned with the training item indices (leak-free tags). Returns ItemFeatures."""
-    from movierec.features import build_item_features
+    from movierec.data.features import build_item_features
 
     if catalog is None or catalog.item_ids is None:
         raise MovieRecError("content-based models need the dataset's movie catalogue (movies.csv)")
@@ -97,7 +101,7 @@ class ContentRecommender(Recommender):
     name = "content"
     config_class = ContentConfig
 
-    def _fit(self, train: Interactions, catalog: Catalog | None, valid: HeldOut | None) -> None:
+    def _fit(self, train: Interactions, catalog: Catalog | None, valid: HeldOut | None, context: RunContext) -> None:
         feats = item_feature_matrix(catalog, train, self.config.features, self.config.min_tag_movies)
         self.x_ = feats.matrix.tocsr().astype(np.float32)
         self.feature_names_ = feats.names
@@ -115,18 +119,11 @@ class ContentRecommender(Recommender):
         users = np.atleast_1d(np.asarray(users, dtype=np.int64))
         return self._gather(self._score_profiles(self.profiles_[users]), items)
 
-    def recommend_from_items(self, items: np.ndarray, k: int = 10, ratings: np.ndarray | None = None
-                             ) -> tuple[np.ndarray, np.ndarray]:
-        """Cold start: top-k for a new user known only by a few liked items (indices), never those items."""
-        items = np.atleast_1d(np.asarray(items, dtype=np.int64))
-        w = np.ones(len(items), np.float32) if ratings is None else np.asarray(ratings, np.float32) - np.mean(ratings)
-        if ratings is not None and not np.any(w):
-            w = np.ones(len(items), np.float32)
-        row = sp.csr_matrix((w, (np.zeros(len(items), int), items)), shape=(1, self.x_.shape[0])) @ self.x_
-        s = self._score_profiles(sp.csr_matrix(row))[0]
-        s[items] = -np.inf
-        top = np.argsort(-s, kind="stable")[:k]
-        return top, s[top]
+    def _score_history(self, history: History, items: np.ndarray | None) -> np.ndarray:
+        """The profile of each history is built as a trained user's (rating-weighted), so a trained user's own
+        training ratings give exactly that user's scores."""
+        profiles = (user_weights(history.as_interactions(self.n_items)) @ self.x_).tocsr()
+        return self._gather(self._score_profiles(profiles), items)
 
     def _state(self) -> dict[str, np.ndarray]:
         return {"x.data": self.x_.data, "x.indices": self.x_.indices.astype(np.int32),

@@ -21,10 +21,14 @@ from torch import nn
 
 from movierec.data.dataset import Catalog, Interactions
 from movierec.data.splits import HeldOut
+from movierec.models.base import FitReport, RunContext
 from movierec.models.content import item_feature_matrix
 from movierec.models.ncf import MLPNet, NeuMFConfig, NeuMFNet
+from movierec.models.settings import setting
 from movierec.models.torch_base import TorchRecommender
 from movierec.training import TrainConfig
+
+__all__ = ["ContentNeural", "ContentNeuralConfig", "NeuMFFeatures", "NeuMFFeaturesConfig"]
 
 
 class ContentTwoTowerNet(nn.Module):
@@ -78,28 +82,33 @@ class NeuMFFeaturesNet(NeuMFNet):
         self.mlp = MLPWithFeatures(n_users, n_items, self.mlp.embedding_dim, layers, features)
 
 
+_FEATURES_HELP = "feature kinds, comma-separated: genres, weighted-genres, tags, genome, year, or all"
+_MIN_TAG_HELP = "a tag becomes a feature when it is on at least this many movies"
+
+
 @dataclass
 class ContentNeuralConfig(TrainConfig):
-    features: str = "all"
-    dim: int = 64
-    hidden: int = 256
-    min_tag_movies: int = 2
+    features: str = setting("all", _FEATURES_HELP)
+    dim: int = setting(64, "size of the user embedding and of the item tower's output", ge=1)
+    hidden: int = setting(256, "width of the item tower's hidden layer", ge=1)
+    min_tag_movies: int = setting(2, _MIN_TAG_HELP, ge=1)
 
 
 @dataclass
 class NeuMFFeaturesConfig(NeuMFConfig):
-    features: str = "all"
-    min_tag_movies: int = 2
+    features: str = setting("all", _FEATURES_HELP)
+    min_tag_movies: int = setting(2, _MIN_TAG_HELP, ge=1)
 
 
 class _WithFeatures(TorchRecommender):
     """Builds the dense feature buffer before the network (and recovers its shape when loading)."""
 
-    def _fit(self, train: Interactions, catalog: Catalog | None, valid: HeldOut | None) -> None:
+    def _fit(self, train: Interactions, catalog: Catalog | None, valid: HeldOut | None,
+             context: RunContext) -> FitReport:
         feats = item_feature_matrix(catalog, train, self.config.features, self.config.min_tag_movies)
         self.feature_names_ = feats.names
         self._features = torch.from_numpy(np.asarray(feats.matrix.todense(), dtype=np.float32))
-        super()._fit(train, catalog, valid)
+        return super()._fit(train, catalog, valid, context)
 
     def _load_state(self, state: dict[str, np.ndarray]) -> None:
         key = next(k for k in state if k.endswith("features") or k.endswith("content"))
@@ -113,6 +122,11 @@ class ContentNeural(_WithFeatures):
 
     def build_net(self, n_users: int, n_items: int) -> Any:
         return ContentTwoTowerNet(n_users, self._features, self.config.dim, self.config.hidden)
+
+    def item_vectors(self) -> np.ndarray | None:
+        """The item tower's output for every movie [n_items, dim] (the bias is left out)."""
+        with torch.no_grad():
+            return self.net_.items(None)[0].float().cpu().numpy()
 
 
 class NeuMFFeatures(_WithFeatures):

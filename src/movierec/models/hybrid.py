@@ -12,7 +12,7 @@ Both train their two parts on the same data; a bundle stores both parts' arrays 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -21,51 +21,60 @@ import scipy.sparse as sp
 from movierec.data.dataset import Catalog, Interactions
 from movierec.data.splits import HeldOut
 from movierec.evaluation.protocols import evaluate_heldout_sampled
-from movierec.models.base import Recommender
+from movierec.models.base import FitReport, History, Recommender, RunContext
+from movierec.models.registry import REGISTRY, build_model
+from movierec.models.settings import setting
 
+__all__ = ["BlendConfig", "HybridBlend", "HybridSwitch", "SwitchConfig"]
 
-def _make(name: str, settings: dict[str, Any]) -> Recommender:
-    from movierec.models import get_model_class
-
-    return get_model_class(name)(**settings)
+_MODELS = tuple(REGISTRY)
 
 
 @dataclass
 class BlendConfig:
-    a: str = "neumf"
-    b: str = "content"
-    weight: float = -1.0  # weight of model a; < 0 means "tune on validation"
-    a_settings: dict = field(default_factory=dict)
-    b_settings: dict = field(default_factory=dict)
+    a: str = setting("neumf", "the first model", choices=_MODELS)
+    b: str = setting("content", "the second model", choices=_MODELS)
+    weight: float = setting(-1.0, "weight of model a in [0, 1]; < 0 tunes it on validation", ge=-1, le=1)
+    a_settings: dict = setting(help="settings of model a", default_factory=dict)
+    b_settings: dict = setting(help="settings of model b", default_factory=dict)
 
 
 @dataclass
 class SwitchConfig:
-    a: str = "neumf"  # for users with enough history
-    b: str = "content"  # for users with little history
-    threshold: int = -1  # training interactions below which model b serves; < 0 means "tune"
-    a_settings: dict = field(default_factory=dict)
-    b_settings: dict = field(default_factory=dict)
+    a: str = setting("neumf", "the model for users with enough history", choices=_MODELS)
+    b: str = setting("content", "the model for users with little history", choices=_MODELS)
+    threshold: int = setting(-1, "training interactions below which model b serves; < 0 tunes it", ge=-1)
+    a_settings: dict = setting(help="settings of model a", default_factory=dict)
+    b_settings: dict = setting(help="settings of model b", default_factory=dict)
 
 
 class _TwoModels(Recommender):
-    """Shared plumbing: fit both parts, persist both under prefixes."""
+    """Shared plumbing: fit both parts, persist both under prefixes.
 
-    #: models already fitted on the same training data (e.g. by a study that trained them as models of their
-    #: own); one is reused as a part only if its class and configuration are exactly the ones asked for
-    prefitted: list[Recommender] | None = None
+    ``context.prefitted`` may hold models already fitted on the same training data (e.g. by a study that
+    trained them as models of their own); one is reused as a part only if its class and configuration are
+    exactly the ones asked for.
+    """
 
-    def _fit_parts(self, train: Interactions, catalog: Catalog | None, valid: HeldOut | None) -> None:
+    def _fit_parts(self, train: Interactions, catalog: Catalog | None, valid: HeldOut | None,
+                   context: RunContext) -> None:
+        self.tuning_ = None
         for part, name, settings in (("a", self.config.a, self.config.a_settings),
                                      ("b", self.config.b, self.config.b_settings)):
-            model = _make(name, settings)
-            given = next((m for m in self.prefitted or [] if m.name == model.name and m.config == model.config
+            model = build_model(name, settings, f"{self.name} {part}_settings")
+            given = next((m for m in context.prefitted if m.name == model.name and m.config == model.config
                           and _same_training_pairs(m.seen_, self.seen_)), None)
             if given is not None:
                 model = given
             else:
-                model.fit(train, catalog, valid)
+                model.fit(train, catalog, valid, context.for_part())
             setattr(self, f"{part}_", model)
+
+    def parts(self) -> tuple[Recommender, ...]:
+        return (self.a_, self.b_)
+
+    def _report(self, setting_name: str, value: float) -> FitReport:
+        return FitReport(chosen={setting_name: float(value)}, tuned=self.tuning_ is not None)
 
     def _state(self) -> dict[str, np.ndarray]:
         out = {}
@@ -76,7 +85,7 @@ class _TwoModels(Recommender):
     def _load_state(self, state: dict[str, np.ndarray]) -> None:
         for prefix, name, settings in (("a.", self.config.a, self.config.a_settings),
                                        ("b.", self.config.b, self.config.b_settings)):
-            part = _make(name, settings)
+            part = build_model(name, settings, f"{self.name} {prefix[0]}_settings")
             part.seen_ = self.seen_
             part._load_state({k[2:]: v for k, v in state.items() if k.startswith(prefix)})
             setattr(self, prefix[0] + "_", part)
@@ -130,18 +139,25 @@ class HybridBlend(_TwoModels):
     name = "hybrid-blend"
     config_class = BlendConfig
 
-    def _fit(self, train: Interactions, catalog: Catalog | None, valid: HeldOut | None) -> None:
-        self._fit_parts(train, catalog, valid)
+    def _fit(self, train: Interactions, catalog: Catalog | None, valid: HeldOut | None,
+             context: RunContext) -> FitReport:
+        self._fit_parts(train, catalog, valid, context)
         if self.config.weight < 0:
             self.weight_ = 0.5
             grid = [round(w, 2) for w in np.linspace(0, 1, 11)]
             self.weight_ = self._tune(valid, grid, lambda w: setattr(self, "weight_", w))
         else:
             self.weight_ = self.config.weight
+        return self._report("weight", self.weight_)
 
     def score(self, users: np.ndarray, items: np.ndarray | None = None) -> np.ndarray:
         users = np.atleast_1d(np.asarray(users, dtype=np.int64))
         za, zb = self._memoised(users, items, self._standardised_parts)
+        return (self.weight_ * za + (1 - self.weight_) * zb).astype(np.float32)
+
+    def _score_history(self, history: History, items: np.ndarray | None) -> np.ndarray:
+        za = self._gather(_standardise(self.a_.score_history(history)), items)
+        zb = self._gather(_standardise(self.b_.score_history(history)), items)
         return (self.weight_ * za + (1 - self.weight_) * zb).astype(np.float32)
 
     def _standardised_parts(self, users: np.ndarray, items: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
@@ -161,8 +177,9 @@ class HybridSwitch(_TwoModels):
     name = "hybrid-switch"
     config_class = SwitchConfig
 
-    def _fit(self, train: Interactions, catalog: Catalog | None, valid: HeldOut | None) -> None:
-        self._fit_parts(train, catalog, valid)
+    def _fit(self, train: Interactions, catalog: Catalog | None, valid: HeldOut | None,
+             context: RunContext) -> FitReport:
+        self._fit_parts(train, catalog, valid, context)
         self.counts_ = train.user_counts()
         if self.config.threshold < 0:
             qs = np.quantile(self.counts_[self.counts_ > 0], [0, 0.1, 0.2, 0.3, 0.5]) if self.counts_.any() else [0]
@@ -170,6 +187,7 @@ class HybridSwitch(_TwoModels):
             self.threshold_ = self._tune(valid, grid, lambda t: setattr(self, "threshold_", t))
         else:
             self.threshold_ = self.config.threshold
+        return self._report("threshold", self.threshold_)
 
     def score(self, users: np.ndarray, items: np.ndarray | None = None) -> np.ndarray:
         users = np.atleast_1d(np.asarray(users, dtype=np.int64))
@@ -182,6 +200,12 @@ class HybridSwitch(_TwoModels):
             if mask.any():
                 out[mask] = model.score(users[mask], None if items is None else np.asarray(items)[mask])
         return out
+
+    def _score_history(self, history: History, items: np.ndarray | None) -> np.ndarray:
+        """A history's length plays the role of the user's training interactions."""
+        use_b = history.lengths() < self.threshold_
+        sa, sb = self.a_.score_history(history, items), self.b_.score_history(history, items)
+        return np.where(use_b[:, None], sb, sa).astype(np.float32)
 
     def _state(self) -> dict[str, np.ndarray]:
         return {**super()._state(), "threshold": np.array([self.threshold_], np.int64), "counts": self.counts_}

@@ -1,7 +1,8 @@
 """Item-item k-nearest-neighbours on the implicit (binary) user x item matrix.
 
 sim(i, j) = |U_i ∩ U_j| / (sqrt(|U_i|) * sqrt(|U_j|) + shrink)   (cosine with shrinkage)
-Each item keeps its ``k`` most similar items; score(u, i) = sum over the user's items j of sim(j, i).
+Each item keeps its ``k`` most similar items; score(u, i) = sum over the user's items j of sim(j, i), for a
+trained user and for any history alike (exact: the same items give the same scores).
 The co-occurrence matrix is computed in column blocks so memory stays at [n_items, block] floats.
 """
 
@@ -14,21 +15,24 @@ import scipy.sparse as sp
 
 from movierec.data.dataset import Catalog, Interactions
 from movierec.data.splits import HeldOut
-from movierec.models.base import Recommender
+from movierec.models.base import History, Recommender, RunContext
+from movierec.models.settings import setting
+
+__all__ = ["ItemKNN", "ItemKNNConfig"]
 
 
 @dataclass
 class ItemKNNConfig:
-    k: int = 100  # neighbours kept per item
-    shrink: float = 0.0  # added to the cosine denominator; damps similarities of rare items
-    block_size: int = 2048  # items per block when computing similarities
+    k: int = setting(100, "neighbours kept per item", ge=1)
+    shrink: float = setting(0.0, "added to the cosine denominator; damps similarities of rare items", ge=0)
+    block_size: int = setting(2048, "items per block when computing similarities (memory, not results)", ge=1)
 
 
 class ItemKNN(Recommender):
     name = "itemknn"
     config_class = ItemKNNConfig
 
-    def _fit(self, train: Interactions, catalog: Catalog | None, valid: HeldOut | None) -> None:
+    def _fit(self, train: Interactions, catalog: Catalog | None, valid: HeldOut | None, context: RunContext) -> None:
         x = self.seen_.tocsc().astype(np.float32)  # [n_users, n_items], binary
         xt = x.T.tocsr()
         n_items = x.shape[1]
@@ -56,6 +60,14 @@ class ItemKNN(Recommender):
         users = np.atleast_1d(np.asarray(users, dtype=np.int64))
         full = np.asarray((self.seen_[users] @ self.w_).toarray(), dtype=np.float32)
         return self._gather(full, items)
+
+    def _score_history(self, history: History, items: np.ndarray | None) -> np.ndarray:
+        full = np.asarray((history.matrix(self.n_items) @ self.w_).toarray(), dtype=np.float32)
+        return self._gather(full, items)
+
+    def item_similarity(self) -> sp.csr_matrix:
+        """Item-item weights [n_items, n_items]: row j holds sim(j, i) for the items i that keep j as a neighbour."""
+        return self.w_
 
     def _state(self) -> dict[str, np.ndarray]:
         return {"w.data": self.w_.data, "w.indices": self.w_.indices.astype(np.int32),

@@ -25,8 +25,12 @@ from torch import nn
 
 from movierec.data.dataset import Catalog, Interactions
 from movierec.data.splits import HeldOut
+from movierec.models.base import FitReport, RunContext
+from movierec.models.settings import setting
 from movierec.models.torch_base import TorchRecommender
 from movierec.training import TrainConfig
+
+__all__ = ["GMF", "MLP", "GMFConfig", "GMFNet", "MLPConfig", "MLPNet", "NeuMF", "NeuMFConfig", "NeuMFNet"]
 
 _INIT_STD = 0.01  # N(0, 0.01) embedding initialisation, as in the paper
 
@@ -183,14 +187,14 @@ class NeuMFNet(nn.Module):
 # -- the contract models ----------------------------------------------------------------------------
 @dataclass
 class GMFConfig(TrainConfig):
-    factors: int = 64
+    factors: int = setting(64, "embedding size (predictive factors)", ge=1)
 
 
 @dataclass
 class MLPConfig(TrainConfig):
-    embedding_dim: int = 32
-    layers: int = 3
-    factors: int = 0  # predictive factors; when > 0 it sets embedding_dim = factors * 2^(layers-1)
+    embedding_dim: int = setting(32, "user and item embedding size; the first hidden layer is as wide", ge=1)
+    layers: int = setting(3, "hidden ReLU layers, each half as wide as the one before (0: linear)", ge=0)
+    factors: int = setting(0, "predictive factors; when > 0 it sets embedding_dim = factors * 2^(layers-1)", ge=0)
 
     @property
     def effective_embedding_dim(self) -> int:
@@ -199,12 +203,12 @@ class MLPConfig(TrainConfig):
 
 @dataclass
 class NeuMFConfig(TrainConfig):
-    lr: float = 0.002  # tuned on ml-latest-small validation items (see the NCF issue's closing note)
-    factors: int = 32
-    layers: int = 3
-    pretrain: bool = False
-    alpha: float = 0.5
-    pretrain_lr_scale: float = 0.1  # fine-tuning learning rate relative to lr when pretrained
+    lr: float = setting(0.002, "Adam learning rate (tuned on ml-latest-small validation items)", gt=0)
+    factors: int = setting(32, "GMF embedding size and the MLP tower's last width", ge=1)
+    layers: int = setting(3, "hidden layers of the MLP tower", ge=0)
+    pretrain: bool = setting(False, "train a GMF and an MLP first and start from their weights (the paper)")
+    alpha: float = setting(0.5, "weight of the pretrained GMF in the joined output layer", ge=0, le=1)
+    pretrain_lr_scale: float = setting(0.1, "fine-tuning learning rate relative to lr when pretrained", gt=0)
 
 
 class GMF(TorchRecommender):
@@ -231,22 +235,25 @@ class NeuMF(TorchRecommender):
         return NeuMFNet(n_users, n_items, self.config.factors, self.config.layers)
 
     def init_net(self, net: torch.nn.Module, train: Interactions, catalog: Catalog | None,
-                 valid: HeldOut | None) -> None:
+                 valid: HeldOut | None, context: RunContext) -> None:
         cfg = self.config
         if not cfg.pretrain:
             return
         shared: dict[str, Any] = {f: getattr(cfg, f) for f in TrainConfig.__dataclass_fields__}
-        gmf = GMF(GMFConfig(**shared, factors=cfg.factors)).fit(train, catalog, valid)
+        gmf = GMF(GMFConfig(**shared, factors=cfg.factors)).fit(train, catalog, valid, context.for_part())
         mlp = MLP(MLPConfig(**shared, embedding_dim=net.mlp.embedding_dim, layers=cfg.layers)).fit(
-            train, catalog, valid)
+            train, catalog, valid, context.for_part())
         net.load_pretrained(gmf.net_, mlp.net_, cfg.alpha)
-        self.pretrain_log = {"gmf": gmf.train_log, "mlp": mlp.train_log}
+        self.pretrain_log = {"gmf": gmf.fit_report_.train_log, "mlp": mlp.fit_report_.train_log}
         # fine-tune with a smaller step, as the paper does (it switches to SGD); the loop reads cfg.lr
         self.config = replace(cfg, lr=cfg.lr * cfg.pretrain_lr_scale)
         self._restore_lr = cfg.lr
 
-    def _fit(self, train: Interactions, catalog: Catalog | None, valid: HeldOut | None) -> None:
-        super()._fit(train, catalog, valid)
-        if getattr(self, "_restore_lr", None) is not None:
+    def _fit(self, train: Interactions, catalog: Catalog | None, valid: HeldOut | None,
+             context: RunContext) -> FitReport:
+        self._restore_lr = None
+        report = super()._fit(train, catalog, valid, context)
+        if self._restore_lr is not None:
             self.config = replace(self.config, lr=self._restore_lr)
             self._restore_lr = None
+        return report

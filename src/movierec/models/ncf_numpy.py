@@ -12,7 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from movierec.models.base import NoConfig, Recommender
+from movierec.errors import MovieRecError
+from movierec.models.base import History, NoConfig, Recommender
 
 KINDS = ("gmf", "mlp", "neumf")
 _PAIRS_PER_BATCH = 1 << 18
@@ -21,6 +22,8 @@ _PAIRS_PER_BATCH = 1 << 18
 class NumpyNCF(Recommender):
     name = "ncf-numpy"
     config_class = NoConfig
+    has_user_vectors = True
+    has_item_vectors = True
 
     def __init__(self, kind: str, config: dict[str, Any] | None = None) -> None:
         super().__init__()
@@ -31,6 +34,16 @@ class NumpyNCF(Recommender):
 
     def _fit(self, *args: Any) -> None:
         raise TypeError("NumpyNCF only scores trained bundles; train the torch model instead")
+
+    def _score_history(self, history: History, items: np.ndarray | None) -> np.ndarray:
+        raise MovieRecError(f"scoring a new history with {self.kind} folds the user in with torch; "
+                            "load the bundle with engine='exact'")
+
+    def user_vectors(self) -> np.ndarray | None:
+        return np.concatenate([w for k, w in sorted(self.w.items()) if k.endswith("user.weight")], axis=1)
+
+    def item_vectors(self) -> np.ndarray | None:
+        return np.concatenate([w for k, w in sorted(self.w.items()) if k.endswith("item.weight")], axis=1)
 
     def _state(self) -> dict[str, np.ndarray]:
         return {f"net.{k}": v for k, v in self.w.items()}

@@ -1,63 +1,78 @@
-"""Shared plumbing for models that are torch networks trained by :mod:`movierec.training`.
+"""Shared plumbing for models that are torch networks trained by the trainer shell (:mod:`movierec.training`).
 
 A subclass sets ``config_class`` (a :class:`~movierec.training.TrainConfig` subclass) and implements
 ``build_net(n_users, n_items)``; the network provides ``forward``, ``embedding_l2``, ``score_pairs`` and
-``score_all`` (see :mod:`movierec.models.ncf`). Scoring runs under ``torch.no_grad`` in user batches.
+``score_all`` (see :mod:`movierec.models.ncf`) and keeps its user embeddings in ``nn.Embedding`` modules
+whose names end in ``user``. The default training step is NCF's pairwise one with sampled negatives
+(``training_step`` may return another). Scoring runs under ``torch.no_grad`` in user batches.
+
+Histories (new users) are folded in: the network is copied with fresh user tables of one row per history,
+each started at the mean trained user vector, and only those rows are trained (full-batch Adam,
+``FOLD_IN_STEPS`` steps at ``FOLD_IN_LR``) on the model's own loss over the history's items and sampled
+negatives, with every other weight frozen. A trained user's own history then gives a ranking close to,
+not identical with, the trained user's (the contract tests measure the top-10 overlap).
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
+import copy
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
+from torch import nn
 
 from movierec.data.dataset import Catalog, Interactions
 from movierec.data.splits import HeldOut
 from movierec.evaluation.protocols import evaluate_heldout_sampled
-from movierec.models.base import Recommender
-from movierec.training import TrainConfig, resolve_device, train_network
+from movierec.models.base import FitReport, History, Recommender, RunContext
+from movierec.training import PairwiseNegativeStep, TrainConfig, Trainer, TrainingStep, resolve_device
 
 _PAIRS_PER_BATCH = 1 << 18  # (user, item) pairs scored per forward pass
 
 
 class TorchRecommender(Recommender):
     config_class = TrainConfig
+    has_user_vectors = True
+    has_item_vectors = True
+    FOLD_IN_STEPS: ClassVar[int] = 100
+    FOLD_IN_LR: ClassVar[float] = 0.05
+    FOLD_IN_SEED: ClassVar[int] = 0
 
     def __init__(self, config: Any | None = None, **overrides: Any) -> None:
         super().__init__(config, **overrides)
-        self.net_: torch.nn.Module | None = None
-        self.train_log: list[dict[str, Any]] = []
-        self.run_options: dict[str, Any] = {"checkpoint_dir": None, "resume": False, "progress": False}
+        self.net_: nn.Module | None = None
+        self.device_name = "auto"
 
-    def build_net(self, n_users: int, n_items: int) -> torch.nn.Module:
+    def build_net(self, n_users: int, n_items: int) -> nn.Module:
         raise NotImplementedError
 
-    def init_net(self, net: torch.nn.Module, train: Interactions, catalog: Catalog | None,
-                 valid: HeldOut | None) -> None:
+    def init_net(self, net: nn.Module, train: Interactions, catalog: Catalog | None, valid: HeldOut | None,
+                 context: RunContext) -> None:
         """Hook before training (NeuMF loads pretrained GMF and MLP weights here)."""
 
-    def _fit(self, train: Interactions, catalog: Catalog | None, valid: HeldOut | None) -> None:
-        cfg = self.config
-        device = resolve_device(cfg.device)
-        torch.manual_seed(cfg.seed)
+    def training_step(self, net: nn.Module, train: Interactions, catalog: Catalog | None,
+                      device: torch.device) -> TrainingStep:
+        """The model's step for the trainer shell: NCF's pairwise negatives by default."""
+        genres = None
+        if self.config.diversity > 0 and catalog is not None and catalog.item_ids is not None:
+            genres = catalog.item_genres()[0]
+        return PairwiseNegativeStep(net, train, self.config, device, genres)
+
+    def _fit(self, train: Interactions, catalog: Catalog | None, valid: HeldOut | None,
+             context: RunContext) -> FitReport:
+        device = resolve_device(context.device)
+        self.device_name = context.device
+        torch.manual_seed(self.config.seed if context.seed is None else context.seed)
         net = self.build_net(train.n_users, train.n_items).to(device)
         self.net_ = net
-        self.init_net(net, train, catalog, valid)
-        cfg = self.config  # init_net may adjust it (NeuMF fine-tuning after pretraining)
-        genres = None
-        if cfg.diversity > 0 and catalog is not None and catalog.item_ids is not None:
-            genres = catalog.item_genres()[0]
+        self.init_net(net, train, catalog, valid, context)
         validate = None
         if valid is not None and valid.negatives is not None:
             def validate() -> dict[str, float]:
                 return evaluate_heldout_sampled(self, valid, (10,)).metrics
-        opts = self.run_options
-        ckpt = Path(opts["checkpoint_dir"]) if opts.get("checkpoint_dir") else None
-        self.result_ = train_network(net, train, cfg, validate, genres, ckpt, bool(opts.get("resume")),
-                                     opts.get("progress") or False, opts.get("on_epoch_end"))
-        self.train_log = self.result_.log
+        step = self.training_step(net, train, catalog, device)
+        return Trainer(net, step, self.config, context, validate).run()
 
     # -- scoring -----------------------------------------------------------------------------------
     @property
@@ -66,22 +81,62 @@ class TorchRecommender(Recommender):
 
     def score(self, users: np.ndarray, items: np.ndarray | None = None) -> np.ndarray:
         self._check_fitted()
-        net = self.net_
-        net.eval()
-        users = np.atleast_1d(np.asarray(users, dtype=np.int64))
-        width = self.n_items if items is None else np.asarray(items).shape[1]
-        step = max(1, _PAIRS_PER_BATCH // max(width, 1))
-        out = np.empty((len(users), width), dtype=np.float32)
-        with torch.no_grad():
-            for s in range(0, len(users), step):
-                u = torch.from_numpy(users[s: s + step]).to(self.device)
-                if items is None:
-                    res = net.score_all(u)
-                else:
-                    res = net.score_pairs(u, torch.as_tensor(np.asarray(items[s: s + step]), dtype=torch.int64,
-                                                             device=self.device))
-                out[s: s + step] = res.float().cpu().numpy()
-        return out
+        return _score_with(self.net_, np.atleast_1d(np.asarray(users, dtype=np.int64)), items, self.n_items)
+
+    def _score_history(self, history: History, items: np.ndarray | None) -> np.ndarray:
+        net = self.fold_in(history)
+        return _score_with(net, np.arange(history.n, dtype=np.int64), items, self.n_items)
+
+    def fold_in(self, history: History) -> nn.Module:
+        """A copy of the network whose users are the ``history.n`` histories (see the module docstring)."""
+        net = copy.deepcopy(self.net_)
+        for p in net.parameters():
+            p.requires_grad_(False)
+        tables = []
+        for name, module in list(net.named_modules()):
+            if isinstance(module, nn.Embedding) and name.split(".")[-1] == "user":
+                fresh = nn.Embedding(max(history.n, 1), module.embedding_dim).to(module.weight.device)
+                with torch.no_grad():
+                    fresh.weight.copy_(module.weight.mean(dim=0, keepdim=True).expand_as(fresh.weight))
+                parent = net.get_submodule(name.rpartition(".")[0]) if "." in name else net
+                setattr(parent, name.split(".")[-1], fresh)
+                tables.append(fresh.weight)
+        if not len(history):
+            return net.eval()
+        device = self.device
+        u = torch.from_numpy(history.row.astype(np.int64)).to(device)
+        i = torch.from_numpy(history.item.astype(np.int64)).to(device)
+        keys = torch.unique(u * self.n_items + i)
+        u, i = keys // self.n_items, keys % self.n_items
+        from movierec.training.negatives import DeviceNegativeSampler
+
+        full = torch.bincount(u, minlength=history.n) >= self.n_items
+        sampler = DeviceNegativeSampler(u[~full[u]], i[~full[u]], self.n_items) if (~full[u]).any() else None
+        neg_u = u[~full[u]].repeat(getattr(self.config, "negatives", 4))
+        all_u = torch.cat([u, neg_u])
+        labels = torch.cat([torch.ones(len(u), device=device), torch.zeros(len(neg_u), device=device)])
+        generator = torch.Generator(device=device).manual_seed(self.FOLD_IN_SEED)
+        opt = torch.optim.Adam(tables, lr=self.FOLD_IN_LR)
+        net.train()
+        with torch.enable_grad():
+            for _ in range(self.FOLD_IN_STEPS):
+                neg_i = sampler.sample(neg_u, generator) if sampler is not None else neg_u[:0]
+                logits = net(all_u, torch.cat([i, neg_i]))
+                loss = nn.functional.binary_cross_entropy_with_logits(logits.float(), labels)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+        return net.eval()
+
+    # -- learned vectors ---------------------------------------------------------------------------
+    def user_vectors(self) -> np.ndarray | None:
+        """Every user embedding table of the network side by side (NeuMF: its GMF and MLP tables)."""
+        blocks = [w for k, w in sorted(self._state().items()) if k.endswith("user.weight")]
+        return np.concatenate(blocks, axis=1) if blocks else None
+
+    def item_vectors(self) -> np.ndarray | None:
+        blocks = [w for k, w in sorted(self._state().items()) if k.endswith("item.weight")]
+        return np.concatenate(blocks, axis=1) if blocks else None
 
     # -- persistence -------------------------------------------------------------------------------
     def _state(self) -> dict[str, np.ndarray]:
@@ -89,7 +144,26 @@ class TorchRecommender(Recommender):
 
     def _load_state(self, state: dict[str, np.ndarray]) -> None:
         n_users, n_items = self.seen_.shape
-        device = resolve_device(self.config.device)
+        device = resolve_device(self.device_name)
         net = self.build_net(n_users, n_items)
         net.load_state_dict({k[4:]: torch.from_numpy(v.copy()) for k, v in state.items() if k.startswith("net.")})
         self.net_ = net.to(device).eval()
+
+
+def _score_with(net: nn.Module, users: np.ndarray, items: np.ndarray | None, n_items: int) -> np.ndarray:
+    """Scores float32 [len(users), n_items or m] from ``net.score_all`` / ``net.score_pairs`` in batches."""
+    net.eval()
+    device = next(net.parameters()).device
+    width = n_items if items is None else np.asarray(items).shape[1]
+    step = max(1, _PAIRS_PER_BATCH // max(width, 1))
+    out = np.empty((len(users), width), dtype=np.float32)
+    with torch.no_grad():
+        for s in range(0, len(users), step):
+            u = torch.from_numpy(users[s: s + step]).to(device)
+            if items is None:
+                res = net.score_all(u)
+            else:
+                res = net.score_pairs(u, torch.as_tensor(np.asarray(items[s: s + step]), dtype=torch.int64,
+                                                         device=device))
+            out[s: s + step] = res.float().cpu().numpy()
+    return out

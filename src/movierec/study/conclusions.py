@@ -13,6 +13,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from movierec.models.registry import REGISTRY
+
 
 @dataclass
 class Paired:
@@ -138,13 +140,18 @@ def conclusions(table: pd.DataFrame, per_user: dict[str, pd.DataFrame], settings
     for n in table.index:
         if not settings.get(n, {}).get("diversity"):
             by_class.setdefault((model_class.get(n), settings.get(n, {}).get("layers")), n)
-    if ("neumf", None) in by_class or any(k[0] == "neumf" for k in by_class):
-        neumf = next(n for k, n in by_class.items() if k[0] == "neumf")
-        for other in [n for k, n in by_class.items() if k[0] in ("gmf", "mlp")]:
-            out.append(f"NeuMF against {other}: NDCG@10 [full] {cmp(neumf, other, full).words()}.")
-    mlp3, mlp4 = by_class.get(("mlp", 3)), by_class.get(("mlp", 4))
-    if mlp3 and mlp4:
-        out.append(f"A fourth MLP layer: {mlp4} against {mlp3}, NDCG@10 [full] {cmp(mlp4, mlp3, full).words()}.")
+    first_of_class: dict[str, str] = {}
+    for (cls, _), n in by_class.items():
+        first_of_class.setdefault(cls, n)
+    for cls, n in first_of_class.items():  # a model against the models it combines (NeuMF: GMF and MLP)
+        combines = REGISTRY[cls].combines if cls in REGISTRY else ()
+        for other in [m for k, m in by_class.items() if k[0] in combines]:
+            out.append(f"{n} against {other}: NDCG@10 [full] {cmp(n, other, full).words()}.")
+    for (cls, layers), n in by_class.items():  # one more hidden layer, same model class
+        deeper = by_class.get((cls, layers + 1)) if isinstance(layers, int) else None
+        if deeper:
+            out.append(f"One more hidden layer: {deeper} against {n}, NDCG@10 [full] "
+                       f"{cmp(deeper, n, full).words()}.")
     for n in table.index:
         alpha = settings.get(n, {}).get("diversity")
         if not alpha:

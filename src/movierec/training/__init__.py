@@ -1,6 +1,8 @@
-"""The torch training loop shared by every neural model, its checkpoints and regularisers."""
+"""Training of torch models: the trainer shell, NCF's pairwise step, checkpoints, regularisers."""
 
 from movierec.training.config import TrainConfig
-from movierec.training.loop import TrainResult, resolve_device, train_network
+from movierec.training.pairwise import PairwiseNegativeStep
+from movierec.training.trainer import Trainer, TrainingStep, effective_batch_and_lr, resolve_device
 
-__all__ = ["TrainConfig", "TrainResult", "resolve_device", "train_network"]
+__all__ = ["PairwiseNegativeStep", "TrainConfig", "Trainer", "TrainingStep", "effective_batch_and_lr",
+           "resolve_device"]

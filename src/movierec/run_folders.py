@@ -5,10 +5,8 @@ This is the Python API behind ``movierec train``, ``evaluate``, ``recommend`` an
 
 from __future__ import annotations
 
-import dataclasses
 import shutil
 import time
-import typing
 from pathlib import Path
 from typing import Any
 
@@ -19,35 +17,16 @@ from movierec.data.dataset import Dataset
 from movierec.data.splits import Split, make_split
 from movierec.errors import MovieRecError
 from movierec.evaluation import DEFAULT_KS, EvalResult, evaluate
-from movierec.models import Recommender, get_model_class
+from movierec.fitting import fit_model
+from movierec.models import Recommender, RunContext, validate_settings
+from movierec.models.settings import parse_pairs
 
 PROTOCOLS = ("sampled-100", "full")
 
 
-def parse_overrides(model_cls: type[Recommender], pairs: list[str]) -> dict[str, Any]:
-    """``["k=50", "shrink=10"]`` -> typed values for the model's config dataclass."""
-    fields = {f.name: f for f in dataclasses.fields(model_cls.config_class)}
-    hints = typing.get_type_hints(model_cls.config_class)
-    out: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, raw = pair.partition("=")
-        key = key.strip().replace("-", "_")
-        if not sep:
-            raise MovieRecError(f"--set expects key=value, got {pair!r}")
-        if key not in fields:
-            known = ", ".join(fields) or "none"
-            raise MovieRecError(f"{model_cls.name} has no setting {key!r} (settings: {known})")
-        typ = hints.get(key, str)
-        try:
-            if typ is bool:
-                if raw.lower() not in ("true", "false", "1", "0", "yes", "no"):
-                    raise ValueError(raw)
-                out[key] = raw.lower() in ("true", "1", "yes")
-            else:
-                out[key] = typ(raw) if typ in (int, float, str) else raw
-        except ValueError:
-            raise MovieRecError(f"--set {key}: {raw!r} is not a valid {getattr(typ, '__name__', typ)}") from None
-    return out
+def parse_overrides(model_name: str, pairs: list[str]) -> dict[str, Any]:
+    """``["k=50", "shrink=10"]`` -> settings of model ``model_name``, checked for names, types and ranges."""
+    return validate_settings(model_name, parse_pairs(pairs, f"{model_name} --set"), f"{model_name} --set")
 
 
 def item_genre_features(dataset_or_bundle: Dataset | Bundle) -> np.ndarray | None:
@@ -66,34 +45,27 @@ def item_genre_features(dataset_or_bundle: Dataset | Bundle) -> np.ndarray | Non
 
 def train_run(model_name: str, dataset: Dataset, out: str | Path | None, overrides: dict[str, Any] | None = None,
               protocol: str = "loo", seed: int = 42, split: Split | None = None, resume: bool = False,
-              progress: bool = False) -> tuple[Recommender, Split, dict]:
+              progress: bool = False, device: str = "auto") -> tuple[Recommender, Split, dict]:
     """Split ``dataset``, fit the model on train, score the validation part, and save a run folder.
 
     Models trained in epochs checkpoint into ``OUT.ckpt/`` after every epoch; with ``resume`` an
     interrupted run continues from there. The checkpoint is removed once the run folder is written.
     """
-    cls = get_model_class(model_name)
-    model = cls(**(overrides or {}))
     split = split or make_split(dataset, protocol, seed)
     ckpt = Path(f"{out}.ckpt") if out is not None else None
-    if hasattr(model, "run_options"):
-        model.run_options.update(checkpoint_dir=ckpt, resume=resume, progress=progress)
-    t0 = time.perf_counter()
-    model.fit(split.train, dataset.catalog, split.valid)
-    fit_seconds = time.perf_counter() - t0
-    info: dict[str, Any] = {"fit_seconds": fit_seconds}
-    result = getattr(model, "result_", None)
-    if result is not None:
-        info.update(best_epoch=result.best_epoch, epochs_run=result.epochs_run,
-                    samples_per_s=result.samples_per_second)
+    context = RunContext(device=device, checkpoint_dir=ckpt, resume=resume, progress=progress)
+    model, report = fit_model(model_name, overrides, split, dataset.catalog, context)
+    info: dict[str, Any] = {"fit_seconds": report.seconds}
+    if report.epochs:
+        info.update(best_epoch=report.best_epoch, epochs_run=report.epochs, samples_per_s=report.samples_per_s)
     if split.valid is not None and split.valid.negatives is not None:
         info["valid"] = evaluate(model, split, "sampled-100", "valid", (10,)).to_json()
     if out is not None:
         dataset_info = {"name": dataset.name, "source": dataset.source, **split.summary()}
         save_bundle(out, model, dataset.users, dataset.items, dataset.catalog, dataset_info,
                     metrics={"valid": {"sampled-100": info.get("valid", {}).get("metrics", {})},
-                             "fit_seconds": fit_seconds},
-                    train_log=getattr(model, "train_log", None),
+                             "fit_seconds": report.seconds},
+                    train_log=report.train_log,
                     extra=lambda tmp: split.save(tmp / "split"))
         if ckpt is not None and ckpt.exists():
             shutil.rmtree(ckpt, ignore_errors=True)

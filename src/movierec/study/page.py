@@ -11,11 +11,11 @@ import pandas as pd
 
 from movierec._html import data_uri
 from movierec._optional import template
+from movierec.comparison import json_dumps
 from movierec.data.dataset import Dataset
 from movierec.data.splits import Split
 from movierec.errors import MovieRecError
 from movierec.fsutil import atomic_write_text
-from movierec.reports import json_dumps
 from movierec.study import charts
 from movierec.study.conclusions import conclusions
 

@@ -34,12 +34,11 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from movierec.data.dataset import Catalog, Interactions
+from movierec.data.dataset import Catalog, Interactions, positions
 
 FEATURE_KINDS = ("genres", "weighted-genres", "tags", "genome", "year", "all")
 MEASURES = ("dot", "cosine", "euclidean")
 _BLOCKS_ALL = ("genres", "tags", "genome", "year")
-_NO_GENRE = "(no genres listed)"
 
 
 @dataclass
@@ -64,7 +63,7 @@ class ItemFeatures:
 
     def rows(self, movie_ids: np.ndarray | int) -> np.ndarray:
         """Row positions of raw movie ids (-1 where a movie has no row)."""
-        return _positions(self.item_ids, np.atleast_1d(np.asarray(movie_ids, dtype=np.int64)))
+        return positions(self.item_ids, np.atleast_1d(np.asarray(movie_ids, dtype=np.int64)))
 
     def similarity(self, query_rows: np.ndarray, measure: str = "dot") -> np.ndarray:
         """float32 [len(query_rows), n_items]; see :func:`similarity`."""
@@ -72,17 +71,6 @@ class ItemFeatures:
 
 
 # --------------------------------------------------------------------------------------------- helpers
-
-
-def _positions(ids: np.ndarray, query: np.ndarray) -> np.ndarray:
-    """Position of each ``query`` value in ``ids`` (any order, distinct values), -1 where absent."""
-    ids = np.asarray(ids, dtype=np.int64)
-    if not len(ids):
-        return np.full(len(query), -1, dtype=np.int64)
-    order = np.argsort(ids, kind="stable")
-    sorted_ids = ids[order]
-    pos = np.minimum(np.searchsorted(sorted_ids, query), len(ids) - 1)
-    return np.where(sorted_ids[pos] == query, order[pos], -1).astype(np.int64)
 
 
 def row_sq_norms(matrix: sp.spmatrix) -> np.ndarray:
@@ -116,12 +104,9 @@ def default_item_ids(catalog: Catalog) -> np.ndarray:
 
 
 def genre_block(catalog: Catalog, item_ids: np.ndarray) -> tuple[sp.csr_matrix, list[str]]:
-    movies = catalog.movies[["movieId", "genres"]].drop_duplicates("movieId").explode("genres")
-    movies = movies[movies["genres"].notna() & (movies["genres"] != _NO_GENRE) & (movies["genres"] != "")]
-    codes, names = pd.factorize(movies["genres"], sort=True)
-    rows = _positions(item_ids, movies["movieId"].to_numpy(np.int64))
-    keep = rows >= 0
-    m = _csr(rows[keep], codes[keep], np.ones(int(keep.sum()), np.float32), (len(item_ids), len(names)))
+    """Multi-hot genres, CSR float32 [len(item_ids), n_genres] of 0/1, and the names ("genre:Comedy")."""
+    rows, cols, names = catalog.genre_incidence(item_ids)
+    m = _csr(rows, cols, np.ones(len(rows), np.float32), (len(item_ids), len(names)))
     m.data[:] = 1.0
     return m, [f"genre:{g}" for g in names]
 
@@ -164,7 +149,7 @@ def tag_block(catalog: Catalog, item_ids: np.ndarray, exclude_tag_pairs=None, mi
         if len(ex_u):
             held = pd.MultiIndex.from_arrays([ex_u, ex_m])
             keep &= ~pd.MultiIndex.from_arrays([uid, mid]).isin(held)
-    rows = _positions(item_ids, mid)
+    rows = positions(item_ids, mid)
     keep &= rows >= 0
     if not keep.any():
         return sp.csr_matrix((n, 0), dtype=np.float32), []
@@ -189,7 +174,7 @@ def genome_block(catalog: Catalog, item_ids: np.ndarray) -> tuple[sp.csr_matrix,
     if catalog.genome_tags is not None and len(catalog.genome_tags):
         gt = catalog.genome_tags
         names_by_id = dict(zip(gt["tagId"].to_numpy(np.int64).tolist(), gt["tag"].astype(str).tolist(), strict=True))
-    rows = _positions(item_ids, scores["movieId"].to_numpy(np.int64))
+    rows = positions(item_ids, scores["movieId"].to_numpy(np.int64))
     cols = np.searchsorted(tag_ids, scores["tagId"].to_numpy(np.int64))
     rel = scores["relevance"].to_numpy(np.float32)
     keep = rows >= 0
@@ -201,7 +186,7 @@ def genome_block(catalog: Catalog, item_ids: np.ndarray) -> tuple[sp.csr_matrix,
 def year_block(catalog: Catalog, item_ids: np.ndarray) -> tuple[sp.csr_matrix, list[str]]:
     movies = catalog.movies[["movieId", "year"]].drop_duplicates("movieId")
     year = pd.to_numeric(movies["year"], errors="coerce").to_numpy(np.float64)
-    rows = _positions(item_ids, movies["movieId"].to_numpy(np.int64))
+    rows = positions(item_ids, movies["movieId"].to_numpy(np.int64))
     keep = (rows >= 0) & np.isfinite(year)
     decade = (np.floor(year[keep] / 10) * 10).astype(np.int64)
     decades, cols = np.unique(decade, return_inverse=True)

@@ -37,15 +37,16 @@ import pandas as pd
 
 from movierec import __version__
 from movierec.artifacts import save_bundle
+from movierec.comparison import json_dumps, write_comparison
 from movierec.data.dataset import Dataset
 from movierec.data.splits import Split, make_split
 from movierec.errors import MovieRecError
 from movierec.evaluation import EvalResult, evaluate
 from movierec.experiments import _slug, expand_runs, load_config
+from movierec.fitting import fit_model
 from movierec.fsutil import atomic_write_bytes, atomic_write_parquet, atomic_write_text
-from movierec.models import get_model_class
-from movierec.reports import json_dumps, write_comparison
-from movierec.runs import evaluate_test, item_genre_features, protocol_columns
+from movierec.models import RunContext, family_of
+from movierec.run_folders import evaluate_test, item_genre_features, protocol_columns
 from movierec.segments import SegmentConfig
 
 if sys.version_info >= (3, 11):
@@ -54,9 +55,6 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 PER_USER = ("HR@10", "NDCG@10")
-FAMILY = {"popularity": "baseline", "itemknn": "collaborative", "gmf": "collaborative", "mlp": "collaborative",
-          "neumf": "collaborative", "content": "content", "content-neural": "content",
-          "neumf-features": "hybrid", "hybrid-blend": "hybrid", "hybrid-switch": "hybrid"}
 Progress = Callable[[str, float], None]  # (step description, fraction of the study done)
 
 
@@ -141,32 +139,20 @@ def train_and_evaluate(spec: Any, dataset: Dataset, split: Split, folder: Path, 
     """
     key = key or {}
     (folder / "result.json").unlink(missing_ok=True)  # from here on the folder holds no finished result
-    cls = get_model_class(spec.model)
-    model = cls(**spec.settings)
-    if hasattr(model, "prefitted") and fitted:
-        model.prefitted = list(fitted.values())
     ckpt = folder.parent / f"{folder.name}.{_key_hash(key)}.ckpt"  # other settings never resume it
     for stale in folder.parent.glob(f"{glob.escape(folder.name)}.*.ckpt"):
         if stale != ckpt:
             shutil.rmtree(stale, ignore_errors=True)
-    if hasattr(model, "run_options"):
-        model.run_options.update(checkpoint_dir=ckpt, resume=True, progress=train_progress)
-    t0 = time.perf_counter()
-    model.fit(split.train, dataset.catalog, split.valid)
-    fit_seconds = time.perf_counter() - t0
-    row: dict[str, Any] = {"model": spec.name, "family": FAMILY.get(spec.model, "other"),
-                           "fit_seconds": round(fit_seconds, 2)}
-    result = getattr(model, "result_", None)
-    if result is not None:
-        row.update(best_epoch=result.best_epoch, epochs_run=result.epochs_run)
-    if hasattr(model, "prefitted"):
+    context = RunContext(checkpoint_dir=ckpt, resume=True, progress=train_progress,
+                         prefitted=list((fitted or {}).values()))
+    model, report = fit_model(spec.model, spec.settings, split, dataset.catalog, context, f"run {spec.name!r}")
+    fit_seconds = report.seconds
+    row: dict[str, Any] = {"model": spec.name, "family": family_of(spec.model), **report.row()}
+    chosen = {k: row.pop(k) for k in list(row) if k.removeprefix("tuned_") in report.chosen}
+    if model.parts():
         # the study's runs that served as this hybrid's parts (by name), for the report and the conclusions
-        row["reused_parts"] = [name for part in (model.a_, model.b_) for name, m in (fitted or {}).items()
-                               if m is part]
-        tuned = getattr(model, "tuning_", None) is not None
-        for attr, name in (("weight_", "weight"), ("threshold_", "threshold")):
-            if hasattr(model, attr):
-                row[f"tuned_{name}" if tuned else name] = float(getattr(model, attr))
+        row["reused_parts"] = [name for part in model.parts() for name, m in (fitted or {}).items() if m is part]
+    row.update(chosen)
     if split.valid is not None and split.valid.negatives is not None:
         valid = evaluate(model, split, "sampled-100", "valid", (10,))
         row["NDCG@10 [sampled-100, valid]"] = valid.metrics["NDCG@10"]
@@ -187,7 +173,7 @@ def train_and_evaluate(spec: Any, dataset: Dataset, split: Split, folder: Path, 
         save_bundle(folder / "model", model, dataset.users, dataset.items, dataset.catalog,
                     {"name": dataset.name, "source": dataset.source, **split.summary()},
                     metrics={"test": {p: r.metrics for p, r in results.items()}, "fit_seconds": fit_seconds},
-                    train_log=getattr(model, "train_log", None))
+                    train_log=report.train_log)
     meta = {"name": spec.name, "model_class": spec.model, "family": row["family"], "settings": spec.settings,
             "key": key, "key_hash": _key_hash(key), "row": row}
     atomic_write_text(folder / "result.json", json_dumps(meta))  # last: marks the run done
@@ -226,7 +212,7 @@ def run_study(dataset: Dataset, out: str | Path, config: dict[str, Any] | None =
     """
     from movierec.eda import eda_fragment, run_eda
     from movierec.segments import per_segment_metrics, segment_users
-    from movierec.study.report import write_report
+    from movierec.study.page import write_report
 
     config = config or default_config()
     st = config.get("study", {})

@@ -1,0 +1,99 @@
+"""``movierec data list|fetch|import|info|synth`` and ``movierec split``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from movierec.cli.common import JsonOpt, _kv_table, _print_json, console
+from movierec.errors import MovieRecError
+
+
+def data_list(as_json: JsonOpt = False) -> None:
+    """The MovieLens releases movierec knows, and where each is found on this machine."""
+    from movierec.data import list_releases
+
+    rows = list_releases()
+    if as_json:
+        _print_json(rows)
+        return
+    t = Table("name", "description", "size", "local copy")
+    for r in rows:
+        t.add_row(str(r.get("name")), str(r.get("description", "")), str(r.get("size", "")),
+                  str(r.get("location") or r.get("local") or r.get("where") or "not downloaded"))
+    console.print(t)
+
+
+def data_fetch(name: str) -> None:
+    """Download a release, verify its checksum and extract it into the cache."""
+    from movierec.data import fetch
+
+    path = fetch(name, progress=True)
+    console.print(f"{name}: {path}")
+
+
+def data_import(path: Path, name: Annotated[str | None, typer.Option("--name")] = None) -> None:
+    """Register an extracted folder (any MovieLens layout, or NCF-format split files) under a name."""
+    from movierec.data import import_folder
+
+    registered = import_folder(path, name)
+    console.print(f"imported {path} as {registered}")
+
+
+def data_info(name_or_path: str, as_json: JsonOpt = False) -> None:
+    """Size and contents of a dataset."""
+    from movierec.data import load_dataset
+
+    info = load_dataset(name_or_path).info()
+    if as_json:
+        _print_json(info)
+    else:
+        console.print(_kv_table(name_or_path, info))
+
+
+def data_synth(
+    out: Annotated[Path, typer.Option("--out", help="Folder to write ratings.csv, movies.csv, tags.csv.")],
+    users: Annotated[int, typer.Option("--users")] = 1000,
+    items: Annotated[int, typer.Option("--items")] = 2000,
+    ratings: Annotated[int, typer.Option("--ratings")] = 100_000,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+) -> None:
+    """Write a synthetic dataset in ml-20m's csv format (power-law users and items)."""
+    from movierec.data.synthetic import write_synthetic
+
+    if min(users, items, ratings) <= 0:
+        raise MovieRecError("--users, --items and --ratings must be positive")
+    path = write_synthetic(out, users, items, ratings, seed=seed)
+    console.print(f"wrote {path}")
+
+
+def split_cmd(
+    name_or_path: str,
+    out: Annotated[Path, typer.Option("--out", help="Folder for NCF-format files and Parquet tables.")],
+    protocol: Annotated[str, typer.Option("--protocol", help="loo or vae-cf")] = "loo",
+    seed: Annotated[int, typer.Option("--seed")] = 42,
+    as_json: JsonOpt = False,
+) -> None:
+    """Split a dataset; write NCF-format files (loo) and Parquet tables with raw ids."""
+    from movierec.data import load_dataset
+    from movierec.data.splits import export_ncf, make_split, write_split_parquet
+
+    ds = load_dataset(name_or_path)
+    try:
+        split = make_split(ds, protocol, seed)
+    except ValueError as e:
+        raise MovieRecError(str(e)) from None
+    files = write_split_parquet(split, out, ds.users, ds.items)
+    if split.test.negatives is not None:
+        files += export_ncf(split, out, ds.name)
+    split.save(out / "split")
+    summary = {**split.summary(), "files": [str(f) for f in files]}
+    if as_json:
+        _print_json(summary)
+    else:
+        console.print(_kv_table(f"{ds.name} · {protocol} split", {k: v for k, v in summary.items() if k != "files"}))
+        for f in files:
+            console.print(f"  {f}")

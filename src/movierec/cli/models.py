@@ -1,0 +1,34 @@
+"""``movierec models [NAME]``: the registered models, their families and settings (from the registry)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from movierec.cli.common import JsonOpt, _print_json, console
+
+
+def models_cmd(
+    name: Annotated[str | None, typer.Argument(help="A model: list its settings.", show_default=False)] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """The models movierec can train; with NAME, that model's settings (type, default, allowed, help)."""
+    from movierec.models.registry import ENTRIES, model_entry
+
+    entries = [model_entry(name)] if name else list(ENTRIES)
+    if as_json:
+        _print_json([e.to_json() for e in entries] if name is None else entries[0].to_json())
+        return
+    if name is None:
+        t = Table("model", "family", "summary", title="models (`movierec models NAME` for settings)")
+        for e in entries:
+            t.add_row(e.name, e.family, e.summary)
+        console.print(t)
+        return
+    entry = entries[0]
+    t = Table("setting", "type", "default", "allowed", "help", title=f"{entry.name} · {entry.family} · {entry.summary}")
+    for s in entry.settings():
+        t.add_row(s.name, s.type, repr(s.default), s.allowed, s.help)
+    console.print(t)

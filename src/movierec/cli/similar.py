@@ -1,0 +1,53 @@
+"""``movierec similar``: movies like a given one, by content features."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from movierec.cli.common import DataArg, JsonOpt, _print_json, console
+from movierec.errors import MovieRecError
+
+
+def similar_cmd(
+    query: Annotated[str, typer.Argument(help="Movie title (with or without its year) or movieId.")],
+    data: DataArg,
+    measure: Annotated[str, typer.Option("--measure", help="dot | cosine | euclidean")] = "dot",
+    features: Annotated[str | None, typer.Option(
+        "--features", help="genres | weighted-genres | tags | genome | year | all "
+        "[default: weighted-genres where the data has ratings, else genres]")] = None,
+    k: Annotated[int, typer.Option("-k")] = 10,
+    min_ratings: Annotated[int, typer.Option(
+        "--min-ratings", help="Where ratings are known, only list movies rated at least this often.")] = 5,
+    as_json: JsonOpt = False,
+) -> None:
+    """Movies like this one, by content features (--data: a dataset, a movies-only folder, or a run folder)."""
+    from movierec.data.features import FEATURE_KINDS, MEASURES
+    from movierec.similar import SimilarityIndex, default_features, load_source
+
+    if measure not in MEASURES:
+        raise MovieRecError(f"unknown measure {measure!r} (expected one of {', '.join(MEASURES)})")
+    if features is not None and features not in FEATURE_KINDS:
+        raise MovieRecError(f"unknown features {features!r} (expected one of {', '.join(FEATURE_KINDS)})")
+    if k < 1:
+        raise MovieRecError("-k must be at least 1")
+    source = load_source(data)
+    note = ""
+    if features is None:
+        features, note = default_features(source)
+    df = SimilarityIndex.build(source, features).query(query, measure, k, min_ratings)
+    q = df.attrs["query"]
+    if as_json:
+        _print_json({"query": q, "measure": measure, "features": features, "min_ratings": df.attrs["min_ratings"],
+                     "note": note or None, "results": df.to_dict(orient="records")})
+        return
+    label = f"{features} ({note})" if note else features
+    t = Table("rank", "movieId", "title", "genres", "score",
+              title=f"like {q['title']} [{q['movieId']}] · {measure} · {label}")
+    for r in df.itertuples(index=False):
+        t.add_row(str(r.rank), str(r.movieId), r.title, r.genres, f"{r.score:.4g}")
+    console.print(t)
+    if df.empty:
+        console.print("no movie shares a feature with it" + (" (try --min-ratings 0)" if min_ratings else ""))

@@ -1,0 +1,138 @@
+"""``movierec experiment|eda|segments|study``: experiment grids, data exploration, user segments, the whole study."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from movierec.cli.common import COMPACT, DataArg, JsonOpt, _print_comparison, _print_json, _step_printer, console
+from movierec.errors import MovieRecError
+
+
+def experiment_cmd(
+    config: Path,
+    data: DataArg,
+    out: Annotated[Path, typer.Option("--out", help="Folder for results.{csv,md,json} and finished runs.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Run a TOML experiment grid (e.g. configs/ncf-paper.toml) and write its results table."""
+    from movierec.data import load_dataset
+    from movierec.experiments import expand_runs, load_config, run_experiment
+
+    cfg = load_config(config)
+    n_runs = len(expand_runs(cfg))  # validates the config before any data is loaded
+    ds = load_dataset(data)
+
+    done: list[str] = []
+
+    def report(name: str, row: dict) -> None:
+        done.append(name)
+        if not as_json:
+            console.print(f"[{len(done)}/{n_runs}] {name}: HR@10 {row.get('HR@10 [sampled-100]', float('nan')):.4f} "
+                          f"NDCG@10 {row.get('NDCG@10 [sampled-100]', float('nan')):.4f} [sampled-100], "
+                          f"NDCG@10 {row.get('NDCG@10 [full]', float('nan')):.4f} [full], {row['fit_seconds']:.1f} s")
+
+    rows = run_experiment(cfg, ds, out, report, train_progress=not as_json and sys.stderr.isatty())
+    if as_json:
+        _print_json({"config": str(config), "rows": rows})
+    else:
+        _print_comparison(rows)
+        console.print(f"results: {out / 'results.md'}")
+
+
+def eda_cmd(
+    name_or_path: str,
+    out: Annotated[Path, typer.Option("--out", help="Folder for eda.html, figures/ and tables/.")],
+    sample: Annotated[int, typer.Option("--sample", help="Ratings sampled for plots that need raw points.")]
+    = 1_000_000,
+    as_json: JsonOpt = False,
+) -> None:
+    """Explore a dataset: sparsity, long tails, ratings over time, genres, multicollinearity, tags, users."""
+    from movierec.data import load_dataset
+    from movierec.eda import run_eda, summary_lines
+
+    ds = load_dataset(name_or_path)
+    report = run_eda(ds, out, sample=sample, progress=None if as_json else _step_printer())
+    if as_json:
+        _print_json(report.summary)
+        return
+    for line in summary_lines(report):
+        typer.echo(line)
+
+
+def segments_cmd(
+    data: DataArg,
+    out: Annotated[Path | None, typer.Option("--out", help="Folder for segments.parquet and profiles.csv.")] = None,
+    k_min: Annotated[int, typer.Option("--k-min")] = 3,
+    k_max: Annotated[int, typer.Option("--k-max")] = 8,
+    seed: Annotated[int, typer.Option("--seed")] = 42,
+    embeddings: Annotated[Path | None, typer.Option(
+        "--embeddings", help="A trained run folder (GMF/MLP/NeuMF): add its learned user vectors.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Segment users by taste and behaviour (k-means, k by silhouette) on a leave-one-out training split."""
+    from movierec.data import load_dataset
+    from movierec.data.splits import make_split
+    from movierec.segments import SegmentConfig, segment_names, segment_users, user_embeddings, write_segments
+
+    if not 2 <= k_min <= k_max:
+        raise MovieRecError(f"--k-min/--k-max: need 2 <= k-min <= k-max, got {k_min} and {k_max}")
+    ds = load_dataset(data)
+    split = make_split(ds, "loo", seed)
+    emb = user_embeddings(embeddings, ds.users.ids) if embeddings is not None else None
+    seg = segment_users(split.train, ds.catalog, SegmentConfig(k_min=k_min, k_max=k_max, seed=seed), emb)
+    names = segment_names(seg.profiles)
+    if out is not None:
+        write_segments(out, ds.users.ids, seg)
+    if as_json:
+        _print_json({"k": seg.k, "silhouette": seg.silhouette,
+                     "profiles": seg.profiles.reset_index().to_dict("records")})
+        return
+    t = Table("segment", "users", "ratings/user", "mean rating", "top genres", "favourites",
+              title=f"{seg.k} segments (silhouette {seg.silhouette[seg.k]:.3f})")
+    for s, r in seg.profiles.iterrows():
+        t.add_row(names[str(s)], f"{r.users} ({r.share:.0%})", f"{r.ratings_per_user:.0f}", f"{r.mean_rating:.2f}",
+                  str(r.get("top_genres", "")), str(r.get("favourites", "")))
+    console.print(t)
+
+
+def study_cmd(
+    data: DataArg = "ml-latest-small",
+    out: Annotated[Path, typer.Option("--out", help="Folder for report.html and everything behind it.")]
+    = Path("out/study"),
+    config: Annotated[Path | None, typer.Option("--config", help="Study TOML (default: the built-in study).")]
+    = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """The whole study: EDA, split, train and compare every model, segments, report.html. Restarts reuse work."""
+    from movierec.data import load_dataset
+    from movierec.experiments import expand_runs
+    from movierec.study import resolve_config, run_study
+
+    cfg = resolve_config(config)
+    expand_runs(cfg)  # validates the config before any data is loaded
+    ds = load_dataset(data)
+    if as_json or not sys.stderr.isatty():
+        ctx = run_study(ds, out, cfg, progress=None if as_json else _step_printer())
+    else:  # one live display: the study's bar, with each neural model's epoch bar under it
+        from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+
+        bar = Progress(TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(), TimeElapsedColumn(),
+                       console=Console(stderr=True))
+        with bar:
+            task = bar.add_task("study", total=1.0)
+            ctx = run_study(ds, out, cfg, progress=lambda what, frac: bar.update(task, description=what,
+                                                                                    completed=frac),
+                            train_progress=bar)
+    rows = json.loads((out / "results.json").read_text())
+    if as_json:
+        _print_json({"report": str(out / "report.html"), "seconds": ctx["seconds"], "rows": rows})
+        return
+    _print_comparison(rows, COMPACT)
+    console.print(f"report: {out / 'report.html'} ({ctx['seconds']:.0f} s)")

@@ -1,0 +1,118 @@
+"""``movierec train|evaluate|recommend|compare``: fit models, score them, ask them for movies."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from movierec.cli.common import DataArg, JsonOpt, _kv_table, _null, _print_comparison, _print_json, console
+from movierec.errors import MovieRecError
+from movierec.models.registry import ENTRIES
+
+
+def train_cmd(
+    model: Annotated[str, typer.Argument(help="A registered model (listed below).", show_default=False)],
+    data: DataArg,
+    out: Annotated[Path, typer.Option("--out", help="Run folder to write (a model bundle plus its split).")],
+    settings: Annotated[list[str] | None, typer.Option(
+        "--set", help="A setting key=value (repeatable); `movierec models MODEL` lists them.")] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the split.")] = 42,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run from OUT.ckpt/.")] = False,
+    device: Annotated[str, typer.Option("--device", help="auto (CUDA when available), cpu, cuda, cuda:1, ...")]
+    = "auto",
+    as_json: JsonOpt = False,
+) -> None:
+    from movierec.data import load_dataset
+    from movierec.run_folders import parse_overrides, train_run
+
+    overrides = parse_overrides(model, settings or [])
+    ds = load_dataset(data)
+    _, split, info = train_run(model, ds, out, overrides, seed=seed, resume=resume,
+                               progress=not as_json and sys.stderr.isatty(), device=device)
+    result = {"model": model, "run": str(out), "split": split.summary(), **info}
+    if as_json:
+        _print_json(result)
+        return
+    console.print(f"trained {model} on {ds.name} in {info['fit_seconds']:.2f} s → {out}")
+    if "valid" in info:
+        console.print(_kv_table("validation (sampled-100)", info["valid"]["metrics"]))
+
+
+train_cmd.__doc__ = "Train MODEL on the leave-one-out split of --data.\n\nModels by family: " + "; ".join(
+    f"{family}: {', '.join(e.name for e in ENTRIES if e.family == family)}"
+    for family in dict.fromkeys(e.family for e in ENTRIES)) + ". `movierec models MODEL` lists a model's settings."
+
+
+def evaluate_cmd(
+    run_dir: Path,
+    protocol: Annotated[str, typer.Option("--protocol", help="full (default) or sampled-100")] = "full",
+    k: Annotated[list[int] | None, typer.Option("-k", help="Cutoffs (repeatable).")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Evaluate a run on its test items under a protocol."""
+    from movierec.evaluation import DEFAULT_KS
+    from movierec.run_folders import evaluate_run
+
+    ks = tuple(sorted(set(k))) if k else DEFAULT_KS
+    if min(ks) < 1:
+        raise MovieRecError("-k must be at least 1")
+    res = evaluate_run(run_dir, protocol, ks)
+    if as_json:
+        _print_json({**res.to_json(), "run": str(run_dir)})
+    else:
+        console.print(_kv_table(f"{run_dir} · test · protocol {res.protocol} · {len(res.users)} users", res.metrics))
+
+
+def recommend_cmd(
+    run_dir: Path,
+    user: Annotated[int, typer.Option("--user", help="Raw MovieLens user id.")],
+    k: Annotated[int, typer.Option("-k")] = 10,
+    as_json: JsonOpt = False,
+) -> None:
+    """Top-k movies for a known user (raw ids in and out, with titles)."""
+    from movierec.artifacts import load_bundle
+
+    if k < 1:
+        raise MovieRecError("-k must be at least 1")
+    b = load_bundle(run_dir, engine="fast")
+    uidx = b.users.index(user)
+    items, scores = b.model.recommend(uidx, k)
+    items, scores = items[0][items[0] >= 0], scores[0][items[0] >= 0]
+    rows = [{"rank": r + 1, "movieId": int(b.items.raw(i)), "title": t, "score": float(s)}
+            for r, (i, t, s) in enumerate(zip(items, b.titles(items), scores, strict=True))]
+    if as_json:
+        _print_json({"user": user, "model": b.config["model"], "recommendations": rows})
+        return
+    t = Table("rank", "movieId", "title", "score", title=f"{b.config['model']} · user {user}")
+    for r in rows:
+        t.add_row(str(r["rank"]), str(r["movieId"]), r["title"], f"{r['score']:.4g}")
+    console.print(t)
+
+
+def compare_cmd(
+    data: DataArg = "ml-latest-small",
+    models: Annotated[str, typer.Option("--models", help="Comma-separated model names.")] = "popularity,itemknn",
+    out: Annotated[Path | None, typer.Option("--out", help="Write results.csv / results.md / results.json.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Fit models on one leave-one-out split and compare them under both protocols."""
+    from movierec.comparison import write_comparison
+    from movierec.data import load_dataset
+    from movierec.run_folders import compare
+
+    ds = load_dataset(data, progress=not as_json)
+    names = [m.strip() for m in models.split(",") if m.strip()]
+    with console.status("fitting and evaluating…", spinner="dots") if not as_json else _null():
+        rows = compare(ds, names)
+    if out is not None:
+        write_comparison(rows, out)
+    if as_json:
+        _print_json({"dataset": ds.info(), "split": "loo (seed 42)", "rows": rows})
+        return
+    console.print(f"[bold]{ds.name}[/bold]: {ds.info()['ratings']:,} ratings, {ds.n_users:,} users, "
+                  f"{ds.n_items:,} items · leave-one-out split, seed 42")
+    _print_comparison(rows)

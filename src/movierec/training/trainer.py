@@ -1,0 +1,212 @@
+"""The trainer shell: what every iterative torch model shares, with the model's own step plugged in.
+
+The shell owns the epoch loop, the optimiser (Adam, fused where available), the seeded device generator,
+validation after each epoch with model selection (the best epoch by validation NDCG@10 is kept) and early
+stopping after ``patience`` epochs without improvement, atomic per-epoch checkpoints and ``resume``, the
+progress bar, a time budget, and the hooks of a distributed run (checkpoints and validation on rank 0 only;
+the step receives rank and world size to shard its samples).
+
+A model supplies a :class:`TrainingStep`: its device-resident data, its batches for one epoch and its loss.
+NCF's pairwise negatives are one step (:mod:`movierec.training.pairwise`); a user-row model with a softmax
+loss is another (see the tests). Closed-form models do not use the shell.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+
+from movierec.models.base import FitReport, RunContext
+from movierec.training.checkpoint import load_checkpoint, save_checkpoint
+from movierec.training.config import TrainConfig
+
+
+class TrainingStep(Protocol):
+    """One model's part of training. Batches are whatever its ``loss`` takes; ``len(batch)`` is not used."""
+
+    def samples_per_epoch(self) -> int:
+        """Training samples in one epoch (for samples/s)."""
+
+    def signature(self) -> list[int]:
+        """Sizes of the training data (users, items, samples...): a checkpoint of other data is refused."""
+
+    def batches(self, generator: torch.Generator, batch_size: int, rank: int, world_size: int) -> Iterator[Any]:
+        """One epoch's batches, drawn with ``generator`` (this rank's share when world_size > 1)."""
+
+    def loss(self, net: torch.nn.Module, batch: Any, step: int, generator: torch.Generator) -> torch.Tensor:
+        """The scalar loss of one batch; ``step`` counts batches within the epoch from 0."""
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(name)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        from movierec.errors import MovieRecError
+
+        raise MovieRecError(f"device {name!r} requested but CUDA is not available")
+    return dev
+
+
+def effective_batch_and_lr(cfg: TrainConfig, device: torch.device) -> tuple[int, float]:
+    """Large batches with square-root learning-rate scaling on GPU; the configured values on CPU."""
+    if device.type == "cuda" and cfg.gpu_batch_factor > 1:
+        return cfg.batch_size * cfg.gpu_batch_factor, cfg.lr * math.sqrt(cfg.gpu_batch_factor)
+    return cfg.batch_size, cfg.lr
+
+
+class Trainer:
+    """Trains ``net`` in place with ``step`` under ``cfg`` (epochs, lr, batch size, patience, seed).
+
+    ``validate()`` returns validation metrics containing "NDCG@10" (None: every epoch counts as the best).
+    ``run()`` leaves ``net`` holding the best epoch's weights and returns the :class:`FitReport`.
+    """
+
+    def __init__(self, net: torch.nn.Module, step: TrainingStep, cfg: TrainConfig, context: RunContext,
+                 validate: Callable[[], dict[str, float]] | None = None) -> None:
+        self.net, self.step, self.cfg, self.context, self.validate = net, step, cfg, context, validate
+        self.device = next(net.parameters()).device
+        self.batch_size, lr = effective_batch_and_lr(cfg, self.device)
+        # fused Adam: one kernel over all parameters; the embedding tables' dense update dominates a step otherwise
+        self.opt = torch.optim.Adam(net.parameters(), lr=lr, fused=self.device.type in ("cpu", "cuda"))
+        self.generator = torch.Generator(device=self.device)
+        self.generator.manual_seed(cfg.seed if context.seed is None else context.seed)
+        self.use_amp = cfg.amp and self.device.type == "cuda"
+
+    def run(self) -> FitReport:
+        cfg, ctx, net, step = self.cfg, self.context, self.net, self.step
+        ckpt = Path(ctx.checkpoint_dir) if ctx.checkpoint_dir is not None else None
+        write_ckpt = ckpt is not None and ctx.is_main
+        log: list[dict[str, Any]] = []
+        start_epoch, best_epoch, best_metric, bad_epochs = 1, 0, -math.inf, 0
+        best_state: dict[str, torch.Tensor] | None = None
+        best_valid: dict[str, float] = {}
+        signature = step.signature()
+        if ctx.resume and ckpt is not None and (ckpt / "state.json").exists():
+            _check_resumable(ckpt, asdict(cfg), signature)
+            meta, best_state = load_checkpoint(ckpt, net, self.opt, self.generator)
+            start_epoch = meta["epoch"] + 1
+            best_epoch, best_metric, bad_epochs = meta["best_epoch"], meta["best_metric"], meta["bad_epochs"]
+            best_valid, log = meta["best_valid"], meta["log"]
+            if meta.get("finished"):
+                start_epoch = cfg.epochs + 1
+
+        bar = _Progress(ctx.progress if ctx.is_main else False, cfg.epochs, start_epoch - 1)
+        train_seconds = sum(r.get("seconds", 0.0) for r in log)
+        samples_done = sum(r.get("samples", 0) for r in log)
+        t_start = time.perf_counter()
+        stopped_early = False
+        epoch = start_epoch - 1
+        for epoch in range(start_epoch, cfg.epochs + 1):
+            net.train()
+            t0 = time.perf_counter()
+            total_loss = torch.zeros((), device=self.device)
+            n_batches = 0
+            for batch in step.batches(self.generator, self.batch_size, ctx.rank, ctx.world_size):
+                with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.use_amp):
+                    loss = step.loss(net, batch, n_batches, self.generator)
+                self.opt.zero_grad(set_to_none=True)
+                loss.backward()
+                self.opt.step()
+                total_loss += loss.detach()
+                n_batches += 1
+            if self.device.type == "cuda":
+                torch.cuda.synchronize(self.device)
+            seconds = time.perf_counter() - t0
+            n_samples = step.samples_per_epoch()
+            train_seconds += seconds
+            samples_done += n_samples
+            record: dict[str, Any] = {"epoch": epoch, "loss": float(total_loss) / max(n_batches, 1),
+                                      "seconds": seconds, "samples": n_samples, "samples_per_s": n_samples / seconds}
+            if self.validate is not None and ctx.is_main:
+                net.eval()
+                record.update({f"valid_{k}": v for k, v in self.validate().items()})
+                metric = record["valid_NDCG@10"]
+                if metric > best_metric:
+                    best_metric, best_epoch, bad_epochs = metric, epoch, 0
+                    best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
+                    best_valid = {k[6:]: v for k, v in record.items() if k.startswith("valid_")}
+                else:
+                    bad_epochs += 1
+            else:
+                best_epoch, best_state = epoch, None
+            log.append(record)
+            bar.update(record)
+            stop = cfg.patience > 0 and bad_epochs >= cfg.patience
+            if write_ckpt:
+                meta = {"epoch": epoch, "best_epoch": best_epoch, "best_metric": best_metric,
+                        "bad_epochs": bad_epochs, "best_valid": best_valid, "log": log, "finished": stop,
+                        "config": asdict(cfg), "data": signature}
+                save_checkpoint(ckpt, net, best_state, self.opt, self.generator, meta)
+            if stop:
+                stopped_early = True
+                break
+            if ctx.on_epoch_end is not None and ctx.on_epoch_end(record) is False:
+                break
+            if ctx.time_budget_s is not None and time.perf_counter() - t_start >= ctx.time_budget_s:
+                break
+        bar.close()
+        if best_state is not None:
+            net.load_state_dict(best_state)
+        net.eval()
+        return FitReport(epochs=epoch, best_epoch=best_epoch, samples_per_s=samples_done / max(train_seconds, 1e-9),
+                         stopped_early=stopped_early, best_valid=best_valid, train_log=log)
+
+
+def _check_resumable(checkpoint_dir: Path, config: dict[str, Any], signature: list[int]) -> None:
+    """Refuse to resume a checkpoint written for other settings or other training data (one-line error)."""
+    import json
+
+    from movierec.errors import MovieRecError
+
+    saved = json.loads((checkpoint_dir / "state.json").read_text())
+    old = saved.get("config", {})
+    changed = sorted(k for k in set(old) | set(config) if old.get(k) != config.get(k))
+    if changed:
+        k = changed[0]
+        raise MovieRecError(f"{checkpoint_dir}: the checkpoint was trained with {k}={old.get(k)!r}, not "
+                            f"{config.get(k)!r}; remove the folder or train without --resume")
+    if saved.get("data", signature) != signature:
+        raise MovieRecError(f"{checkpoint_dir}: the checkpoint was trained on other data (sizes {saved['data']} vs "
+                            f"{signature}); remove the folder or train without --resume")
+
+
+class _Progress:
+    """A rich progress bar over epochs showing loss and validation HR/NDCG. ``enabled``: False (no-op), True (a
+    bar of its own) or a running ``rich.progress.Progress`` to add the bar to (e.g. under a study's overall bar,
+    since rich shows one live display at a time); the bar is removed from it when training ends."""
+
+    def __init__(self, enabled: Any, total: int, done: int) -> None:
+        self.p = None
+        self.own = False
+        if enabled is not None and not isinstance(enabled, bool):
+            self.p = enabled
+            self.task = self.p.add_task("  epochs", total=total, completed=done)
+        elif enabled:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self.p = Progress(TextColumn("epoch"), MofNCompleteColumn(), BarColumn(), TimeElapsedColumn(),
+                              TextColumn("{task.description}"), transient=False)
+            self.p.start()
+            self.own = True
+            self.task = self.p.add_task("", total=total, completed=done)
+
+    def update(self, r: dict[str, Any]) -> None:
+        if self.p is None:
+            return
+        desc = f"loss {r['loss']:.4f}  {r['samples_per_s'] / 1e6:.2f}M samples/s"
+        if "valid_HR@10" in r:
+            desc += f"  valid HR@10 {r['valid_HR@10']:.4f} NDCG@10 {r['valid_NDCG@10']:.4f}"
+        self.p.update(self.task, advance=1, description=desc if self.own else f"  epoch {r['epoch']}: {desc}")
+
+    def close(self) -> None:
+        if self.own:
+            self.p.stop()
+        elif self.p is not None:
+            self.p.remove_task(self.task)

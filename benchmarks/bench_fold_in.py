@@ -12,10 +12,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import _util as U
 
 from movierec.data import load_dataset
 from movierec.data.history import History
@@ -33,7 +38,7 @@ def _metrics(recs: np.ndarray, test_items: np.ndarray) -> dict[str, float]:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--models", default="gmf,mlp,neumf")
-    ap.add_argument("--data", default="ml-latest-small")
+    ap.add_argument("--data", default=str(U.ML_LATEST_SMALL), help="a release name or folder")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "fold_in.json"))
     args = ap.parse_args()
     ds = load_dataset(args.data)

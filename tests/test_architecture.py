@@ -7,6 +7,11 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import pytest
+
+from movierec.models.registry import REGISTRY
+from movierec.testing import ModelContract
+
 SRC = Path(__file__).resolve().parents[1] / "src"
 
 # lowest first; a module belongs to the first prefix that matches its dotted name
@@ -103,3 +108,35 @@ def test_no_import_cycles() -> None:
         if n not in state:
             visit(n, [n])
     assert not cycles, "\n".join(cycles)
+
+
+# -- the documented example of adding a model, run through the whole contract ------------------------------
+def _documented_example() -> tuple[type, object]:
+    """The model module and the registry line shown in docs/architecture.md, executed as written."""
+    import re
+    import sys
+    import types
+
+    from movierec.models.registry import ModelEntry
+
+    doc = (SRC.parent / "docs" / "architecture.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", doc, re.S)
+    module_code = next(b for b in blocks if b.startswith("# src/movierec/models/random_walk.py"))
+    entry_code = next(b for b in blocks if "ModelEntry(" in b and b.startswith("# src/movierec/models/registry.py"))
+    module = types.ModuleType("movierec_doc_random_walk")
+    sys.modules[module.__name__] = module
+    exec(compile(module_code, "docs/architecture.md", "exec"), module.__dict__)
+    entry = eval(entry_code.split("\n", 1)[1].strip().rstrip(","), {"ModelEntry": ModelEntry})
+    entry = ModelEntry(entry.name, f"{module.__name__}:RandomWalk", entry.family, entry.summary, entry.combines)
+    return module.RandomWalk, entry
+
+
+_RandomWalk, _ENTRY = _documented_example()
+
+
+class TestDocumentedExample(ModelContract):
+    model_factory = _RandomWalk
+
+    @pytest.fixture(autouse=True)
+    def _registered(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setitem(REGISTRY, _ENTRY.name, _ENTRY)

@@ -31,7 +31,9 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
+
+import pydantic
 
 from movierec.comparison import write_comparison
 from movierec.data.dataset import Dataset
@@ -66,6 +68,65 @@ def load_config(path: str | Path) -> dict[str, Any]:
         raise MovieRecError(f"{path}: config file not found") from None
     except tomllib.TOMLDecodeError as e:
         raise MovieRecError(f"{path}: invalid TOML ({e})") from None
+
+
+_SPLITS = Literal["loo", "vae-cf", "cold-items"]
+
+
+class _ExperimentSection(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(extra="forbid")
+    name: str | None = None
+    split: _SPLITS = "loo"
+    seed: int = pydantic.Field(42, ge=0)
+    ks: list[Annotated[int, pydantic.Field(ge=1)]] = pydantic.Field([10], min_length=1)
+
+
+class _StudySection(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(extra="forbid")
+    split: _SPLITS = "loo"
+    seed: int = pydantic.Field(42, ge=0)
+    examples: int = pydantic.Field(3, ge=0)
+    similar: str | None = None
+    save_models: bool = True
+    eda_sample: int = pydantic.Field(1_000_000, ge=1)
+
+
+_SECTIONS = {"experiment": {"experiment": _ExperimentSection, "defaults": None, "run": None, "grid": None},
+             "study": {"study": _StudySection, "segments": None, "defaults": None, "run": None, "grid": None}}
+
+
+def validate_config(config: dict[str, Any], kind: str, where: str = "config") -> None:
+    """Check a study or experiment TOML before any work: known sections, the [study]/[experiment] keys'
+    types and ranges, every [[run]]/[[grid]] naming a model, and every model setting (see :func:`expand_runs`).
+    Errors are one line naming the section and key, with the closest valid name for a misspelling."""
+    sections = _SECTIONS[kind]
+    for name, value in config.items():
+        if name not in sections:
+            raise unknown_key_error(where, name, sections, "section")
+        schema = sections[name]
+        if schema is None:
+            continue
+        if not isinstance(value, dict):
+            raise MovieRecError(f"{where}: [{name}] must be a table of settings")
+        for key in value:
+            if key not in schema.model_fields:
+                raise unknown_key_error(f"{where} [{name}]", key, schema.model_fields)
+        try:
+            schema.model_validate(value)
+        except pydantic.ValidationError as e:
+            err = e.errors()[0]
+            key = ".".join(str(p) for p in err["loc"])
+            raise MovieRecError(f"{where} [{name}]: {key} = {err.get('input')!r} is invalid: "
+                                f"{err['msg'].lower()}") from None
+    for table in ("run", "grid"):
+        entries = config.get(table, [])
+        if not isinstance(entries, list):
+            raise MovieRecError(f"{where}: [{table}] must be written [[{table}]] (one table per {table})")
+        for n, entry in enumerate(entries, 1):
+            if "model" not in entry:
+                raise MovieRecError(f"{where}: [[{table}]] number {n} ({entry.get('name', 'unnamed')!r}) names no "
+                                    "model")
+    expand_runs(config)
 
 
 def _label(model: str, settings: dict[str, Any]) -> str:
@@ -129,6 +190,7 @@ def run_experiment(
     train_progress: bool = False,
 ) -> list[dict]:
     """Train and evaluate every run of ``config`` on one split of ``dataset``; write the results table."""
+    validate_config(config, "experiment")
     exp = config.get("experiment", {})
     ks = tuple(exp.get("ks", [10]))
     seed = int(exp.get("seed", 42))

@@ -75,3 +75,36 @@ def test_models_command_lists_the_registry(tmp_path) -> None:
     assert all(name in help_text for name in REGISTRY)
     bad = subprocess.run([sys.executable, "-m", "movierec", "models", "gnf"], capture_output=True, text=True)
     assert bad.returncode == 2 and "did you mean 'gmf'" in bad.stderr
+
+
+_RUN = {"run": [{"name": "P", "model": "popularity"}]}
+
+
+@pytest.mark.parametrize(("kind", "config", "message"), [
+    ("study", {"studdy": {"seed": 3}}, r"unknown section 'studdy'; did you mean 'study'"),
+    ("study", {"study": {"seeds": 3}, **_RUN}, r"\[study\]: unknown setting 'seeds'; did you mean 'seed'"),
+    ("study", {"study": {"seed": -1}, **_RUN}, r"\[study\]: seed = -1 is invalid"),
+    ("study", {"study": {"split": "lo"}, **_RUN}, r"split = 'lo' is invalid"),
+    ("study", {"study": {"save_models": "maybe"}, **_RUN}, r"save_models = 'maybe' is invalid"),
+    ("study", {"run": [{"name": "G"}]}, r"\[\[run\]\] number 1 \('G'\) names no model"),
+    ("study", {"run": [{"name": "G", "model": "gmf", "factors": 0}]}, r"run 'G': factors = 0 is invalid"),
+    ("experiment", {"experiment": {"ks": [0]}, **_RUN}, r"\[experiment\]: ks.0 = 0 is invalid"),
+    ("experiment", {"study": {}, **_RUN}, r"unknown section 'study'"),
+])
+def test_study_and_experiment_configs_are_checked_key_by_key(kind, config, message) -> None:
+    from movierec.experiments import validate_config
+
+    with pytest.raises(MovieRecError, match=message):
+        validate_config(config, kind)
+
+
+def test_the_shipped_configs_are_valid() -> None:
+    from pathlib import Path
+
+    from movierec.experiments import load_config, validate_config
+    from movierec.study import default_config
+
+    validate_config(default_config(), "study")
+    for path in sorted((Path(__file__).resolve().parents[2] / "configs").glob("*.toml")):
+        cfg = load_config(path)
+        validate_config(cfg, "study" if "study" in cfg else "experiment", path.name)

@@ -23,10 +23,11 @@ def experiment_cmd(
 ) -> None:
     """Run a TOML experiment grid (e.g. configs/ncf-paper.toml) and write its results table."""
     from movierec.data import load_dataset
-    from movierec.experiments import expand_runs, load_config, run_experiment
+    from movierec.experiments import expand_runs, load_config, run_experiment, validate_config
 
     cfg = load_config(config)
-    n_runs = len(expand_runs(cfg))  # validates the config before any data is loaded
+    validate_config(cfg, "experiment", str(config))  # before any data is loaded
+    n_runs = len(expand_runs(cfg))
     ds = load_dataset(data)
 
     done: list[str] = []
@@ -112,11 +113,11 @@ def study_cmd(
 ) -> None:
     """The whole study: EDA, split, train and compare every model, segments, report.html. Restarts reuse work."""
     from movierec.data import load_dataset
-    from movierec.experiments import expand_runs
+    from movierec.experiments import validate_config
     from movierec.study import resolve_config, run_study
 
     cfg = resolve_config(config)
-    expand_runs(cfg)  # validates the config before any data is loaded
+    validate_config(cfg, "study", str(config) if config else "the built-in study")  # before any data is loaded
     ds = load_dataset(data)
     if as_json or not sys.stderr.isatty():
         ctx = run_study(ds, out, cfg, progress=None if as_json else _step_printer())

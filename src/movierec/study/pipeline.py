@@ -42,7 +42,7 @@ from movierec.data.dataset import Dataset
 from movierec.data.splits import Split, make_split
 from movierec.errors import MovieRecError
 from movierec.evaluation import EvalResult, evaluate
-from movierec.experiments import _slug, expand_runs, load_config
+from movierec.experiments import _slug, expand_runs, load_config, validate_config
 from movierec.fitting import fit_model
 from movierec.fsutil import atomic_write_bytes, atomic_write_parquet, atomic_write_text
 from movierec.models import RunContext, family_of
@@ -215,6 +215,7 @@ def run_study(dataset: Dataset, out: str | Path, config: dict[str, Any] | None =
     from movierec.study.page import write_report
 
     config = config or default_config()
+    validate_config(config, "study")
     st = config.get("study", {})
     seed = int(st.get("seed", 42))
     out = Path(out)

@@ -27,7 +27,7 @@ import pyarrow.parquet as pq
 
 from movierec.fsutil import atomic_write_dir
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: ratings validated when parsed (range, timestamps, repeated pairs)
 """Bump when the parsed/cached representation changes: old cache entries are then ignored."""
 
 

@@ -95,7 +95,8 @@ def load_catalog(name_or_path: str | os.PathLike, *, fetch_missing: bool = True,
 
 
 def load_dataset(
-    name_or_path: str | os.PathLike, *, fetch_missing: bool = True, progress: bool = False
+    name_or_path: str | os.PathLike, *, fetch_missing: bool = True, progress: bool = False,
+    duplicates: str = "error",
 ) -> Dataset:
     """Load a release name ("ml-1m"), an imported name, or an extracted folder of any layout.
 
@@ -103,7 +104,9 @@ def load_dataset(
     maps, and the catalogue (None if the folder has no movies file). NCF-format folders are delegated to
     :func:`movierec.data.splits.load_ncf_folder` and come with their predefined split. Missing releases
     are downloaded when ``fetch_missing``. Parsed data is cached as Parquet (see
-    :func:`movierec.data.cache.cache_dir`).
+    :func:`movierec.data.cache.cache_dir`). Ratings are validated when parsed
+    (:func:`movierec.data.parse.validate_ratings`): a (user, movie) pair rated twice is an error unless
+    ``duplicates="keep-latest"``.
     """
     src = _resolve(name_or_path, need="ratings", fetch_missing=fetch_missing, progress=progress)
     if src.layout == "ncf":
@@ -114,8 +117,9 @@ def load_dataset(
     ratings_path = src.folder / spec.filename
     if not ratings_path.is_file():
         raise DataError(f"{spec.filename} not found in {src.folder}")
-    tables = cached("ratings", src.name, [ratings_path],
-                    lambda: parse_ratings(src.name, src.folder, src.layout, src.encoding, progress),
+    kind = "ratings" if duplicates == "error" else f"ratings-{duplicates}"  # another result, another entry
+    tables = cached(kind, src.name, [ratings_path],
+                    lambda: parse_ratings(src.name, src.folder, src.layout, src.encoding, progress, duplicates),
                     {"source": str(src.folder), "layout": src.layout})
     catalog = None
     if (src.folder / LAYOUTS[src.layout]["movies"].filename).is_file():

@@ -332,8 +332,72 @@ def catalog_from_tables(tables: dict[str, pa.Table]) -> Catalog:
     )
 
 
-def parse_ratings(name: str, folder: Path, layout: str, encoding: str | None, progress: bool) -> dict[str, pa.Table]:
-    """Parse ``folder``'s ratings file and index it: the cached tables of a data set's ratings.
+RATING_RANGE = (0.5, 5.0)  # MovieLens stars: 1-5 in ml-100k and ml-1m, half stars 0.5-5 from ml-10m on
+DUPLICATES = ("error", "keep-latest")
+
+
+def _first_bad_row(bad: np.ndarray) -> int | None:
+    rows = np.flatnonzero(bad)
+    return int(rows[0]) if len(rows) else None
+
+
+def validate_ratings(table: pa.Table, path: Path, spec: FileSpec, duplicates: str = "error") -> pa.Table:
+    """Check parsed ratings: each rating finite and within :data:`RATING_RANGE`, timestamps >= 0, and no
+    (user, movie) pair rated twice. The first offence raises a DataError naming the file and its line; with
+    ``duplicates="keep-latest"`` repeated pairs keep their latest row (latest timestamp, then the later line)
+    and a warning names how many rows were dropped. Vectorised: one sort of the pair keys."""
+    if duplicates not in DUPLICATES:
+        raise ValueError(f"duplicates must be one of {DUPLICATES}, got {duplicates!r}")
+    header = 1 if spec.header else 0
+
+    def fail(row: int, what: str) -> DataError:
+        raw = path.read_bytes()
+        line = _row_to_line(raw, row + 1 + header)
+        return DataError(f"{what}: {_snippet(_line_text(raw, line))}", path, line)
+
+    rating = table.column("rating").to_numpy()
+    lo, hi = RATING_RANGE
+    bad = _first_bad_row(~np.isfinite(rating) | (rating < lo) | (rating > hi))
+    if bad is not None:
+        raise fail(bad, f"rating {rating[bad]:g} is outside the MovieLens scale {lo:g}-{hi:g}")
+    ts = table.column("timestamp").to_numpy()
+    bad = _first_bad_row(ts < 0)
+    if bad is not None:
+        raise fail(bad, f"timestamp {ts[bad]} is negative")
+    user = table.column("userId").to_numpy().astype(np.int64)
+    movie = table.column("movieId").to_numpy().astype(np.int64)
+    if not len(user):
+        return table
+    span = int(movie.max()) - int(movie.min()) + 1
+    key = (user - int(user.min())) * span + (movie - int(movie.min()))
+    order = np.argsort(key, kind="stable")  # equal pairs stay in file order
+    same = key[order][1:] == key[order][:-1]
+    if not same.any():
+        return table
+    later = order[1:][same]  # every repeat of a pair, after its first row
+    if duplicates == "error":
+        row = int(later.min())
+        first = int(order[np.searchsorted(key[order], key[row])])
+        raw = path.read_bytes()
+        first_line = _row_to_line(raw, first + 1 + header)
+        raise fail(row, f"user {user[row]} rated movie {movie[row]} again (first on line {first_line}); "
+                        "load_dataset(..., duplicates='keep-latest') keeps each pair's latest rating")
+    # keep the latest row of each pair: order by (pair, timestamp, row) and keep each pair's last
+    order = np.lexsort((np.arange(len(key)), ts, key))
+    last = np.ones(len(order), bool)
+    last[:-1] = key[order][1:] != key[order][:-1]
+    keep = np.sort(order[last])
+    import warnings
+
+    warnings.warn(f"{path}: {len(key) - len(keep)} repeated (user, movie) ratings dropped, the latest of each "
+                  "pair kept", stacklevel=2)
+    return table.take(pa.array(keep))
+
+
+def parse_ratings(name: str, folder: Path, layout: str, encoding: str | None, progress: bool,
+                  duplicates: str = "error") -> dict[str, pa.Table]:
+    """Parse ``folder``'s ratings file, validate it (:func:`validate_ratings`) and index it: the cached tables
+    of a data set's ratings.
 
     interactions: user, item (int32 dense indices), rating (float32), timestamp (int64 seconds);
     user_ids / item_ids: id (int64 raw ids in index order). ``encoding`` None: the file's default.
@@ -347,6 +411,7 @@ def parse_ratings(name: str, folder: Path, layout: str, encoding: str | None, pr
             table = read_table(path, spec, encoding)
     else:
         table = read_table(path, spec, encoding)
+    table = validate_ratings(table, path, spec, duplicates)
     # split_blocks: one numpy block per column, no consolidation copy
     frame = table.to_pandas(split_blocks=True, self_destruct=True)
     del table
@@ -359,4 +424,5 @@ def parse_ratings(name: str, folder: Path, layout: str, encoding: str | None, pr
     }
 
 
-__all__ = ["catalog_from_tables", "parse_catalog", "parse_ratings", "read_table", "split_title_year"]
+__all__ = ["DUPLICATES", "RATING_RANGE", "catalog_from_tables", "parse_catalog", "parse_ratings", "read_table",
+           "split_title_year", "validate_ratings"]

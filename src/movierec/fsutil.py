@@ -67,3 +67,82 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+# -- output folders: write only where we may ------------------------------------------------------------
+MARKER = ".movierec-output.json"  # names the kind of output a folder holds (written when a command claims it)
+# what older folders without a marker look like, by kind (every listed file must be there)
+_LEGACY = {
+    "study": ("study.json",), "experiment": ("experiment.json",), "eda": ("summary.json", "eda.html"),
+    "split": ("split/split.json",), "segments": ("segments.parquet",), "compare": ("results.json",),
+}
+
+
+def output_kind(path: str | Path) -> str | None:
+    """The kind of movierec output folder ``path`` is ("run", "study", "experiment", "eda", "split",
+    "segments", "compare"), or None when it is not one (or does not exist)."""
+    import json
+
+    path = Path(path)
+    if not path.is_dir():
+        return None
+    try:
+        if (path / MARKER).is_file():
+            return str(json.loads((path / MARKER).read_text()).get("kind")) or None
+        if (path / "config.json").is_file() and json.loads((path / "config.json").read_text()).get(
+                "format") == "movierec-bundle":
+            return "run"
+    except (OSError, ValueError):
+        return None
+    for kind, files in _LEGACY.items():
+        if all((path / f).exists() for f in files):
+            return kind
+    return None
+
+
+def claim_output(path: str | Path, kind: str, force: bool = False, option: str = "--out") -> Path:
+    """Check, before any work, that a command of ``kind`` may write its output at ``path``; return it.
+
+    Allowed: a path that does not exist, an empty folder, or a folder this kind of command wrote (a study or
+    an experiment continues there; a run folder is replaced only with ``force``). Refused with one line:
+    a regular file, a folder holding anything else (a dataset, the user's own files), a folder of another
+    kind, and a location that cannot be written. For every kind but "run" (a bundle, written atomically as
+    a whole) the folder is created with a marker naming its kind, so later commands recognise it.
+    """
+    import json
+
+    from movierec.errors import MovieRecError
+
+    path = Path(path)
+    if path.is_symlink() and not path.exists():
+        raise MovieRecError(f"{option} {path}: a broken symbolic link; choose another path")
+    if path.exists() and not path.is_dir():
+        raise MovieRecError(f"{option} {path}: is a file, not a folder; choose a new folder")
+    if path.is_dir():
+        try:
+            entries = sorted(p.name for p in path.iterdir())
+        except OSError as e:
+            raise MovieRecError(f"{option} {path}: cannot be read ({e.strerror})") from None
+        if entries:
+            found = output_kind(path)
+            if found is None:
+                shown = next((e for e in entries if e != MARKER), entries[0])
+                raise MovieRecError(f"{option} {path}: holds files movierec did not write (e.g. {shown!r}); "
+                                    "choose a new or empty folder")
+            if found != kind:
+                raise MovieRecError(f"{option} {path}: holds a {found} output, not a {kind} output; choose "
+                                    "another folder")
+            if kind == "run" and not force:
+                raise MovieRecError(f"{option} {path}: a run folder is already there; pass --force to replace it")
+    ancestor = path if path.exists() else next(p for p in path.parents if p.exists())
+    try:  # a real write, removed at once: permission bits say nothing for root or a read-only file system
+        fd, probe = tempfile.mkstemp(prefix=".movierec-probe-", dir=ancestor)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise MovieRecError(f"{option} {path}: {ancestor} is not writable ({e.strerror})") from None
+    if kind != "run":
+        path.mkdir(parents=True, exist_ok=True)
+        if not (path / MARKER).exists():
+            atomic_write_text(path / MARKER, json.dumps({"kind": kind}))
+    return path

@@ -80,7 +80,11 @@ def split_cmd(
     """Split a dataset; write NCF-format files (loo) and Parquet tables with raw ids."""
     from movierec.data import load_dataset
     from movierec.data.splits import export_ncf, make_split, write_split_parquet
+    from movierec.fsutil import claim_output
 
+    if protocol not in ("loo", "vae-cf", "cold-items"):
+        raise MovieRecError(f"--protocol: unknown split protocol {protocol!r} (expected loo, vae-cf or cold-items)")
+    claim_output(out, "split")
     ds = load_dataset(name_or_path)
     try:
         split = make_split(ds, protocol, seed)

@@ -22,14 +22,17 @@ def train_cmd(
         "--set", help="A setting key=value (repeatable); `movierec models MODEL` lists them.")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the split.")] = 42,
     resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run from OUT.ckpt/.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Replace the run folder at --out if there is one.")] = False,
     device: Annotated[str, typer.Option("--device", help="auto (CUDA when available), cpu, cuda, cuda:1, ...")]
     = "auto",
     as_json: JsonOpt = False,
 ) -> None:
     from movierec.data import load_dataset
+    from movierec.fsutil import claim_output
     from movierec.run_folders import parse_overrides, train_run
 
     overrides = parse_overrides(model, settings or [])
+    claim_output(out, "run", force=force or resume)
     ds = load_dataset(data)
     _, split, info = train_run(model, ds, out, overrides, seed=seed, resume=resume,
                                progress=not as_json and sys.stderr.isatty(), device=device)
@@ -102,10 +105,18 @@ def compare_cmd(
     """Fit models on one leave-one-out split and compare them under both protocols."""
     from movierec.comparison import write_comparison
     from movierec.data import load_dataset
+    from movierec.fsutil import claim_output
+    from movierec.models import model_entry
     from movierec.run_folders import compare
 
-    ds = load_dataset(data, progress=not as_json)
     names = [m.strip() for m in models.split(",") if m.strip()]
+    if not names:
+        raise MovieRecError("--models: name at least one model (see `movierec models`)")
+    for name in names:
+        model_entry(name)  # an unknown name fails here, before any data is loaded
+    if out is not None:
+        claim_output(out, "compare")
+    ds = load_dataset(data, progress=not as_json)
     with console.status("fitting and evaluating…", spinner="dots") if not as_json else _null():
         rows = compare(ds, names)
     if out is not None:

@@ -56,6 +56,12 @@ def test_a_location_that_cannot_be_written_is_refused_before_work(tmp_path: Path
     assert not target.exists()
 
 
+def _config(folder: Path) -> Path:
+    path = folder / "one-run.toml"
+    path.write_text('[[run]]\nname = "P"\nmodel = "popularity"\n')
+    return path
+
+
 def _movierec(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "movierec", *args], capture_output=True, text=True)
 
@@ -71,6 +77,10 @@ def dataset_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     ["train", "popularity", "--data", "{data}", "--out", "{out}"],
     ["split", "{data}", "--out", "{out}"],
     ["compare", "--data", "{data}", "--models", "popularity", "--out", "{out}"],
+    ["eda", "{data}", "--out", "{out}"],
+    ["segments", "--data", "{data}", "--out", "{out}"],
+    ["study", "--data", "{data}", "--out", "{out}", "--config", "{config}"],
+    ["experiment", "{config}", "--data", "{data}", "--out", "{out}"],
 ])
 def test_commands_never_write_over_the_users_files(command: list[str], dataset_dir: Path, tmp_path: Path) -> None:
     for target in (dataset_dir, tmp_path / "mine"):
@@ -78,12 +88,12 @@ def test_commands_never_write_over_the_users_files(command: list[str], dataset_d
             target.mkdir()
             (target / "notes.md").write_text("mine")
         before = _snapshot(target)
-        r = _movierec(*(a.format(data=dataset_dir, out=target) for a in command))
+        r = _movierec(*(a.format(data=dataset_dir, out=target, config=_config(tmp_path)) for a in command))
         assert r.returncode == 2, r.stderr
         assert r.stderr.count("\n") == 1 and "did not write" in r.stderr
         assert _snapshot(target) == before
     (tmp_path / "a-file").write_text("keep me")
-    r = _movierec(*(a.format(data=dataset_dir, out=tmp_path / "a-file") for a in command))
+    r = _movierec(*(a.format(data=dataset_dir, out=tmp_path / "a-file", config=_config(tmp_path)) for a in command))
     assert r.returncode == 2 and "is a file" in r.stderr and (tmp_path / "a-file").read_text() == "keep me"
 
 

@@ -19,13 +19,17 @@
     factors = [8, 16, 32, 64]
     pretrain = [false, true]
 
-Finished runs are saved as ``runs/NAME.json`` under the output folder, so an interrupted experiment,
-started again, skips what is done. ``results.csv``/``results.md``/``results.json`` hold the table.
+Finished runs are saved as ``runs/NAME.json`` under the output folder together with the key of what the
+result depends on (:func:`run_key`: the dataset's content fingerprint, the model's complete settings, the
+split, the cutoffs and the movierec version). Started again into the same folder, an experiment reuses a
+run only when its stored key matches exactly; otherwise it retrains the run, replaces its file and says
+why (:func:`stale_reason`). ``results.csv``/``results.md``/``results.json`` hold the table.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import itertools
 import json
 import sys
@@ -35,13 +39,14 @@ from typing import Annotated, Any, Literal
 
 import pydantic
 
+from movierec import __version__
 from movierec.comparison import write_comparison
 from movierec.data.dataset import Dataset
-from movierec.data.splits import make_split
+from movierec.data.splits import Split, make_split
 from movierec.errors import MovieRecError
 from movierec.fitting import fit_model
 from movierec.fsutil import atomic_write_text
-from movierec.models import ENTRIES, RunContext, get_model_class, validate_settings
+from movierec.models import ENTRIES, RunContext, build_model, get_model_class, validate_settings
 from movierec.models.settings import unknown_key_error
 from movierec.run_folders import evaluate_test, item_genre_features, protocol_columns
 
@@ -182,14 +187,123 @@ def _slug(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
 
 
+# -- reuse: what a stored result depends on ---------------------------------------------------------------
+KEY_FORMAT = 2
+"""The layout of the keys below; a stored key of another layout (or none) is never reused."""
+
+REUSED = "reused (same data, settings, split and version)"
+"""What is said of a run whose stored result was reused."""
+
+
+def resolved_settings(model: str, settings: dict[str, Any]) -> dict[str, Any]:
+    """The model's complete configuration for ``settings``: ``dataclasses.asdict`` of the built model's config,
+    so every default counts too (a default changed in a new version changes the key). A hybrid's part
+    settings (``a_settings``, ``b_settings``) are expanded to their parts' complete configurations."""
+    config = dataclasses.asdict(build_model(model, settings).config)
+    for part in ("a", "b"):
+        if f"{part}_settings" in config and isinstance(config.get(part), str):
+            config[f"{part}_settings"] = resolved_settings(config[part], config[f"{part}_settings"])
+    return config
+
+
+def data_key(dataset: Dataset, split: Split) -> dict[str, Any]:
+    """What every result on ``split`` of ``dataset`` depends on besides its model: the dataset's name and content
+    fingerprint (:meth:`Dataset.fingerprint`, not its path or sizes), the split (its summary: protocol, seed,
+    part sizes) and the movierec version."""
+    return {"format": KEY_FORMAT, "dataset": {"name": dataset.name, "fingerprint": dataset.fingerprint()},
+            "split": split.summary(), "version": __version__}
+
+
+def run_key(spec: RunSpec, base: dict[str, Any], ks: tuple[int, ...] | list[int] | None = None) -> dict[str, Any]:
+    """A finished run is reused only when this key matches exactly: its name, model and complete settings
+    (:func:`resolved_settings`), the cutoffs ``ks`` it was evaluated at (where given), and ``base``
+    (:func:`data_key`: data, split, version)."""
+    key: dict[str, Any] = {"name": spec.name, "model": spec.model, "config": resolved_settings(spec.model,
+                                                                                              spec.settings)}
+    if ks is not None:
+        key["ks"] = [int(k) for k in ks]
+    return {**key, **base}
+
+
+def _canonical(value: Any) -> Any:
+    """``value`` as it reads back from JSON (tuples become lists, numpy numbers their str), for comparisons."""
+    return json.loads(json.dumps(value, sort_keys=True, default=str))
+
+
+def key_hash(key: dict[str, Any]) -> str:
+    """A short hash of a key (12 hex characters), stable across processes."""
+    return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def _changed_paths(old: Any, new: Any, prefix: str = "") -> list[str]:
+    if isinstance(old, dict) and isinstance(new, dict):
+        return [p for k in sorted(set(old) | set(new), key=str)
+                for p in _changed_paths(old.get(k), new.get(k), f"{prefix}{k}.")]
+    return [] if old == new else [prefix.rstrip(".")]
+
+
+def stale_reason(stored: dict[str, Any] | None, key: dict[str, Any]) -> str:
+    """Why a result stored under key ``stored`` is not reused for ``key``: "" when they match, else a phrase
+    such as "the data changed since the stored result", "settings changed (lr)" or "version changed
+    (0.1.0 -> 0.2.0)" (several joined with "; ")."""
+    if not isinstance(stored, dict) or stored.get("format") != KEY_FORMAT:
+        return "it was stored without this version's key (data fingerprint, settings, split, version)"
+    old, new = _canonical(stored), _canonical(key)
+    if old == new:
+        return ""
+    reasons = []
+    if old.get("version") != new.get("version"):
+        reasons.append(f"version changed ({old.get('version')} -> {new.get('version')})")
+    data_changed = old.get("dataset") != new.get("dataset")
+    if data_changed:
+        o, n = old.get("dataset") or {}, new.get("dataset") or {}
+        reasons.append("the data changed since the stored result" if o.get("fingerprint") != n.get("fingerprint")
+                       else f"the dataset's name changed ({o.get('name')} -> {n.get('name')})")
+    split_changes = _changed_paths(old.get("split"), new.get("split"))
+    if data_changed:  # other data splits into other parts: only a changed protocol or seed is news
+        split_changes = [p for p in split_changes if p in ("protocol", "seed")]
+    if split_changes:
+        reasons.append(f"the split changed ({', '.join(split_changes)})")
+    if old.get("model") != new.get("model"):
+        reasons.append(f"the model changed ({old.get('model')} -> {new.get('model')})")
+    elif old.get("config") != new.get("config"):
+        reasons.append(f"settings changed ({', '.join(_changed_paths(old.get('config'), new.get('config')))})")
+    if old.get("ks") != new.get("ks"):
+        reasons.append(f"the cutoffs changed (ks {old.get('ks')} -> {new.get('ks')})")
+    known = {"format", "version", "dataset", "split", "model", "config", "ks"}
+    reasons += [f"{k} changed" for k in sorted(set(old) | set(new)) if k not in known and old.get(k) != new.get(k)]
+    return "; ".join(reasons)
+
+
+def _stored_key(path: Path) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """(key, row) of a stored run file; (None, None) when it is absent or unreadable, (None, row) for the
+    files of older versions (the bare row, no key)."""
+    try:
+        stored = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None, None
+    if not isinstance(stored, dict):
+        return None, None
+    if "key" in stored and "row" in stored:
+        return stored["key"], stored["row"]
+    return None, stored
+
+
 def run_experiment(
     config: dict[str, Any],
     dataset: Dataset,
     out: str | Path,
-    progress: Callable[[str, dict], None] | None = None,
+    progress: Callable[[str, dict, str], None] | None = None,
     train_progress: bool = False,
 ) -> list[dict]:
-    """Train and evaluate every run of ``config`` on one split of ``dataset``; write the results table."""
+    """Train and evaluate every run of ``config`` on one split of ``dataset``; write the results table.
+
+    A run whose ``runs/NAME.json`` holds exactly this run's key (:func:`run_key`: data fingerprint, complete
+    settings, split, ``ks``, version) is reused; any other stored result is retrained and its file replaced.
+    ``progress(name, row, note)`` is called after each run; ``note`` says what happened: "trained",
+    :data:`REUSED`, or "retrained: " and the :func:`stale_reason`. ``experiment.json`` records the reused runs
+    and why the others were retrained.
+    """
     validate_config(config, "experiment")
     exp = config.get("experiment", {})
     ks = tuple(exp.get("ks", [10]))
@@ -198,27 +312,43 @@ def run_experiment(
     feats = item_genre_features(dataset)
     out = Path(out)
     (out / "runs").mkdir(parents=True, exist_ok=True)
+    base = data_key(dataset, split)
     rows = []
+    reused: list[str] = []
+    retrained: dict[str, str] = {}
     for spec in expand_runs(config):
         done = out / "runs" / f"{_slug(spec.name)}.json"
+        key = run_key(spec, base, ks)
+        note = "trained"
         if done.exists():
-            rows.append(json.loads(done.read_text()))
-            if progress:
-                progress(spec.name, rows[-1])
-            continue
+            stored, stored_row = _stored_key(done)
+            reason = stale_reason(stored, key)
+            if not reason and stored_row is not None:
+                row = {**stored_row, "settings": spec.settings}  # the settings as written now (same config)
+                rows.append(row)
+                reused.append(spec.name)
+                if progress:
+                    progress(spec.name, row, REUSED)
+                continue
+            retrained[spec.name] = reason
+            note = f"retrained: {reason}"
+            done.unlink(missing_ok=True)  # from here on no stale result stands for this run
         model, report = fit_model(spec.model, spec.settings, split, dataset.catalog,
                                   RunContext(progress=train_progress), f"run {spec.name!r}")
-        row: dict[str, Any] = {"model": spec.name, "model_class": spec.model, "settings": spec.settings,
-                               "fit_seconds": round(report.seconds, 2)}
+        row = {"model": spec.name, "model_class": spec.model, "settings": spec.settings,
+               "fit_seconds": round(report.seconds, 2)}
         if report.epochs:
             row.update(best_epoch=report.best_epoch, epochs_run=report.epochs,
                        samples_per_s=round(report.samples_per_s))
         row.update(protocol_columns(evaluate_test(model, split, ks, feats)[0]))
-        atomic_write_text(done, json.dumps(row, indent=2))
+        atomic_write_text(done, json.dumps({"key": key, "key_hash": key_hash(key), "row": row}, indent=2,
+                                           default=str))
         rows.append(row)
         if progress:
-            progress(spec.name, row)
+            progress(spec.name, row, note)
     write_comparison([{k: v for k, v in r.items() if k != "settings"} for r in rows], out)
     atomic_write_text(out / "experiment.json", json.dumps({"config": config, "dataset": dataset.info(),
-                                                           "split": split.summary()}, indent=2, default=str))
+                                                           "fingerprint": dataset.fingerprint(),
+                                                           "split": split.summary(), "reused": reused,
+                                                           "retrained": retrained}, indent=2, default=str))
     return rows

@@ -158,7 +158,7 @@ def test_restart_reuses_finished_work(quick_study, mls, monkeypatch, tmp_path) -
     assert trained == [changed["name"]]
     stored = json.loads((copy / "runs" / _slug(changed["name"]) / "result.json").read_text())
     assert stored["settings"]["measure"] == "cosine"
-    (copy / "eda" / "key.txt").write_text("written for other data")
+    (copy / "eda" / "key.json").write_text("written for other data")
 
     class EdaRan(Exception):
         pass

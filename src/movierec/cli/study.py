@@ -13,6 +13,7 @@ from rich.table import Table
 
 from movierec.cli.common import COMPACT, DataArg, JsonOpt, _print_comparison, _print_json, _step_printer, console
 from movierec.errors import MovieRecError
+from movierec.fsutil import claim_output
 
 
 def experiment_cmd(
@@ -27,17 +28,19 @@ def experiment_cmd(
 
     cfg = load_config(config)
     validate_config(cfg, "experiment", str(config))  # before any data is loaded
+    claim_output(out, "experiment")
     n_runs = len(expand_runs(cfg))
     ds = load_dataset(data)
 
     done: list[str] = []
 
-    def report(name: str, row: dict) -> None:
+    def report(name: str, row: dict, note: str) -> None:
         done.append(name)
         if not as_json:
             console.print(f"[{len(done)}/{n_runs}] {name}: HR@10 {row.get('HR@10 [sampled-100]', float('nan')):.4f} "
                           f"NDCG@10 {row.get('NDCG@10 [sampled-100]', float('nan')):.4f} [sampled-100], "
-                          f"NDCG@10 {row.get('NDCG@10 [full]', float('nan')):.4f} [full], {row['fit_seconds']:.1f} s")
+                          f"NDCG@10 {row.get('NDCG@10 [full]', float('nan')):.4f} [full], {row['fit_seconds']:.1f} s"
+                          f"; {note}", markup=False, soft_wrap=True)
 
     rows = run_experiment(cfg, ds, out, report, train_progress=not as_json and sys.stderr.isatty())
     if as_json:
@@ -58,6 +61,7 @@ def eda_cmd(
     from movierec.data import load_dataset
     from movierec.eda import run_eda, summary_lines
 
+    claim_output(out, "eda")
     ds = load_dataset(name_or_path)
     report = run_eda(ds, out, sample=sample, progress=None if as_json else _step_printer())
     if as_json:
@@ -84,6 +88,8 @@ def segments_cmd(
 
     if not 2 <= k_min <= k_max:
         raise MovieRecError(f"--k-min/--k-max: need 2 <= k-min <= k-max, got {k_min} and {k_max}")
+    if out is not None:
+        claim_output(out, "segments")
     ds = load_dataset(data)
     split = make_split(ds, "loo", seed)
     emb = user_embeddings(embeddings, ds.users.ids) if embeddings is not None else None
@@ -118,6 +124,7 @@ def study_cmd(
 
     cfg = resolve_config(config)
     validate_config(cfg, "study", str(config) if config else "the built-in study")  # before any data is loaded
+    claim_output(out, "study")
     ds = load_dataset(data)
     if as_json or not sys.stderr.isatty():
         ctx = run_study(ds, out, cfg, progress=None if as_json else _step_printer())

@@ -150,7 +150,10 @@ def _similar(dataset: Dataset, query: str | None) -> dict[str, Any] | None:
 
 def write_report(out: Path, dataset: Dataset, split: Split, eda: dict[str, Any], seg: Any, runs: list[Any],
                  per_segment: dict[str, pd.DataFrame], examples: np.ndarray, context: dict[str, Any]) -> Path:
-    """Render report.html (and study.json with the numbers behind it) into ``out``."""
+    """Render report.html (and study.json with the numbers behind it) into ``out``.
+
+    study.json also records what this run of the study reused from an earlier one ("reused": run names),
+    what it retrained instead and why ("retrained": {run name: reason}), and the EDA's fate ("eda")."""
     from movierec.segments import segment_names
 
     table, se = comparison_table(runs)
@@ -191,7 +194,8 @@ def write_report(out: Path, dataset: Dataset, split: Split, eda: dict[str, Any],
     }
     html = template("study.html.j2").render(**ctx)
     atomic_write_text(out / "study.json", json_dumps({k: ctx[k] for k in (
-        "dataset", "split", "machine", "created", "seconds", "conclusions")} | {
+        "dataset", "split", "machine", "created", "seconds", "conclusions", "reused", "retrained", "eda",
+        "fingerprint") if k in ctx} | {
         "results": table.reset_index().to_dict("records"), "segments": {
             "k": seg.k, "silhouette": seg.silhouette, "profiles": profiles}}))
     return atomic_write_text(out / "report.html", html)

@@ -12,14 +12,16 @@ Output folder::
     report.html          everything above in one self-contained page
 
 A run interrupted and started again reuses every step that finished (the EDA, each model's result,
-and an NCF model's per-epoch checkpoints).
+and an NCF model's per-epoch checkpoints), but only where nothing it depends on changed: the data's
+content fingerprint, the model's complete settings, the split, the cutoffs and the movierec version
+(see :func:`movierec.experiments.run_key`). A stored result that is not reused is retrained, and the
+progress step and ``study.json`` ("reused", "retrained") say why.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import glob
-import hashlib
 import io
 import json
 import platform
@@ -42,7 +44,9 @@ from movierec.data.dataset import Dataset
 from movierec.data.splits import Split, make_split
 from movierec.errors import MovieRecError
 from movierec.evaluation import EvalResult, evaluate
-from movierec.experiments import _slug, expand_runs, load_config, validate_config
+from movierec.experiments import KEY_FORMAT, _slug, expand_runs, key_hash, load_config, stale_reason, validate_config
+from movierec.experiments import data_key as _experiment_data_key
+from movierec.experiments import run_key as _experiment_run_key
 from movierec.fitting import fit_model
 from movierec.fsutil import atomic_write_bytes, atomic_write_parquet, atomic_write_text
 from movierec.models import RunContext, family_of
@@ -95,30 +99,46 @@ def _eval_result_frame(results: dict[str, EvalResult]) -> pd.DataFrame:
     return pd.concat(frames, axis=1)
 
 
+STUDY_KS = (1, 5, 10, 20)
+"""The cutoffs every study run is evaluated at."""
+
+
 def data_key(dataset: Dataset, split: Split) -> dict[str, Any]:
-    """What a finished result depends on besides the model: the data (sizes, not the path) and the split."""
-    info = dataset.info()
-    return {"dataset": {k: info[k] for k in ("name", "ratings", "users", "items")}, "split": split.summary(),
-            "version": __version__}
+    """What a finished result depends on besides the model: the data's name and content fingerprint (not its
+    path or sizes), the split and the movierec version (:func:`movierec.experiments.data_key`)."""
+    return _experiment_data_key(dataset, split)
 
 
 def run_key(spec: Any, base: dict[str, Any]) -> dict[str, Any]:
-    """A finished run is reused only when this key matches: run name, model, settings, data and split."""
-    return {"name": spec.name, "model": spec.model, "settings": spec.settings, **base}
+    """A finished run is reused only when this key matches: run name, model, complete settings (defaults
+    included), the study's cutoffs, and ``base`` (data fingerprint, split, version; :func:`data_key`)."""
+    return _experiment_run_key(spec, base, STUDY_KS)
 
 
 def _key_hash(key: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:12]
+    return key_hash(key)
 
 
-def _load_done(folder: Path, name: str, key: dict[str, Any]) -> RunResult | None:
-    """The run's stored result if it finished with exactly this key, else None."""
+def _stored_reason(folder: Path, key: dict[str, Any]) -> str | None:
+    """None when ``folder`` holds no finished result, else why it is not reused ("" when it is)."""
     done = folder / "result.json"
     if not done.exists():
         return None
-    meta = json.loads(done.read_text())
-    if meta.get("key_hash") != _key_hash(key):
+    try:
+        meta = json.loads(done.read_text())
+    except (OSError, ValueError):
+        return "its stored result is unreadable"
+    reason = stale_reason(meta.get("key") if isinstance(meta, dict) else None, key)
+    if not reason and meta.get("key_hash") != _key_hash(key):
+        reason = "its stored result's key does not match its hash"
+    return reason
+
+
+def _load_done(folder: Path, name: str, key: dict[str, Any]) -> RunResult | None:
+    """The run's stored result if it finished with exactly this key, else None (see :func:`_stored_reason`)."""
+    if _stored_reason(folder, key) != "":
         return None
+    meta = json.loads((folder / "result.json").read_text())
     per_user = pd.read_parquet(folder / "per_user.parquet").set_index("user")
     top10 = None
     if (folder / "top10.npz").exists():
@@ -156,7 +176,7 @@ def train_and_evaluate(spec: Any, dataset: Dataset, split: Split, folder: Path, 
     if split.valid is not None and split.valid.negatives is not None:
         valid = evaluate(model, split, "sampled-100", "valid", (10,))
         row["NDCG@10 [sampled-100, valid]"] = valid.metrics["NDCG@10"]
-    results, seconds = evaluate_test(model, split, (1, 5, 10, 20), feats)
+    results, seconds = evaluate_test(model, split, STUDY_KS, feats)
     row.update(protocol_columns(results, seconds))
     full = results.get("full")
     top10 = None
@@ -247,19 +267,20 @@ def run_study(dataset: Dataset, out: str | Path, config: dict[str, Any] | None =
             progress(what, step / n_steps)
         step += 1
 
-    tick("exploring the data")
     eda_dir = out / "eda"
     fragment = eda_dir / "fragment.html"
     eda_sample = int(st.get("eda_sample", 1_000_000))
-    info = dataset.info()
-    eda_key = _key_hash({"dataset": {k: info[k] for k in ("name", "ratings", "users", "items", "tags")},
-                         "seed": seed, "sample": eda_sample, "version": __version__})
-    key_file = eda_dir / "key.txt"
-    if not (fragment.exists() and key_file.exists() and key_file.read_text() == eda_key):
-        key_file.unlink(missing_ok=True)
+    eda_key = eda_key_of(dataset, seed, eda_sample)
+    eda_reason = _eda_reason(eda_dir, eda_key)
+    tick(f"exploring the data again: {eda_reason}" if eda_reason else "exploring the data")
+    if eda_reason != "":
+        (eda_dir / "key.json").unlink(missing_ok=True)
+        (eda_dir / "key.txt").unlink(missing_ok=True)  # the key file of earlier versions
         report = run_eda(dataset, eda_dir, seed=seed, sample=eda_sample)
         atomic_write_text(fragment, eda_fragment(report, embed=True))
-        atomic_write_text(key_file, eda_key)  # last: the EDA of exactly this data finished
+        # last: the EDA of exactly this data finished
+        atomic_write_text(eda_dir / "key.json", json.dumps({"key": eda_key, "key_hash": _key_hash(eda_key)},
+                                                           indent=2, default=str))
     # the EDA's sections become subsections of the report's "The data"
     html = fragment.read_text().replace("<h3", "<h4").replace("</h3>", "</h4>")
     html = html.replace("<h2", "<h3").replace("</h2>", "</h3>")
@@ -271,14 +292,20 @@ def run_study(dataset: Dataset, out: str | Path, config: dict[str, Any] | None =
 
     runs: list[RunResult] = []
     reused: list[str] = []
+    retrained: dict[str, str] = {}
     parts = {spec.settings.get(k) for spec in specs for k in ("a", "b") if spec.model.startswith("hybrid")}
     base = data_key(dataset, split)
     for spec in specs:
         folder = out / "runs" / _slug(spec.name)
         key = run_key(spec, base)
-        done = _load_done(folder, spec.name, key)
+        reason = _stored_reason(folder, key)
+        done = _load_done(folder, spec.name, key) if reason == "" else None
         if done is None:
-            tick(f"training {spec.name}")
+            if reason:
+                retrained[spec.name] = reason
+                tick(f"{spec.name}: retraining, {reason}")
+            else:
+                tick(f"training {spec.name}")
             done = train_and_evaluate(spec, dataset, split, folder, feats,
                                       bool(st.get("save_models", True)), train_progress,
                                       {r.name: r.fitted for r in runs if r.fitted is not None}, key)
@@ -287,6 +314,7 @@ def run_study(dataset: Dataset, out: str | Path, config: dict[str, Any] | None =
         else:
             tick(f"reusing {spec.name} (finished earlier)")
             reused.append(spec.name)
+            done.settings = spec.settings  # as written now (the same complete settings)
         runs.append(done)
 
     tick("segmenting users")
@@ -307,13 +335,39 @@ def run_study(dataset: Dataset, out: str | Path, config: dict[str, Any] | None =
     context = {
         "dataset": dataset.info(), "split": split.summary(), "config": config, "machine": machine_info(),
         "created": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "seconds": round(time.perf_counter() - t_start, 1), "reused": reused,
+        "seconds": round(time.perf_counter() - t_start, 1), "reused": reused, "retrained": retrained,
+        "eda": "reused" if eda_reason == "" else "ran" if eda_reason is None else f"ran again: {eda_reason}",
+        "fingerprint": dataset.fingerprint(),
         "fit_seconds_total": round(sum(r.row["fit_seconds"] for r in runs), 1), "segment_embeddings": emb_run,
     }
     write_report(out, dataset, split, eda, seg, runs, per_segment, examples, context)
     if progress:
         progress("done", 1.0)
     return context
+
+
+def eda_key_of(dataset: Dataset, seed: int, sample: int) -> dict[str, Any]:
+    """What the study's EDA depends on: the data's name and content fingerprint, the seed, the sample size
+    and the movierec version. The EDA is reused only when ``eda/key.json`` holds exactly this key."""
+    return {"format": KEY_FORMAT, "dataset": {"name": dataset.name, "fingerprint": dataset.fingerprint()},
+            "seed": seed, "sample": sample, "version": __version__}
+
+
+def _eda_reason(eda_dir: Path, key: dict[str, Any]) -> str | None:
+    """None when ``eda_dir`` holds no finished EDA, else why it is not reused ("" when it is)."""
+    key_file = eda_dir / "key.json"
+    if not ((eda_dir / "fragment.html").exists() and (eda_dir / "summary.json").exists()):
+        return None
+    if not key_file.exists():
+        return "it was stored without this version's key" if (eda_dir / "key.txt").exists() else None
+    try:
+        stored = json.loads(key_file.read_text())
+    except (OSError, ValueError):
+        return "its stored key is unreadable"
+    reason = stale_reason(stored.get("key") if isinstance(stored, dict) else None, key)
+    if not reason and stored.get("key_hash") != _key_hash(key):
+        reason = "its stored key does not match its hash"
+    return reason
 
 
 def _run_user_embeddings(run: RunResult, out: Path) -> np.ndarray:

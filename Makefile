@@ -1,5 +1,8 @@
 # make test: create or reuse .venv, install torch (CPU wheel) then the project with its test extras, run all tests.
-# make run:  the main job: the study on ml-latest-small (EDA, every model, segments, out/study-*/report.html).
+# make run:  the main job: the study on ml-latest-small (EDA, every model, segments, out/study-*/report.html);
+#            on ml-latest-small it then refreshes README.md's study table (docs/results/study.json).
+# make docs: make run, the content-hybrid experiment and the similar-movies query, then every README table
+#            from docs/results/ (scripts/readme_tables.py).
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
@@ -12,7 +15,7 @@ ifneq ($(wildcard $(SHARED_DATA)),)
 export MOVIEREC_DATA_DIR ?= $(SHARED_DATA)
 endif
 
-.PHONY: install browser test test-fast lint run bench clean
+.PHONY: install browser test test-fast lint run docs bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +49,16 @@ lint: $(STAMP)
 
 run: $(STAMP)
 	$(BIN)/movierec study --data $(DATA) --out out/study-$(DATA)
+ifeq ($(DATA),ml-latest-small)
+	$(BIN)/python scripts/readme_tables.py collect --study out/study-$(DATA)
+	$(BIN)/python scripts/readme_tables.py render
+endif
+
+docs: run
+	$(BIN)/movierec experiment configs/content-hybrid.toml --data ml-latest-small --out out/content-hybrid
+	$(BIN)/python scripts/readme_tables.py collect --experiment out/content-hybrid
+	$(BIN)/python scripts/readme_tables.py similar --data ml-latest-small
+	$(BIN)/python scripts/readme_tables.py render
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_data.py

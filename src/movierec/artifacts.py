@@ -21,11 +21,12 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+from safetensors import SafetensorError
 from safetensors.numpy import load_file, save_file
 
 from movierec import __version__
 from movierec.data.dataset import Catalog, IdMap
-from movierec.errors import DataError
+from movierec.errors import DataError, MovieRecError
 from movierec.fsutil import atomic_write_dir, atomic_write_text
 
 FORMAT = "movierec-bundle"
@@ -116,33 +117,96 @@ def load_bundle(path: str | Path, engine: str = "exact") -> Bundle:
 
     path = Path(path)
     cfg_path = path / "config.json"
+    if not path.exists():
+        raise DataError("not found", path)
+    if not path.is_dir():
+        raise DataError("not a model bundle (a file, not a folder)", path)
     if not cfg_path.exists():
         raise DataError("not a model bundle (config.json not found)", path)
     try:
         config = json.loads(cfg_path.read_text())
+    except (OSError, UnicodeDecodeError) as e:
+        raise DataError(f"cannot read ({getattr(e, 'strerror', None) or e})", cfg_path) from e
     except json.JSONDecodeError as e:
         raise DataError(f"invalid JSON ({e.msg})", cfg_path, e.lineno) from e
-    if config.get("format") != FORMAT:
-        raise DataError(f"not a movierec bundle (format {config.get('format')!r})", cfg_path)
-    if config.get("format_version", 0) > FORMAT_VERSION:
+    if not isinstance(config, dict) or config.get("format") != FORMAT:
+        found = config.get("format") if isinstance(config, dict) else None
+        raise DataError(f"not a movierec bundle (format {found!r})", cfg_path)
+    version = config.get("format_version", 0)
+    if not isinstance(version, int):
+        raise DataError(f"format_version {version!r} is not an integer", cfg_path)
+    if version > FORMAT_VERSION:
         raise DataError(f"bundle format {config['format_version']} is newer than this movierec reads", cfg_path)
+    name, settings = config.get("model"), config.get("config", {})
+    if not isinstance(name, str):
+        raise DataError(f"model {name!r} is not a model name", cfg_path)
+    if not isinstance(settings, dict):
+        raise DataError("config is not a table of settings", cfg_path)
     from movierec.models.ncf_numpy import KINDS, NumpyNCF
 
-    if engine == "fast" and config["model"] in KINDS:
-        model = NumpyNCF(config["model"], config.get("config", {}))
-    else:
-        cls = get_model_class(config["model"])
-        fields = {f.name for f in dataclasses.fields(cls.config_class)}
-        model = cls(cls.config_class(**{k: v for k, v in config.get("config", {}).items() if k in fields}))
     try:
-        model.load_state_dict(load_file(str(path / "weights.safetensors")))
-    except (FileNotFoundError, OSError) as e:
-        raise DataError(f"cannot read weights ({e})", path / "weights.safetensors") from e
-    ids = pq.read_table(path / "ids.parquet").to_pandas()
+        if engine == "fast" and name in KINDS:
+            model = NumpyNCF(name, settings)
+        else:
+            cls = get_model_class(name)
+            fields = {f.name for f in dataclasses.fields(cls.config_class)}
+            model = cls(cls.config_class(**{k: v for k, v in settings.items() if k in fields}))
+    except MovieRecError as e:
+        raise DataError(str(e), cfg_path) from e
+    except (TypeError, ValueError) as e:
+        raise DataError(f"settings of {name} do not fit it ({e})", cfg_path) from e
+    weights_path = path / "weights.safetensors"
+    if not weights_path.is_file():
+        raise DataError("not found" if not weights_path.exists() else "not a file", weights_path)
+    try:
+        state = load_file(str(weights_path))
+    except (OSError, SafetensorError) as e:
+        raise DataError(f"not a readable safetensors file ({e})", weights_path) from e
+    try:
+        model.load_state_dict(state)
+        if model.n_users and model.n_items:  # one score: weights of another model fail here, not later
+            model.score(np.zeros(1, np.int64), np.zeros((1, 1), np.int64))
+    except (KeyError, ValueError, TypeError, IndexError, RuntimeError) as e:
+        why = " ".join(str(e).split())
+        why = why if len(why) <= 160 else why[:157] + "..."
+        raise DataError(f"does not hold the weights of a {name} model, as config.json says ({type(e).__name__}: "
+                        f"{why})", weights_path) from e
+    users, items, movies = _read_ids(path / "ids.parquet")
+    sizes = (len(users), len(items))
+    expected = (config.get("n_users"), config.get("n_items"))
+    if None not in expected and sizes != expected:
+        raise DataError(f"{sizes[0]} users and {sizes[1]} movies, but config.json says {expected[0]} and "
+                        f"{expected[1]}", path / "ids.parquet")
+    seen = getattr(model, "seen_", None)
+    if seen is not None and tuple(seen.shape) != sizes:
+        raise DataError(f"weights for {seen.shape[0]} users and {seen.shape[1]} movies, but ids.parquet has "
+                        f"{sizes[0]} and {sizes[1]}", weights_path)
+    return Bundle(path, model, config, users, items, movies)
+
+
+_ID_COLUMNS = ("kind", "index", "raw_id", "title", "genres")
+
+
+def _read_ids(ids_path: Path) -> tuple[IdMap, IdMap, pd.DataFrame]:
+    """Users, movies and the movie table of a bundle's ids.parquet; DataError naming it when it is damaged."""
+    if not ids_path.is_file():
+        raise DataError("not found" if not ids_path.exists() else "not a file", ids_path)
+    try:
+        ids = pq.read_table(ids_path).to_pandas()
+    except (OSError, pa.ArrowException) as e:
+        raise DataError(f"not a readable Parquet file ({str(e).splitlines()[0] if str(e) else e})", ids_path) from e
+    missing = [c for c in _ID_COLUMNS if c not in ids.columns]
+    if missing:
+        raise DataError(f"not a bundle's id table (no column {', '.join(missing)})", ids_path)
     u = ids[ids["kind"] == "user"].sort_values("index")
     m = ids[ids["kind"] == "movie"].sort_values("index").reset_index(drop=True)
-    return Bundle(path, model, config, IdMap(u["raw_id"].to_numpy(np.int64), "user"),
-                  IdMap(m["raw_id"].to_numpy(np.int64), "movie"), m)
+    for kind, part in (("user", u), ("movie", m)):
+        if not np.array_equal(part["index"].to_numpy(), np.arange(len(part))):
+            raise DataError(f"{kind} indices are not 0..{len(part) - 1}", ids_path)
+        raw = part["raw_id"].to_numpy()
+        if raw.dtype.kind not in "iu" or (len(raw) > 1 and (np.diff(raw) <= 0).any()):
+            raise DataError(f"{kind} raw ids are not distinct integers ascending with the index", ids_path)
+    return IdMap(u["raw_id"].to_numpy(np.int64), "user"), IdMap(m["raw_id"].to_numpy(np.int64), "movie"), m
 
 
 def write_metrics(path: str | Path, metrics: dict) -> None:

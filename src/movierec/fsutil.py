@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import stat
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -14,13 +15,15 @@ def atomic_write_dir(path: str | Path, write: Callable[[Path], object]) -> Path:
     """Create folder ``path`` by filling a temporary sibling with ``write(tmp)`` and renaming it into place.
 
     An existing folder of that name is replaced only once the new one is complete; if ``write`` raises,
-    the temporary folder is removed and ``path`` is left as it was.
+    the temporary folder is removed and ``path`` is left as it was. The new folder and everything in it get
+    the permissions the umask gives (0755/0644 under umask 022), not ``mkdtemp``'s private 0700.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
     try:
         write(tmp)
+        _apply_umask(tmp)  # mkdtemp makes 0700, safetensors and mkstemp 0600: give what the umask gives
         if path.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old-", dir=path.parent))
             os.replace(path, old / "x")
@@ -64,9 +67,39 @@ def atomic_write_parquet(path: str | Path, frame: Any) -> Path:
 
 
 def _umask() -> int:
-    mask = os.umask(0)
+    """The process's umask, read without changing it where the system tells it (Linux 4.7+)."""
+    try:
+        with open("/proc/self/status", encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0)  # elsewhere: set and restore at once
     os.umask(mask)
     return mask
+
+
+def _apply_umask(root: Path) -> None:
+    """Give folder ``root`` and everything in it the permissions that ``mkdir``/``open`` give under the umask.
+
+    Folders get ``0o777 & ~umask``; files ``0o666 & ~umask`` (``0o777 & ~umask`` when they were executable).
+    Used on a temporary folder before it is renamed into place, since ``tempfile.mkdtemp`` makes folders 0700
+    and some writers (``mkstemp``, safetensors) make files 0600. Symbolic links are left alone.
+    """
+    mask = _umask()
+    dir_mode, file_mode = 0o777 & ~mask, 0o666 & ~mask
+    for folder, dirs, files in os.walk(root):
+        for name in files:
+            p = os.path.join(folder, name)
+            st = os.lstat(p)
+            if not stat.S_ISLNK(st.st_mode):
+                os.chmod(p, dir_mode if st.st_mode & 0o111 else file_mode)  # executables: as created 0o777
+        for name in dirs:
+            p = os.path.join(folder, name)
+            if not os.path.islink(p):
+                os.chmod(p, dir_mode)
+    os.chmod(root, dir_mode)
 
 
 # -- output folders: write only where we may ------------------------------------------------------------
@@ -100,7 +133,8 @@ def output_kind(path: str | Path) -> str | None:
     return None
 
 
-def claim_output(path: str | Path, kind: str, force: bool = False, option: str = "--out") -> Path:
+def claim_output(path: str | Path, kind: str, force: bool = False, option: str = "--out",
+                 create: bool = True) -> Path:
     """Check, before any work, that a command of ``kind`` may write its output at ``path``; return it.
 
     Allowed: a path that does not exist, an empty folder, or a folder this kind of command wrote (a study or
@@ -109,7 +143,6 @@ def claim_output(path: str | Path, kind: str, force: bool = False, option: str =
     kind, and a location that cannot be written. For every kind but "run" (a bundle, written atomically as
     a whole) the folder is created with a marker naming its kind, so later commands recognise it.
     """
-    import json
 
     from movierec.errors import MovieRecError
 
@@ -141,8 +174,17 @@ def claim_output(path: str | Path, kind: str, force: bool = False, option: str =
         os.unlink(probe)
     except OSError as e:
         raise MovieRecError(f"{option} {path}: {ancestor} is not writable ({e.strerror})") from None
-    if kind != "run":
-        path.mkdir(parents=True, exist_ok=True)
-        if not (path / MARKER).exists():
-            atomic_write_text(path / MARKER, json.dumps({"kind": kind}))
+    if kind != "run" and create:
+        mark_output(path, kind)
+    return path
+
+
+def mark_output(path: str | Path, kind: str) -> Path:
+    """Create output folder ``path`` (if needed) with the marker naming its ``kind``."""
+    import json
+
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    if not (path / MARKER).exists():
+        atomic_write_text(path / MARKER, json.dumps({"kind": kind}))
     return path

@@ -5,6 +5,7 @@ This is the Python API behind ``movierec train``, ``evaluate``, ``recommend`` an
 
 from __future__ import annotations
 
+import re
 import shutil
 import time
 from pathlib import Path
@@ -15,7 +16,7 @@ import numpy as np
 from movierec.artifacts import Bundle, load_bundle, save_bundle, write_metrics
 from movierec.data.dataset import Dataset
 from movierec.data.splits import Split, make_split
-from movierec.errors import MovieRecError
+from movierec.errors import DataError, MovieRecError
 from movierec.evaluation import DEFAULT_KS, EvalResult, evaluate
 from movierec.fitting import fit_model
 from movierec.models import Recommender, RunContext, validate_settings
@@ -27,6 +28,15 @@ PROTOCOLS = ("sampled-100", "full")
 def parse_overrides(model_name: str, pairs: list[str]) -> dict[str, Any]:
     """``["k=50", "shrink=10"]`` -> settings of model ``model_name``, checked for names, types and ranges."""
     return validate_settings(model_name, parse_pairs(pairs, f"{model_name} --set"), f"{model_name} --set")
+
+
+_DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
+
+
+def check_device(device: str) -> None:
+    """Refuse a device name torch would not parse, with one line and before any data is split."""
+    if not _DEVICE.fullmatch(device):
+        raise MovieRecError(f"--device {device!r}: expected auto, cpu, cuda, cuda:N (N: a GPU number) or mps")
 
 
 def item_genre_features(dataset_or_bundle: Dataset | Bundle) -> np.ndarray | None:
@@ -51,6 +61,7 @@ def train_run(model_name: str, dataset: Dataset, out: str | Path | None, overrid
     Models trained in epochs checkpoint into ``OUT.ckpt/`` after every epoch; with ``resume`` an
     interrupted run continues from there. The checkpoint is removed once the run folder is written.
     """
+    check_device(device)
     split = split or make_split(dataset, protocol, seed)
     ckpt = Path(f"{out}.ckpt") if out is not None else None
     context = RunContext(device=device, checkpoint_dir=ckpt, resume=resume, progress=progress)
@@ -73,24 +84,59 @@ def train_run(model_name: str, dataset: Dataset, out: str | Path | None, overrid
 
 
 def load_run(run_dir: str | Path) -> tuple[Bundle, Split]:
+    """A run folder's bundle and split; DataError naming the file when either is missing or damaged."""
     bundle = load_bundle(run_dir)
     split_dir = Path(run_dir) / "split"
     if not split_dir.exists():
         raise MovieRecError(f"{run_dir}: no split/ folder (train the run with `movierec train`)")
-    return bundle, Split.load(split_dir)
+    if not split_dir.is_dir():
+        raise DataError("not a folder (a run's split/ is a folder)", split_dir)
+    split = Split.load(split_dir)
+    if (split.n_users, split.n_items) != (bundle.model.n_users, bundle.model.n_items):
+        raise DataError(f"a split of {split.n_users} users and {split.n_items} movies, but the model has "
+                        f"{bundle.model.n_users} and {bundle.model.n_items}: not the split this run was trained on",
+                        split_dir)
+    return bundle, split
+
+
+def check_cutoffs(ks: tuple[int, ...], n_candidates: int, what: str) -> None:
+    """Refuse cutoffs below 1 or above the number of items a list can hold (``what`` names that number)."""
+    if not ks:
+        raise MovieRecError("-k: give at least one cutoff")
+    if min(ks) < 1:
+        raise MovieRecError(f"-k {min(ks)}: must be at least 1")
+    if max(ks) > n_candidates:
+        raise MovieRecError(f"-k {max(ks)}: larger than the {n_candidates} {what}")
 
 
 def evaluate_run(run_dir: str | Path, protocol: str = "full", ks: tuple[int, ...] = DEFAULT_KS,
                  part: str = "test") -> EvalResult:
     """Evaluate a run folder's model on its own split and record the result in its metrics.json."""
+    import json
+
     if protocol not in PROTOCOLS:
         raise MovieRecError(f"unknown protocol {protocol!r} (expected one of: {', '.join(PROTOCOLS)})")
     bundle, split = load_run(run_dir)
-    result = evaluate(bundle.model, split, protocol, part, ks, item_genre_features(bundle))
+    held = split.part(part)
+    if protocol == "sampled-100":
+        if held.negatives is None:
+            raise MovieRecError(f"{run_dir}: its {split.protocol} split has no sampled negatives; use --protocol full")
+        check_cutoffs(ks, held.negatives.shape[1] + 1, "candidates each user is ranked among under sampled-100")
+    else:
+        n = split.n_items if split.candidates is None else len(split.candidates)
+        check_cutoffs(ks, n, "movies of the run's catalogue")
     metrics_path = Path(run_dir) / "metrics.json"
-    import json
-
-    saved = json.loads(metrics_path.read_text()) if metrics_path.exists() else {}
+    saved: dict = {}
+    if metrics_path.exists():
+        try:
+            saved = json.loads(metrics_path.read_text())
+        except (OSError, UnicodeDecodeError) as e:
+            raise DataError(f"cannot read ({e})", metrics_path) from e
+        except json.JSONDecodeError as e:
+            raise DataError(f"invalid JSON ({e.msg}); remove it to start afresh", metrics_path, e.lineno) from e
+        if not isinstance(saved, dict) or not isinstance(saved.get(part, {}), dict):
+            raise DataError("not a metrics table; remove it to start afresh", metrics_path)
+    result = evaluate(bundle.model, split, protocol, part, ks, item_genre_features(bundle))
     saved.setdefault(part, {})[protocol] = result.metrics
     write_metrics(run_dir, saved)
     return result

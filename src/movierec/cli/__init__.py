@@ -14,7 +14,11 @@ so ``movierec --help`` stays fast.
 
 from __future__ import annotations
 
+import functools
+import os
 import sys
+from collections.abc import Callable
+from typing import Annotated, Any
 
 import typer
 
@@ -24,42 +28,94 @@ from movierec.errors import MovieRecError
 
 __all__ = ["COMPACT", "app", "comparison_table", "console", "data_app", "main"]
 
+INTERRUPTED = ("interrupted: finished runs and per-epoch checkpoints are kept; run the same command again "
+               "(train: add --resume) to continue")
+
+
+class _Interrupted(BaseException):
+    """Ctrl-C inside a command, carried past typer (which turns KeyboardInterrupt into a silent exit 130)."""
+
+
+class _State:
+    debug = False
+
+
+def _debug_requested() -> bool:
+    return _State.debug or os.environ.get("MOVIEREC_DEBUG", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def _command(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``fn`` as a command whose Ctrl-C reaches :func:`main` (typer sees the same signature and help)."""
+
+    @functools.wraps(fn)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except KeyboardInterrupt as e:
+            raise _Interrupted() from e
+
+    return run
+
+
 app = typer.Typer(help="Movie recommendation on MovieLens.", no_args_is_help=True, add_completion=False,
                   pretty_exceptions_enable=False)
+
+
+@app.callback()
+def _options(debug: Annotated[bool, typer.Option(
+        "--debug", help="Show the full traceback of an error (also: MOVIEREC_DEBUG=1).")] = False) -> None:
+    """Movie recommendation on MovieLens. Errors caused by the input print one line and exit with code 2."""
+    _State.debug = _State.debug or debug
+
+
 data_app = typer.Typer(help="List, fetch, import, inspect and synthesise MovieLens data.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 
-data_app.command("list")(data.data_list)
-data_app.command("fetch")(data.data_fetch)
-data_app.command("import")(data.data_import)
-data_app.command("info")(data.data_info)
-data_app.command("synth")(data.data_synth)
+data_app.command("list")(_command(data.data_list))
+data_app.command("fetch")(_command(data.data_fetch))
+data_app.command("import")(_command(data.data_import))
+data_app.command("info")(_command(data.data_info))
+data_app.command("synth")(_command(data.data_synth))
 
-app.command("split")(data.split_cmd)
-app.command("train")(training.train_cmd)
-app.command("evaluate")(training.evaluate_cmd)
-app.command("recommend")(training.recommend_cmd)
-app.command("experiment")(study.experiment_cmd)
-app.command("eda")(study.eda_cmd)
-app.command("segments")(study.segments_cmd)
-app.command("study")(study.study_cmd)
-app.command("compare")(training.compare_cmd)
-app.command("similar")(similar.similar_cmd)
-app.command("models")(models.models_cmd)
+app.command("split")(_command(data.split_cmd))
+app.command("train")(_command(training.train_cmd))
+app.command("evaluate")(_command(training.evaluate_cmd))
+app.command("recommend")(_command(training.recommend_cmd))
+app.command("experiment")(_command(study.experiment_cmd))
+app.command("eda")(_command(study.eda_cmd))
+app.command("segments")(_command(study.segments_cmd))
+app.command("study")(_command(study.study_cmd))
+app.command("compare")(_command(training.compare_cmd))
+app.command("similar")(_command(similar.similar_cmd))
+app.command("models")(_command(models.models_cmd))
+
+
+def _one_line(message: str) -> str:
+    return " ".join(line.strip() for line in message.strip().splitlines()) or "(no message)"
 
 
 def main() -> None:
-    """Entry point: user errors print one line to stderr and exit with code 2."""
-    from movierec.data.dataset import UnknownIdError
+    """Entry point: user errors print one line to stderr and exit with code 2; Ctrl-C prints what was kept
+    and exits with code 130. ``--debug`` or ``MOVIEREC_DEBUG=1`` re-raise the original exception instead.
 
+    Only errors known to be caused by the input are shortened (:class:`MovieRecError` and its subclasses,
+    raised where the input is read, and a missing file); anything else is a bug and keeps its traceback.
+    """
+    _State.debug = False
     try:
         app()  # click handles usage errors itself (exit code 2)
-    except (MovieRecError, UnknownIdError) as e:
-        print(f"error: {e}", file=sys.stderr)
+    except MovieRecError as e:
+        if _debug_requested():
+            raise
+        print(f"error: {_one_line(str(e))}", file=sys.stderr)
         sys.exit(2)
     except FileNotFoundError as e:
+        if _debug_requested():
+            raise
         print(f"error: {e.filename or e}: file not found", file=sys.stderr)
         sys.exit(2)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+    except (_Interrupted, KeyboardInterrupt) as e:
+        if _debug_requested():
+            raise (e.__cause__ if isinstance(e, _Interrupted) and e.__cause__ is not None else e) from None
+        print(INTERRUPTED, file=sys.stderr)
         sys.exit(130)

@@ -10,6 +10,7 @@ from typing import Annotated
 import numpy as np
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 console = Console()
@@ -33,7 +34,7 @@ def _json_default(o: object) -> object:
 def _kv_table(title: str, items: dict) -> Table:
     t = Table(title=title, show_header=False)
     for k, v in items.items():
-        t.add_row(str(k), f"{v:.4f}" if isinstance(v, float) else str(v))
+        t.add_row(escape(str(k)), f"{v:.4f}" if isinstance(v, float) else escape(str(v)))
     return t
 
 
@@ -46,7 +47,7 @@ def _step_printer():
 
     def step(what: str, fraction: float | None = None) -> None:
         pct = f"{fraction:4.0%} " if fraction is not None else ""
-        err.print(f"[dim]{time.perf_counter() - t0:6.1f} s[/dim] {pct}{what}")
+        err.print(f"[dim]{time.perf_counter() - t0:6.1f} s[/dim] {pct}{escape(what)}")
 
     return step
 
@@ -77,7 +78,7 @@ def comparison_table(rows: list[dict], columns: list[str] | None = None) -> Tabl
         name, _, proto = c.partition(" [")
         t.add_column("fit\ns" if c == "fit_seconds" else f"{name}\n{proto.rstrip(']')}", justify="right")
     for name, r in df.iterrows():
-        t.add_row(str(name), *["–" if v is None or v != v else f"{v:.2f}" if c == "fit_seconds" else f"{v:.4f}"
+        t.add_row(escape(str(name)), *["–" if v is None or v != v else f"{v:.2f}" if c == "fit_seconds" else f"{v:.4f}"
                                for c, v in r.items()])
     return t
 

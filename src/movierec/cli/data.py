@@ -13,34 +13,52 @@ from movierec.errors import MovieRecError
 
 
 def data_list(as_json: JsonOpt = False) -> None:
-    """The MovieLens releases movierec knows, and where each is found on this machine."""
+    """The MovieLens releases movierec knows, where each is found on this machine, and what that copy holds."""
     from movierec.data import list_releases
 
     rows = list_releases()
     if as_json:
         _print_json(rows)
         return
-    t = Table("name", "description", "size", "local copy")
+    t = Table("name", "description", "size", "status")
+    t.add_column("local copy", overflow="fold")
     for r in rows:
         t.add_row(str(r.get("name")), str(r.get("description", "")), str(r.get("size", "")),
-                  str(r.get("location") or r.get("local") or r.get("where") or "not downloaded"))
+                  str(r.get("status", "")), str(r.get("path") or r.get("location") or "-"))
     console.print(t)
 
 
 def data_fetch(name: str) -> None:
-    """Download a release, verify its checksum and extract it into the cache."""
+    """Download a release, verify its checksum and extract it into the cache (ratings and movies files)."""
     from movierec.data import fetch
+    from movierec.data.releases import folder_status
 
     path = fetch(name, progress=True)
-    console.print(f"{name}: {path}")
+    st = folder_status(path)
+    if st["status"] != "complete":  # fetch checks this itself; never claim success without the ratings
+        raise MovieRecError(f"{name}: {path} is {st['status']}: missing {', '.join(st['missing']) or 'files'}")
+    console.print(f"{name}: {path} (complete)")
 
 
 def data_import(path: Path, name: Annotated[str | None, typer.Option("--name")] = None) -> None:
-    """Register an extracted folder (any MovieLens layout, or NCF-format split files) under a name."""
-    from movierec.data import import_folder
+    """Register an extracted folder (any MovieLens layout, or NCF-format split files) under a name.
 
-    registered = import_folder(path, name)
-    console.print(f"imported {path} as {registered}")
+    The files are parsed and validated first (and cached); a bad file is reported now, naming its file and
+    line, and nothing is registered. A folder with movies but no ratings imports as catalogue only.
+    """
+    from movierec.data import import_folder, load_catalog, load_dataset
+    from movierec.data.releases import LAYOUTS, folder_status, import_target
+
+    folder, layout, name = import_target(path, name)
+    # parse, validate and cache now (a bad file is reported here, naming file and line; nothing is registered)
+    if layout == "ncf" or (folder / LAYOUTS[layout]["ratings"].filename).is_file():
+        load_dataset(folder, fetch_missing=False)
+    else:
+        load_catalog(folder, fetch_missing=False)
+    registered = import_folder(folder, name)
+    st = folder_status(folder, layout)
+    note = "" if st["status"] == "complete" else f": {st['status'].split(' (')[0]}, no {' or '.join(st['missing'])}"
+    console.print(f"imported {path} as {registered}{note}")
 
 
 def data_info(name_or_path: str, as_json: JsonOpt = False) -> None:
@@ -80,16 +98,17 @@ def split_cmd(
     """Split a dataset; write NCF-format files (loo) and Parquet tables with raw ids."""
     from movierec.data import load_dataset
     from movierec.data.splits import export_ncf, make_split, write_split_parquet
-    from movierec.fsutil import claim_output
+    from movierec.fsutil import claim_output, mark_output
 
     if protocol not in ("loo", "vae-cf", "cold-items"):
         raise MovieRecError(f"--protocol: unknown split protocol {protocol!r} (expected loo, vae-cf or cold-items)")
-    claim_output(out, "split")
+    claim_output(out, "split", create=False)
     ds = load_dataset(name_or_path)
     try:
         split = make_split(ds, protocol, seed)
     except ValueError as e:
         raise MovieRecError(str(e)) from None
+    mark_output(out, "split")
     files = write_split_parquet(split, out, ds.users, ds.items)
     if split.test.negatives is not None:
         files += export_ncf(split, out, ds.name)

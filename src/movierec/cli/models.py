@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from movierec.cli.common import JsonOpt, _print_json, console
@@ -24,11 +25,12 @@ def models_cmd(
     if name is None:
         t = Table("model", "family", "summary", title="models (`movierec models NAME` for settings)")
         for e in entries:
-            t.add_row(e.name, e.family, e.summary)
+            t.add_row(escape(e.name), escape(e.family), escape(e.summary))
         console.print(t)
         return
     entry = entries[0]
-    t = Table("setting", "type", "default", "allowed", "help", title=f"{entry.name} · {entry.family} · {entry.summary}")
+    t = Table("setting", "type", "default", "allowed", "help",
+              title=escape(f"{entry.name} · {entry.family} · {entry.summary}"))
     for s in entry.settings():
-        t.add_row(s.name, s.type, repr(s.default), s.allowed, s.help)
+        t.add_row(*(escape(str(v)) for v in (s.name, s.type, repr(s.default), s.allowed, s.help)))
     console.print(t)

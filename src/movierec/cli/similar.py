@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from movierec.cli.common import DataArg, JsonOpt, _print_json, console
@@ -45,9 +46,9 @@ def similar_cmd(
         return
     label = f"{features} ({note})" if note else features
     t = Table("rank", "movieId", "title", "genres", "score",
-              title=f"like {q['title']} [{q['movieId']}] · {measure} · {label}")
+              title=escape(f"like {q['title']} [{q['movieId']}] · {measure} · {label}"))
     for r in df.itertuples(index=False):
-        t.add_row(str(r.rank), str(r.movieId), r.title, r.genres, f"{r.score:.4g}")
+        t.add_row(str(r.rank), str(r.movieId), escape(str(r.title)), escape(str(r.genres)), f"{r.score:.4g}")
     console.print(t)
     if df.empty:
         console.print("no movie shares a feature with it" + (" (try --min-ratings 0)" if min_ratings else ""))

@@ -9,11 +9,12 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from movierec.cli.common import COMPACT, DataArg, JsonOpt, _print_comparison, _print_json, _step_printer, console
 from movierec.errors import MovieRecError
-from movierec.fsutil import claim_output
+from movierec.fsutil import claim_output, mark_output
 
 
 def experiment_cmd(
@@ -28,7 +29,7 @@ def experiment_cmd(
 
     cfg = load_config(config)
     validate_config(cfg, "experiment", str(config))  # before any data is loaded
-    claim_output(out, "experiment")
+    claim_output(out, "experiment", create=False)
     n_runs = len(expand_runs(cfg))
     ds = load_dataset(data)
 
@@ -42,12 +43,13 @@ def experiment_cmd(
                           f"NDCG@10 {row.get('NDCG@10 [full]', float('nan')):.4f} [full], {row['fit_seconds']:.1f} s"
                           f"; {note}", markup=False, soft_wrap=True)
 
+    mark_output(out, "experiment")
     rows = run_experiment(cfg, ds, out, report, train_progress=not as_json and sys.stderr.isatty())
     if as_json:
         _print_json({"config": str(config), "rows": rows})
     else:
         _print_comparison(rows)
-        console.print(f"results: {out / 'results.md'}")
+        console.print(f"results: {out / 'results.md'}", markup=False)
 
 
 def eda_cmd(
@@ -61,8 +63,9 @@ def eda_cmd(
     from movierec.data import load_dataset
     from movierec.eda import run_eda, summary_lines
 
-    claim_output(out, "eda")
+    claim_output(out, "eda", create=False)
     ds = load_dataset(name_or_path)
+    mark_output(out, "eda")
     report = run_eda(ds, out, sample=sample, progress=None if as_json else _step_printer())
     if as_json:
         _print_json(report.summary)
@@ -89,13 +92,14 @@ def segments_cmd(
     if not 2 <= k_min <= k_max:
         raise MovieRecError(f"--k-min/--k-max: need 2 <= k-min <= k-max, got {k_min} and {k_max}")
     if out is not None:
-        claim_output(out, "segments")
+        claim_output(out, "segments", create=False)
     ds = load_dataset(data)
     split = make_split(ds, "loo", seed)
     emb = user_embeddings(embeddings, ds.users.ids) if embeddings is not None else None
     seg = segment_users(split.train, ds.catalog, SegmentConfig(k_min=k_min, k_max=k_max, seed=seed), emb)
     names = segment_names(seg.profiles)
     if out is not None:
+        mark_output(out, "segments")
         write_segments(out, ds.users.ids, seg)
     if as_json:
         _print_json({"k": seg.k, "silhouette": seg.silhouette,
@@ -104,8 +108,8 @@ def segments_cmd(
     t = Table("segment", "users", "ratings/user", "mean rating", "top genres", "favourites",
               title=f"{seg.k} segments (silhouette {seg.silhouette[seg.k]:.3f})")
     for s, r in seg.profiles.iterrows():
-        t.add_row(names[str(s)], f"{r.users} ({r.share:.0%})", f"{r.ratings_per_user:.0f}", f"{r.mean_rating:.2f}",
-                  str(r.get("top_genres", "")), str(r.get("favourites", "")))
+        t.add_row(escape(names[str(s)]), f"{r.users} ({r.share:.0%})", f"{r.ratings_per_user:.0f}",
+                  f"{r.mean_rating:.2f}", escape(str(r.get("top_genres", ""))), escape(str(r.get("favourites", ""))))
     console.print(t)
 
 
@@ -124,14 +128,16 @@ def study_cmd(
 
     cfg = resolve_config(config)
     validate_config(cfg, "study", str(config) if config else "the built-in study")  # before any data is loaded
-    claim_output(out, "study")
+    claim_output(out, "study", create=False)
     ds = load_dataset(data)
+    mark_output(out, "study")
     if as_json or not sys.stderr.isatty():
         ctx = run_study(ds, out, cfg, progress=None if as_json else _step_printer())
     else:  # one live display: the study's bar, with each neural model's epoch bar under it
         from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
-        bar = Progress(TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(), TimeElapsedColumn(),
+        bar = Progress(TextColumn("{task.description}", markup=False), BarColumn(), TaskProgressColumn(),
+                       TimeElapsedColumn(),
                        console=Console(stderr=True))
         with bar:
             task = bar.add_task("study", total=1.0)
@@ -143,4 +149,4 @@ def study_cmd(
         _print_json({"report": str(out / "report.html"), "seconds": ctx["seconds"], "rows": rows})
         return
     _print_comparison(rows, COMPACT)
-    console.print(f"report: {out / 'report.html'} ({ctx['seconds']:.0f} s)")
+    console.print(f"report: {out / 'report.html'} ({ctx['seconds']:.0f} s)", markup=False)

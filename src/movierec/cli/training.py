@@ -6,7 +6,9 @@ import sys
 from pathlib import Path
 from typing import Annotated
 
+import numpy as np
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from movierec.cli.common import DataArg, JsonOpt, _kv_table, _null, _print_comparison, _print_json, console
@@ -40,7 +42,7 @@ def train_cmd(
     if as_json:
         _print_json(result)
         return
-    console.print(f"trained {model} on {ds.name} in {info['fit_seconds']:.2f} s → {out}")
+    console.print(f"trained {model} on {ds.name} in {info['fit_seconds']:.2f} s → {out}", markup=False)
     if "valid" in info:
         console.print(_kv_table("validation (sampled-100)", info["valid"]["metrics"]))
 
@@ -67,7 +69,8 @@ def evaluate_cmd(
     if as_json:
         _print_json({**res.to_json(), "run": str(run_dir)})
     else:
-        console.print(_kv_table(f"{run_dir} · test · protocol {res.protocol} · {len(res.users)} users", res.metrics))
+        console.print(_kv_table(escape(f"{run_dir} · test · protocol {res.protocol} · {len(res.users)} users"),
+                                res.metrics))
 
 
 def recommend_cmd(
@@ -76,24 +79,51 @@ def recommend_cmd(
     k: Annotated[int, typer.Option("-k")] = 10,
     as_json: JsonOpt = False,
 ) -> None:
-    """Top-k movies for a known user (raw ids in and out, with titles)."""
+    """Top-k movies for a known user (raw ids in and out, with titles).
+
+    Never recommends a movie the user is known to have rated: the training ratings in the bundle and, when
+    RUN is a run folder with a split/ (as `movierec train` writes), the user's held-out validation and test
+    movies (and the fold-in movies of a vae-cf split) too. A bare model bundle excludes its training ratings.
+    """
     from movierec.artifacts import load_bundle
+    from movierec.run_folders import check_cutoffs
 
     if k < 1:
         raise MovieRecError("-k must be at least 1")
     b = load_bundle(run_dir, engine="fast")
+    check_cutoffs((k,), len(b.items), "movies of the run's catalogue")
     uidx = b.users.index(user)
-    items, scores = b.model.recommend(uidx, k)
-    items, scores = items[0][items[0] >= 0], scores[0][items[0] >= 0]
+    known = _held_out_items(run_dir, uidx)
+    items, scores = b.model.recommend(uidx, k + len(known))  # then drop the held-out ones: k remain
+    keep = (items[0] >= 0) & ~np.isin(items[0], known)
+    items, scores = items[0][keep][:k], scores[0][keep][:k]
     rows = [{"rank": r + 1, "movieId": int(b.items.raw(i)), "title": t, "score": float(s)}
             for r, (i, t, s) in enumerate(zip(items, b.titles(items), scores, strict=True))]
     if as_json:
         _print_json({"user": user, "model": b.config["model"], "recommendations": rows})
         return
-    t = Table("rank", "movieId", "title", "score", title=f"{b.config['model']} · user {user}")
+    t = Table("rank", "movieId", "title", "score", title=escape(f"{b.config['model']} · user {user}"))
     for r in rows:
-        t.add_row(str(r["rank"]), str(r["movieId"]), r["title"], f"{r['score']:.4g}")
+        t.add_row(str(r["rank"]), str(r["movieId"]), escape(str(r["title"])), f"{r['score']:.4g}")
     console.print(t)
+
+
+def _held_out_items(run_dir: Path, uidx: int) -> np.ndarray:
+    """Item indices of the user's validation and test movies (and vae-cf fold-in movies) in RUN/split/;
+    empty for a bundle without a split."""
+    from movierec.data.splits import Split
+
+    if not (Path(run_dir) / "split" / "split.json").exists():
+        return np.zeros(0, dtype=np.int64)
+    split = Split.load(Path(run_dir) / "split")
+    found = []
+    for part in (split.valid, split.test):
+        if part is None:
+            continue
+        found.append(part.item[part.user == uidx])
+        if part.fold_in is not None:
+            found.append(part.fold_in.item[part.fold_in.user == uidx])
+    return np.unique(np.concatenate(found).astype(np.int64)) if found else np.zeros(0, dtype=np.int64)
 
 
 def compare_cmd(
@@ -105,7 +135,7 @@ def compare_cmd(
     """Fit models on one leave-one-out split and compare them under both protocols."""
     from movierec.comparison import write_comparison
     from movierec.data import load_dataset
-    from movierec.fsutil import claim_output
+    from movierec.fsutil import claim_output, mark_output
     from movierec.models import model_entry
     from movierec.run_folders import compare
 
@@ -115,15 +145,16 @@ def compare_cmd(
     for name in names:
         model_entry(name)  # an unknown name fails here, before any data is loaded
     if out is not None:
-        claim_output(out, "compare")
+        claim_output(out, "compare", create=False)
     ds = load_dataset(data, progress=not as_json)
     with console.status("fitting and evaluating…", spinner="dots") if not as_json else _null():
         rows = compare(ds, names)
     if out is not None:
+        mark_output(out, "compare")
         write_comparison(rows, out)
     if as_json:
         _print_json({"dataset": ds.info(), "split": "loo (seed 42)", "rows": rows})
         return
-    console.print(f"[bold]{ds.name}[/bold]: {ds.info()['ratings']:,} ratings, {ds.n_users:,} users, "
+    console.print(f"[bold]{escape(ds.name)}[/bold]: {ds.info()['ratings']:,} ratings, {ds.n_users:,} users, "
                   f"{ds.n_items:,} items · leave-one-out split, seed 42")
     _print_comparison(rows)

@@ -8,7 +8,9 @@ Layout of :func:`cache_dir`::
 
 An entry's fingerprint covers the release name, the kind ("ratings" or "catalog"), the source files'
 absolute paths, sizes and mtimes, and :data:`FORMAT_VERSION`, so changed sources or a new format simply
-miss the cache. Entries are written atomically; an unreadable or incomplete entry counts as absent.
+miss the cache. Entries are written atomically (:func:`movierec.fsutil.atomic_write_dir`, which gives the entry
+and its files the permissions of the user's umask, not a temporary folder's 0700); an unreadable or incomplete
+entry counts as absent.
 """
 
 from __future__ import annotations

@@ -13,12 +13,14 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from movierec.errors import MovieRecError
+
 NO_GENRE = "(no genres listed)"
 """MovieLens's genre value for a movie without genres; never a genre of its own."""
 
 
-class UnknownIdError(KeyError):
-    """A raw user or movie id that the data set does not contain."""
+class UnknownIdError(MovieRecError, KeyError):
+    """A raw user or movie id that the data set does not contain (a user error: the CLI prints one line)."""
 
     def __init__(self, kind: str, value: object) -> None:
         super().__init__(f"unknown {kind} id: {value}")
@@ -57,8 +59,9 @@ class IdMap:
         return len(self.ids)
 
     def index(self, raw: np.ndarray | int) -> np.ndarray:
-        """Indices (int32) of raw ids; raises :class:`UnknownIdError` naming the first unknown id."""
-        raw_arr = np.atleast_1d(np.asarray(raw, dtype=np.int64))
+        """Indices (int32) of raw ids; raises :class:`UnknownIdError` naming the first unknown id (also for a
+        value that is no 64-bit integer, which no id can be)."""
+        raw_arr = _as_ids(raw, self.kind)
         pos = np.searchsorted(self.ids, raw_arr)
         pos_clipped = np.minimum(pos, len(self.ids) - 1)
         ok = (pos < len(self.ids)) & (self.ids[pos_clipped] == raw_arr) if len(self.ids) else np.zeros(
@@ -69,7 +72,11 @@ class IdMap:
         return pos.astype(np.int32)
 
     def contains(self, raw: np.ndarray | int) -> np.ndarray:
-        raw_arr = np.atleast_1d(np.asarray(raw, dtype=np.int64))
+        try:
+            raw_arr = np.atleast_1d(np.asarray(raw, dtype=np.int64))
+        except OverflowError:  # a value beyond int64 is no id: compare value by value
+            return np.array([isinstance(r, (int, np.integer)) and -(1 << 63) <= int(r) < (1 << 63)
+                             and bool(self.contains(int(r))[0]) for r in np.atleast_1d(np.asarray(raw, dtype=object))])
         if not len(self.ids):
             return np.zeros(raw_arr.shape, bool)
         pos = np.minimum(np.searchsorted(self.ids, raw_arr), len(self.ids) - 1)
@@ -77,6 +84,19 @@ class IdMap:
 
     def raw(self, index: np.ndarray | int) -> np.ndarray:
         return self.ids[np.asarray(index)]
+
+
+def _as_ids(raw: np.ndarray | int, kind: str) -> np.ndarray:
+    """``raw`` as int64 [n]; a value outside the int64 range raises :class:`UnknownIdError` naming it."""
+    try:
+        return np.atleast_1d(np.asarray(raw, dtype=np.int64))
+    except OverflowError:
+        for r in np.atleast_1d(np.asarray(raw, dtype=object)).ravel().tolist():
+            try:
+                np.int64(r)
+            except OverflowError:
+                raise UnknownIdError(kind, r) from None
+        raise
 
 
 def positions(ids: np.ndarray, query: np.ndarray) -> np.ndarray:

@@ -21,12 +21,19 @@ from movierec.errors import DataError, MovieRecError, UnknownDatasetError
 from movierec.fsutil import atomic_write_dir
 
 
-def _no_network_error(rel: Release, reason: object) -> MovieRecError:
+def _no_network_error(rel: Release, reason: object, partial: Path | None = None) -> MovieRecError:
+    have = "" if partial is None else (
+        f"{partial} holds only the catalogue (no {rel.files['ratings'].filename}) and the ")
     return MovieRecError(
-        f"download of {rel.url} failed ({reason}): no network connection? "
+        f"{have}download of {rel.url} failed ({reason}): no network connection? "
         f"Get {rel.zip_name or rel.name + '.zip'} elsewhere, extract it and run `movierec data import PATH`, "
         f"or set MOVIEREC_DATA_DIR to a folder holding the extracted '{rel.folder}' folder."
     )
+
+
+def _missing_files(folder: Path, rel: Release) -> list[str]:
+    """The ratings and movies files of ``rel``'s layout that ``folder`` lacks."""
+    return [rel.files[k].filename for k in ("ratings", "movies") if not (folder / rel.files[k].filename).is_file()]
 
 
 def _download(url: str, dest: Path, progress: bool, total_hint: int | None) -> tuple[str, str]:
@@ -82,15 +89,18 @@ def _safe_extract(zf: zipfile.ZipFile, dest: Path) -> None:
 def fetch(name: str, progress: bool = True) -> Path:
     """Download release ``name``, verify its checksum, extract it into the cache; returns the folder.
 
-    Returns at once if an extracted copy is already found (see :func:`find_release_dir`).
-    Raises MovieRecError with instructions when there is no network, or on a checksum mismatch.
+    Returns at once if a complete extracted copy (ratings file included) is already found (see
+    :func:`find_release_dir`); a catalogue-only copy does not count. After extraction the ratings and movies
+    files must be there (DataError naming what is missing otherwise, and nothing is kept). Raises
+    MovieRecError with instructions when there is no network, or on a checksum mismatch.
     """
     rel = RELEASES.get(name)
     if rel is None:
         raise UnknownDatasetError(f"unknown release {name!r}; known releases: {', '.join(RELEASES)}")
-    found = find_release_dir(name) or find_release_dir(name, need="movies")
+    found = find_release_dir(name)
     if found is not None:
         return found
+    partial = find_release_dir(name, need="movies")  # a catalogue-only copy does not count: get the ratings
     releases = releases_dir()
     releases.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{rel.name}.zip.part-", dir=releases)
@@ -100,7 +110,7 @@ def fetch(name: str, progress: bool = True) -> Path:
         try:
             sha, md5 = _download(rel.url, tmp_zip, progress, rel.size_bytes)
         except (urllib.error.URLError, OSError) as e:
-            raise _no_network_error(rel, getattr(e, "reason", e)) from e
+            raise _no_network_error(rel, getattr(e, "reason", e), partial) from e
         if rel.sha256 is not None:
             expected, got, algo = rel.sha256, sha, "sha256"
         elif rel.md5 is not None:
@@ -125,8 +135,16 @@ def fetch(name: str, progress: bool = True) -> Path:
             for item in inner.iterdir():
                 item.rename(tmp / item.name)
             inner.rmdir()
+            missing = _missing_files(tmp, rel)
+            if missing:
+                raise DataError(f"the zip's folder {rel.folder!r} has no {' and no '.join(missing)}; nothing "
+                                "was kept", rel.url)
 
-        return atomic_write_dir(releases / rel.folder, extract)
+        folder = atomic_write_dir(releases / rel.folder, extract)
+        missing = _missing_files(folder, rel)
+        if missing:  # pragma: no cover - checked before the rename; only another process could get here
+            raise DataError(f"{' and '.join(missing)} missing after extraction", folder)
+        return folder
     finally:
         tmp_zip.unlink(missing_ok=True)
 

@@ -115,6 +115,8 @@ def load_dataset(
         return load_ncf_folder(src.folder)
     spec = LAYOUTS[src.layout]["ratings"]
     ratings_path = src.folder / spec.filename
+    if ratings_path.exists() and not ratings_path.is_file():
+        raise DataError("not a file (a folder or a special file where the ratings should be)", ratings_path)
     if not ratings_path.is_file():
         raise DataError(f"{spec.filename} not found in {src.folder}")
     kind = "ratings" if duplicates == "error" else f"ratings-{duplicates}"  # another result, another entry

@@ -49,6 +49,14 @@ def _snippet(text: str, n: int = 80) -> str:
     return repr(text if len(text) <= n else text[:n] + "...")
 
 
+def _found(header: list[str]) -> str:
+    """The header fields as found, for a message: binary data is named as such rather than printed."""
+    text = ",".join(header)
+    if any(not (c.isprintable() or c == "\t") for c in text) or "\ufffd" in text:
+        return "binary data, not a text header"
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
 def _read_header(path: Path, spec: FileSpec) -> list[str]:
     with open(path, "rb") as f:
         first = f.readline(1 << 16)
@@ -172,13 +180,20 @@ def read_table(path: str | Path, spec: FileSpec, encoding: str | None = None) ->
         raise DataError(f"{spec.filename} not found in {path.parent}")
     encoding = encoding or spec.encoding
     wanted = dict(spec.columns)
+    try:
+        size = path.stat().st_size
+    except OSError as e:
+        raise DataError(f"cannot read ({e.strerror})", path) from None
+    if size == 0:
+        expected = f": expected the header {','.join(spec.names)}" if spec.header else ""
+        raise DataError(f"empty file{expected}", path)
     if spec.header:
         found = _read_header(path, spec)
         lower = {c.lower(): c for c in found}
         missing = [c for c in spec.names if c.lower() not in lower]
         if missing:
             raise DataError(
-                f"wrong columns: expected {','.join(spec.names)}, found {','.join(found)}", path, 1
+                f"wrong columns: expected {','.join(spec.names)}, found {_found(found)}", path, 1
             )
         names = [next((c for c in spec.names if c.lower() == f.lower()), f) for f in found]
         include = spec.names
@@ -349,6 +364,8 @@ def validate_ratings(table: pa.Table, path: Path, spec: FileSpec, duplicates: st
     if duplicates not in DUPLICATES:
         raise ValueError(f"duplicates must be one of {DUPLICATES}, got {duplicates!r}")
     header = 1 if spec.header else 0
+    if table.num_rows == 0:
+        raise DataError("no ratings" + (" (the file holds only its header)" if spec.header else ""), path)
 
     def fail(row: int, what: str) -> DataError:
         raw = path.read_bytes()

@@ -215,6 +215,20 @@ def _has_file(folder: Path, layout: str, key: str) -> bool:
     return (folder / LAYOUTS[layout][key].filename).is_file()
 
 
+def _release_candidates(name: str) -> list[Path]:
+    """The folders where release ``name`` may be, in search order ($MOVIEREC_DATA_DIR, then the cache)."""
+    rel = RELEASES[name]
+    candidates: list[Path] = []
+    for d in os.environ.get("MOVIEREC_DATA_DIR", "").split(os.pathsep):
+        if d:
+            base = Path(d).expanduser()
+            candidates += [base / name, base / rel.folder]
+            if base.name in (name, rel.folder):
+                candidates.append(base)
+    candidates.append(releases_dir() / rel.folder)
+    return candidates
+
+
 def find_release_dir(name: str, *, need: str = "ratings") -> Path | None:
     """Folder holding an extracted copy of release (or imported name) ``name``, or None.
 
@@ -224,21 +238,14 @@ def find_release_dir(name: str, *, need: str = "ratings") -> Path | None:
     """
     rel = RELEASES.get(name)
     if rel is not None:
-        candidates: list[Path] = []
-        for d in os.environ.get("MOVIEREC_DATA_DIR", "").split(os.pathsep):
-            if d:
-                base = Path(d).expanduser()
-                candidates += [base / name, base / rel.folder]
-                if base.name in (name, rel.folder):
-                    candidates.append(base)
-        candidates.append(releases_dir() / rel.folder)
-        for c in candidates:
+        for c in _release_candidates(name):
             if c.is_dir() and _has_file(c, rel.layout, need):
                 return c.resolve()
     entry = imported().get(name)
     if entry is not None:
         p = Path(entry["path"])
-        if p.is_dir():
+        layout = entry.get("layout")
+        if p.is_dir() and (layout not in LAYOUTS or _has_file(p, layout, need)):
             return p
     return None
 
@@ -263,16 +270,66 @@ def detect_layout(path: str | Path) -> str:
     )
 
 
-def import_folder(path: str | Path, name: str | None = None) -> str:
-    """Register an extracted folder under ``name`` (default: the folder's name); returns the name.
+def folder_status(folder: str | Path, layout: str | None = None) -> dict:
+    """What a local copy holds: {"status", "path", "missing"}.
 
-    No data is copied: the cache's ``imported.json`` maps the name to the folder's absolute path.
+    status is "complete" (ratings and movies files), "catalogue only (no ratings file)", "ratings only (no
+    movies file)" or "incomplete (no ratings or movies file)"; missing names the absent files. An NCF-format
+    folder is "complete" (its split files are its ratings; it has no catalogue).
     """
+    p = Path(folder)
+    if layout is None:
+        try:
+            layout = detect_layout(p)
+        except DataError:
+            layout = None
+    if layout == "ncf":
+        return {"status": "complete", "path": str(p), "missing": []}
+    if layout not in LAYOUTS:
+        return {"status": "incomplete (no ratings or movies file)", "path": str(p), "missing": []}
+    missing = [LAYOUTS[layout][k].filename for k in ("ratings", "movies") if not _has_file(p, layout, k)]
+    has_ratings, has_movies = _has_file(p, layout, "ratings"), _has_file(p, layout, "movies")
+    status = ("complete" if has_ratings and has_movies else "catalogue only (no ratings file)" if has_movies
+              else "ratings only (no movies file)" if has_ratings else "incomplete (no ratings or movies file)")
+    return {"status": status, "path": str(p), "missing": missing}
+
+
+def release_status(name: str) -> dict:
+    """Where release ``name`` is on this machine and what that copy holds (see :func:`folder_status`).
+
+    A complete copy wins over a catalogue-only one; a folder that holds neither file (e.g. only links) is
+    reported as "incomplete"; with no folder at all the status is "not downloaded" and path is None.
+    """
+    rel = RELEASES[name]
+    where = find_release_dir(name) or find_release_dir(name, need="movies")
+    if where is not None:
+        return folder_status(where)  # an imported folder of that name may have another layout
+    for c in _release_candidates(name):  # a folder that holds some of the release's files, but neither
+        if c.is_dir() and any((c / spec.filename).is_file() for spec in rel.files.values()):
+            return folder_status(c.resolve(), rel.layout)
+    return {"status": "not downloaded", "path": None,
+            "missing": [rel.files["ratings"].filename, rel.files["movies"].filename]}
+
+
+def import_target(path: str | Path, name: str | None = None) -> tuple[Path, str, str]:
+    """Check an import before any work: (absolute folder, its layout, the name) or an error for a folder with no
+    MovieLens files or an invalid name."""
     p = Path(path).expanduser().resolve()
     layout = detect_layout(p)
     name = name or p.name
     if not name or name != name.strip() or "/" in name or os.sep in name:
         raise MovieRecError(f"invalid dataset name {name!r}")
+    return p, layout, name
+
+
+def import_folder(path: str | Path, name: str | None = None) -> str:
+    """Register an extracted folder under ``name`` (default: the folder's name); returns the name.
+
+    No data is copied: the cache's ``imported.json`` maps the name to the folder's absolute path. The files are
+    not parsed here (this module sits below the parser): ``movierec data import`` parses and validates them
+    first, through ``load_dataset`` / ``load_catalog`` on the folder, and registers nothing when that fails.
+    """
+    p, layout, name = import_target(path, name)
     reg = imported()
     reg[name] = {"path": str(p), "layout": layout}
     atomic_write_bytes(_registry_path(), json.dumps(reg, indent=2, sort_keys=True).encode("utf-8"))
@@ -291,29 +348,38 @@ def _human_size(n: int | None) -> str:
 
 
 def list_releases() -> list[dict]:
-    """One dict per release and imported name: name, description, size (of the zip), location.
+    """One dict per release and imported name: name, description, size (of the zip), status, path, missing,
+    location.
 
-    location is the folder where it was found locally, or "not downloaded".
+    status says what the local copy holds (see :func:`folder_status`: "complete", "catalogue only (no ratings
+    file)", ...), or "not downloaded" / "missing" (an imported folder that is gone); path is the folder (None
+    when there is none); missing names the absent ratings/movies files; location is the path, or "not
+    downloaded" / "missing: PATH".
     """
     out = []
     for rel in RELEASES.values():
-        where = find_release_dir(rel.name) or find_release_dir(rel.name, need="movies")
+        st = release_status(rel.name)
         out.append({
-            "name": rel.name, "description": rel.description, "size": _human_size(rel.size_bytes),
-            "location": str(where) if where else "not downloaded",
+            "name": rel.name, "description": rel.description, "size": _human_size(rel.size_bytes), **st,
+            "location": st["path"] or "not downloaded",
         })
     for name, entry in sorted(imported().items()):
         if name not in RELEASES:
-            exists = Path(entry["path"]).is_dir()
+            if Path(entry["path"]).is_dir():
+                st = folder_status(entry["path"], entry.get("layout"))
+                location = entry["path"]
+            else:
+                st = {"status": "missing", "path": entry["path"], "missing": []}
+                location = f"missing: {entry['path']}"
             out.append({
-                "name": name, "description": f"imported ({entry.get('layout', '?')} layout)", "size": "",
-                "location": entry["path"] if exists else f"missing: {entry['path']}",
+                "name": name, "description": f"imported ({entry.get('layout', '?')} layout)", "size": "", **st,
+                "location": location,
             })
     return out
 
 
-
 __all__ = [
     "BASE_URL", "CATALOG_KEYS", "GENRES_100K", "LAYOUTS", "RELEASES", "FileSpec", "Release", "detect_layout",
-    "find_release_dir", "import_folder", "imported", "list_releases",
+    "find_release_dir", "folder_status", "import_folder", "import_target", "imported", "list_releases",
+    "release_status",
 ]

@@ -7,6 +7,19 @@ from __future__ import annotations
 
 import numpy as np
 
+from movierec.errors import MovieRecError
+
+
+class NotEnoughNegativesError(MovieRecError, ValueError):
+    """A user has interacted with so much of the catalogue that ``n`` negatives cannot be drawn.
+
+    ``user`` is the dense user index, ``free`` the number of items that user never interacted with.
+    """
+
+    def __init__(self, user: int, free: int, n: int, n_items: int) -> None:
+        super().__init__(f"user index {user} has only {free} items to sample {n} negatives from")
+        self.user, self.free, self.n, self.n_items = user, free, n, n_items
+
 
 def positive_keys(user: np.ndarray, item: np.ndarray, n_items: int) -> np.ndarray:
     """Sorted, unique int64 keys ``user * n_items + item`` [n_unique]."""
@@ -40,7 +53,7 @@ def sample_negatives(
 
     users: int [n_users] (may repeat); keys: the positives from :func:`positive_keys`.
     Returns int32 [len(users), n]. With ``distinct`` a row never repeats an item.
-    Raises ValueError if a user has fewer than ``n`` non-positive items.
+    Raises :class:`NotEnoughNegativesError` (a ValueError) if a user has fewer than ``n`` non-positive items.
     """
     users = np.asarray(users, dtype=np.int64)
     out = np.empty((len(users), n), dtype=np.int32)
@@ -51,7 +64,7 @@ def sample_negatives(
     short = free < n if distinct else free < 1
     if short.any():
         u = int(users[short][0])
-        raise ValueError(f"user index {u} has only {int(free[short][0])} items to sample {n} negatives from")
+        raise NotEnoughNegativesError(u, int(free[short][0]), n, n_items)
     # Dense rows (the user owns much of the catalogue, or n is close to what is free): a random
     # permutation of the free items, O(n_items) per row. Sparse rows: rejection sampling, O(n) per row.
     dense = n * 4 > free

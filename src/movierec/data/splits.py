@@ -21,8 +21,8 @@ import pyarrow.parquet as pq
 from safetensors.numpy import load_file, save_file
 
 from movierec.data.dataset import Dataset, IdMap, Interactions
-from movierec.data.sampling import positive_keys, sample_negatives
-from movierec.errors import DataError
+from movierec.data.sampling import NotEnoughNegativesError, positive_keys, sample_negatives
+from movierec.errors import DataError, MovieRecError
 from movierec.fsutil import atomic_write_bytes, atomic_write_dir
 
 N_SAMPLED_NEGATIVES = 99
@@ -128,25 +128,47 @@ class Split:
 
     @classmethod
     def load(cls, path: str | Path) -> Split:
+        """Read a split folder written by :meth:`save`; a missing, unreadable or inconsistent file raises a
+        DataError naming it."""
+        from safetensors import SafetensorError
+
         path = Path(path)
+        json_path, arrays_path = path / "split.json", path / "split.safetensors"
+        for f in (json_path, arrays_path):
+            if not f.exists():
+                raise DataError("split files not found (split.json, split.safetensors)", path)
+            if not f.is_file():
+                raise DataError("not a file", f)
         try:
-            header = json.loads((path / "split.json").read_text())
-            a = load_file(str(path / "split.safetensors"))
-        except FileNotFoundError as e:
-            raise DataError("split files not found (split.json, split.safetensors)", path) from e
-        nu, ni = header["n_users"], header["n_items"]
-        train = Interactions(a["train.user"], a["train.item"], a["train.rating"], a["train.timestamp"], nu, ni)
-        parts = {}
-        for name in ("valid", "test"):
-            if f"{name}.user" in a:
-                fold_in = None
-                if f"{name}.fold_in.user" in a:
-                    fold_in = Interactions(*(a[f"{name}.fold_in.{c}"] for c in ("user", "item", "rating", "timestamp")),
-                                           nu, ni)
-                parts[name] = HeldOut(a[f"{name}.user"], a[f"{name}.item"], a.get(f"{name}.negatives"), fold_in,
-                                      timestamp=a.get(f"{name}.timestamp"))
-        return cls(header["protocol"], train, parts.get("valid"), parts["test"], header["seed"],
-                   header.get("meta", {}), a.get("candidates"))
+            header = json.loads(json_path.read_text())
+        except (OSError, UnicodeDecodeError) as e:
+            raise DataError(f"cannot read ({e})", json_path) from e
+        except json.JSONDecodeError as e:
+            raise DataError(f"invalid JSON ({e.msg})", json_path, e.lineno) from e
+        try:
+            a = load_file(str(arrays_path))
+        except (OSError, SafetensorError) as e:
+            raise DataError(f"not a readable safetensors file ({e})", arrays_path) from e
+        try:
+            nu, ni = int(header["n_users"]), int(header["n_items"])
+            train = Interactions(a["train.user"], a["train.item"], a["train.rating"], a["train.timestamp"], nu, ni)
+            parts = {}
+            for name in ("valid", "test"):
+                if f"{name}.user" in a:
+                    fold_in = None
+                    if f"{name}.fold_in.user" in a:
+                        fold_in = Interactions(*(a[f"{name}.fold_in.{c}"] for c in ("user", "item", "rating",
+                                                                                      "timestamp")), nu, ni)
+                    parts[name] = HeldOut(a[f"{name}.user"], a[f"{name}.item"], a.get(f"{name}.negatives"),
+                                          fold_in, timestamp=a.get(f"{name}.timestamp"))
+            split = cls(header["protocol"], train, parts.get("valid"), parts["test"], header["seed"],
+                        header.get("meta", {}), a.get("candidates"))
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
+            raise DataError(f"not a movierec split ({type(e).__name__}: {e})", path) from e
+        for name, idx, n in (("user", train.user, nu), ("item", train.item, ni)):
+            if len(idx) and (int(idx.min()) < 0 or int(idx.max()) >= n):
+                raise DataError(f"train {name} indices outside 0..{n - 1}", arrays_path)
+        return split
 
 
 def _latest_order(inter: Interactions) -> np.ndarray:
@@ -399,10 +421,18 @@ def _read_negative_file(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 def make_split(dataset: Dataset, protocol: str = "loo", seed: int = DEFAULT_SEED) -> Split:
     """The split a dataset is evaluated on: its predefined one if it has one, else ``protocol``."""
+    if not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise MovieRecError(f"seed {seed!r}: must be an integer of 0 or more")
     if dataset.predefined_split is not None and protocol == "loo":
         return dataset.predefined_split  # type: ignore[return-value]
     if protocol == "loo":
-        return leave_one_out(dataset.interactions, seed=seed)
+        try:
+            return leave_one_out(dataset.interactions, seed=seed)
+        except NotEnoughNegativesError as e:
+            raw = int(dataset.users.raw(e.user))
+            raise MovieRecError(
+                f"{dataset.name}: user {raw} has only {e.free} unrated movies of {e.n_items}, too few for the "
+                f"{e.n} sampled negatives per user of the leave-one-out split; use a larger data set") from None
     if protocol == "vae-cf":
         return vae_cf(dataset.interactions, seed=seed)
     if protocol == "cold-items":

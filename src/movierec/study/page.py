@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -180,7 +181,7 @@ def write_report(out: Path, dataset: Dataset, split: Split, eda: dict[str, Any],
     ctx = {
         **context,
         "title": f"movierec study: {dataset.name}",
-        "eda_html": eda["html"],
+        "eda_html": _checked_fragment(eda["html"]),
         "table": _table_context(table),
         "figures": [{"title": t, "src": data_uri(p), "caption": c} for t, p, c in figures],
         "segment_figures": [{"title": t, "src": data_uri(p), "caption": c} for t, p, c in seg_figures],
@@ -199,6 +200,25 @@ def write_report(out: Path, dataset: Dataset, split: Split, eda: dict[str, Any],
         "results": table.reset_index().to_dict("records"), "segments": {
             "k": seg.k, "silhouette": seg.silhouette, "profiles": profiles}}))
     return atomic_write_text(out / "report.html", html)
+
+
+#: markup the EDA template never writes (its data is autoescaped, so data cannot produce a raw "<" either)
+_ATTRS = r"""(?:[\s/]+[^\s/"'=<>]+(?:\s*=\s*(?:"[^"]*"|'[^']*'|[^\s/"'<>]*))?)*"""  # attributes, quoted values skipped
+_FOREIGN_MARKUP = re.compile(r"<\s*/?\s*(?:script|iframe|object|embed|link|meta|base|form|style|svg|math)\b"
+                             rf"|<[a-z][a-z0-9]*{_ATTRS}[\s/]+on[a-z]+\s*="
+                             rf"|<[a-z][a-z0-9]*{_ATTRS}[\s/]+(?:href|src|action|formaction)\s*=\s*[\"']?\s*"
+                             r"(?:javascript|vbscript)\s*:", re.IGNORECASE)
+
+
+def _checked_fragment(html: str) -> str:
+    """The EDA fragment, the one piece of the page embedded as HTML (``|safe``): the pipeline only passes one
+    the EDA wrote this run or whose sha256 matches the one it stored; this refuses one that holds markup the EDA
+    never writes anyway (a fragment swapped together with its key file)."""
+    bad = _FOREIGN_MARKUP.search(html)
+    if bad:
+        raise MovieRecError(f"eda/fragment.html holds markup the EDA never writes ({bad.group(0)[:40]!r}); "
+                            "delete the study's eda/ folder to explore the data again")
+    return html
 
 
 def _segment_rows(t: pd.DataFrame, names: dict[str, str]) -> dict[str, Any]:

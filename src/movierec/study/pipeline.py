@@ -272,17 +272,24 @@ def run_study(dataset: Dataset, out: str | Path, config: dict[str, Any] | None =
     eda_sample = int(st.get("eda_sample", 1_000_000))
     eda_key = eda_key_of(dataset, seed, eda_sample)
     eda_reason = _eda_reason(eda_dir, eda_key)
+    fragment_text = None
+    if eda_reason == "":  # the cached fragment is embedded unescaped: only when it is exactly what the EDA wrote
+        fragment_text = _verified_fragment(eda_dir)
+        if fragment_text is None:
+            eda_reason = "its fragment.html does not match the hash stored in key.json"
     tick(f"exploring the data again: {eda_reason}" if eda_reason else "exploring the data")
     if eda_reason != "":
         (eda_dir / "key.json").unlink(missing_ok=True)
         (eda_dir / "key.txt").unlink(missing_ok=True)  # the key file of earlier versions
         report = run_eda(dataset, eda_dir, seed=seed, sample=eda_sample)
-        atomic_write_text(fragment, eda_fragment(report, embed=True))
-        # last: the EDA of exactly this data finished
-        atomic_write_text(eda_dir / "key.json", json.dumps({"key": eda_key, "key_hash": _key_hash(eda_key)},
+        fragment_text = eda_fragment(report, embed=True)
+        atomic_write_text(fragment, fragment_text)
+        # last: the EDA of exactly this data finished (with the hash of the fragment it wrote)
+        atomic_write_text(eda_dir / "key.json", json.dumps({"key": eda_key, "key_hash": _key_hash(eda_key),
+                                                            "fragment_sha256": _sha256(fragment_text)},
                                                            indent=2, default=str))
     # the EDA's sections become subsections of the report's "The data"
-    html = fragment.read_text().replace("<h3", "<h4").replace("</h3>", "</h4>")
+    html = fragment_text.replace("<h3", "<h4").replace("</h3>", "</h4>")
     html = html.replace("<h2", "<h3").replace("</h2>", "</h3>")
     eda = {"summary": json.loads((eda_dir / "summary.json").read_text()), "html": html}
 
@@ -364,10 +371,32 @@ def _eda_reason(eda_dir: Path, key: dict[str, Any]) -> str | None:
         stored = json.loads(key_file.read_text())
     except (OSError, ValueError):
         return "its stored key is unreadable"
-    reason = stale_reason(stored.get("key") if isinstance(stored, dict) else None, key)
+    if not isinstance(stored, dict):
+        return "its stored key is unreadable"
+    reason = stale_reason(stored.get("key"), key)
     if not reason and stored.get("key_hash") != _key_hash(key):
         reason = "its stored key does not match its hash"
     return reason
+
+
+def _sha256(text: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _verified_fragment(eda_dir: Path) -> str | None:
+    """The text of ``eda/fragment.html`` when its sha256 is the one ``eda/key.json`` stored as the EDA wrote it,
+    else None (a fragment edited since, or stored by a version that kept no hash): the report embeds it as
+    HTML, so a cached fragment is trusted only as the EDA's own output."""
+    try:
+        stored = json.loads((eda_dir / "key.json").read_text())
+        text = (eda_dir / "fragment.html").read_bytes().decode("utf-8")
+    except (OSError, ValueError):
+        return None
+    if not isinstance(stored, dict) or stored.get("fragment_sha256") != _sha256(text):
+        return None
+    return text
 
 
 def _run_user_embeddings(run: RunResult, out: Path) -> np.ndarray:

@@ -44,12 +44,15 @@ class TrainingStep(Protocol):
 
 
 def resolve_device(name: str) -> torch.device:
+    from movierec.errors import MovieRecError
+
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(name)
+    try:
+        dev = torch.device(name)
+    except RuntimeError:
+        raise MovieRecError(f"device {name!r}: expected auto, cpu, cuda or cuda:N") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
-        from movierec.errors import MovieRecError
-
         raise MovieRecError(f"device {name!r} requested but CUDA is not available")
     return dev
 

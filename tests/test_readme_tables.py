@@ -1,0 +1,64 @@
+"""README.md's result tables are rendered from the committed files under docs/results/, never typed by hand.
+
+Fast: reads README.md and docs/results/*.json only (no data, no study). After `make run` / `make docs`, or a
+hand edit of a table, `python scripts/readme_tables.py render` brings the README back in line.
+"""
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SCRIPT = ROOT / "scripts" / "readme_tables.py"
+
+
+def _load_script():
+    spec = importlib.util.spec_from_file_location("readme_tables", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+rt = _load_script()
+README = (ROOT / "README.md").read_text()
+
+
+@pytest.mark.parametrize("name", sorted(rt.SOURCES))
+def test_readme_table_matches_its_results_file(name):
+    source = ROOT / "docs" / "results" / rt.SOURCES[name]
+    assert source.exists(), f"{source.relative_to(ROOT)} is missing: the README's {name} table has no source"
+    in_readme = rt.readme_table(README, name)
+    assert in_readme is not None, f"README.md lacks <!-- table:{name} --> ... <!-- /table:{name} -->"
+    assert in_readme == rt.render(name), (
+        f"README.md's {name} table differs from {source.relative_to(ROOT)}; "
+        "run `python scripts/readme_tables.py render` (or `make docs` for fresh results)")
+
+
+@pytest.mark.parametrize("name", sorted(rt.SOURCES))
+def test_results_file_records_where_and_when(name):
+    doc = json.loads((ROOT / "docs" / "results" / rt.SOURCES[name]).read_text())
+    assert doc["date"] and doc["movierec"] and doc["results"]
+    assert int(doc["machine"]["nproc"]) >= 1
+    assert "cpu" in doc["machine"]
+
+
+def test_a_hand_edited_number_is_caught(tmp_path):
+    doc = rt.load("content-hybrid")
+    doc["results"][0]["NDCG@10 [full]"] = 0.123456
+    (tmp_path / rt.SOURCES["content-hybrid"]).write_text(json.dumps(doc))
+    for name in ("study", "similar"):
+        (tmp_path / rt.SOURCES[name]).write_text(json.dumps(rt.load(name)))
+    assert "0.1235" in rt.render("content-hybrid", tmp_path)
+    assert rt.readme_table(rt.rewrite(README, tmp_path), "content-hybrid") != rt.readme_table(README, "content-hybrid")
+
+
+def test_rewrite_touches_only_the_tables():
+    rewritten = rt.rewrite(README)
+    strip = README
+    for name in rt.SOURCES:
+        strip = strip.replace(rt.readme_table(README, name), "")
+        rewritten = rewritten.replace(rt.readme_table(rewritten, name), "")
+    assert rewritten == strip

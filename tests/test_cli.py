@@ -162,3 +162,14 @@ def test_eda_command(mls_dir: str, tmp_path: Path) -> None:
     assert "100,836 ratings" in r.stdout and "eda.html" in r.stdout
     bad = run("eda", str(tmp_path / "nowhere"), "--out", str(tmp_path / "x"))
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1
+
+
+def test_usage_errors_are_one_line_too() -> None:
+    import subprocess
+    import sys
+
+    for args, message in ((["train", "gmf"], "Missing option '--data'"), (["nosuch"], "No such command 'nosuch'"),
+                          (["recommend", "x", "--user", "abc"], "Invalid value for '--user'")):
+        r = subprocess.run([sys.executable, "-m", "movierec", *args], capture_output=True, text=True)
+        assert r.returncode == 2 and r.stderr.count("\n") == 1 and message in r.stderr, r.stderr
+        assert "--help`)" in r.stderr

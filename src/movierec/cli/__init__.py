@@ -94,6 +94,9 @@ def _one_line(message: str) -> str:
     return " ".join(line.strip() for line in message.strip().splitlines()) or "(no message)"
 
 
+_UsageError = typer.BadParameter.__mro__[1]  # click's UsageError (typer vendors click and exports only subclasses)
+
+
 def main() -> None:
     """Entry point: user errors print one line to stderr and exit with code 2; Ctrl-C prints what was kept
     and exits with code 130. ``--debug`` or ``MOVIEREC_DEBUG=1`` re-raise the original exception instead.
@@ -103,7 +106,13 @@ def main() -> None:
     """
     _State.debug = False
     try:
-        app()  # click handles usage errors itself (exit code 2)
+        app(standalone_mode=False)  # usage errors come back here, to be told in one line like the others
+    except _UsageError as e:
+        if _debug_requested():
+            raise
+        hint = f" (see `{e.ctx.command_path} --help`)" if e.ctx is not None else ""
+        print(f"error: {_one_line(e.format_message())}{hint}", file=sys.stderr)
+        sys.exit(2)
     except MovieRecError as e:
         if _debug_requested():
             raise

@@ -27,7 +27,7 @@ from safetensors.numpy import load_file, save_file
 from movierec import __version__
 from movierec.data.dataset import Catalog, IdMap
 from movierec.errors import DataError, MovieRecError
-from movierec.fsutil import atomic_write_dir, atomic_write_text
+from movierec.fsutil import atomic_write_dir, atomic_write_text, read_json
 
 FORMAT = "movierec-bundle"
 FORMAT_VERSION = 1
@@ -123,12 +123,7 @@ def load_bundle(path: str | Path, engine: str = "exact") -> Bundle:
         raise DataError("not a model bundle (a file, not a folder)", path)
     if not cfg_path.exists():
         raise DataError("not a model bundle (config.json not found)", path)
-    try:
-        config = json.loads(cfg_path.read_text())
-    except (OSError, UnicodeDecodeError) as e:
-        raise DataError(f"cannot read ({getattr(e, 'strerror', None) or e})", cfg_path) from e
-    except json.JSONDecodeError as e:
-        raise DataError(f"invalid JSON ({e.msg})", cfg_path, e.lineno) from e
+    config = read_json(cfg_path)
     if not isinstance(config, dict) or config.get("format") != FORMAT:
         found = config.get("format") if isinstance(config, dict) else None
         raise DataError(f"not a movierec bundle (format {found!r})", cfg_path)

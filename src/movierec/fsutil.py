@@ -188,3 +188,19 @@ def mark_output(path: str | Path, kind: str) -> Path:
     if not (path / MARKER).exists():
         atomic_write_text(path / MARKER, json.dumps({"kind": kind}))
     return path
+
+
+def read_json(path: str | Path, hint: str = "") -> Any:
+    """The JSON held in ``path``; a one-line DataError naming the file (and the line for bad JSON, followed by
+    ``hint``) when it cannot be read or parsed."""
+    import json
+
+    from movierec.errors import DataError
+
+    path = Path(path)
+    try:
+        return json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError) as e:
+        raise DataError(f"cannot read ({getattr(e, 'strerror', None) or e})", path) from e
+    except json.JSONDecodeError as e:
+        raise DataError(f"invalid JSON ({e.msg}){hint}", path, e.lineno) from e

@@ -19,6 +19,7 @@ from movierec.data.splits import Split, make_split
 from movierec.errors import DataError, MovieRecError
 from movierec.evaluation import DEFAULT_KS, EvalResult, evaluate
 from movierec.fitting import fit_model
+from movierec.fsutil import read_json
 from movierec.models import Recommender, RunContext, validate_settings
 from movierec.models.settings import parse_pairs
 
@@ -112,7 +113,6 @@ def check_cutoffs(ks: tuple[int, ...], n_candidates: int, what: str) -> None:
 def evaluate_run(run_dir: str | Path, protocol: str = "full", ks: tuple[int, ...] = DEFAULT_KS,
                  part: str = "test") -> EvalResult:
     """Evaluate a run folder's model on its own split and record the result in its metrics.json."""
-    import json
 
     if protocol not in PROTOCOLS:
         raise MovieRecError(f"unknown protocol {protocol!r} (expected one of: {', '.join(PROTOCOLS)})")
@@ -128,12 +128,7 @@ def evaluate_run(run_dir: str | Path, protocol: str = "full", ks: tuple[int, ...
     metrics_path = Path(run_dir) / "metrics.json"
     saved: dict = {}
     if metrics_path.exists():
-        try:
-            saved = json.loads(metrics_path.read_text())
-        except (OSError, UnicodeDecodeError) as e:
-            raise DataError(f"cannot read ({e})", metrics_path) from e
-        except json.JSONDecodeError as e:
-            raise DataError(f"invalid JSON ({e.msg}); remove it to start afresh", metrics_path, e.lineno) from e
+        saved = read_json(metrics_path, "; remove it to start afresh")
         if not isinstance(saved, dict) or not isinstance(saved.get(part, {}), dict):
             raise DataError("not a metrics table; remove it to start afresh", metrics_path)
     result = evaluate(bundle.model, split, protocol, part, ks, item_genre_features(bundle))

@@ -23,7 +23,7 @@ from safetensors.numpy import load_file, save_file
 from movierec.data.dataset import Dataset, IdMap, Interactions
 from movierec.data.sampling import NotEnoughNegativesError, positive_keys, sample_negatives
 from movierec.errors import DataError, MovieRecError
-from movierec.fsutil import atomic_write_bytes, atomic_write_dir
+from movierec.fsutil import atomic_write_bytes, atomic_write_dir, read_json
 
 N_SAMPLED_NEGATIVES = 99
 DEFAULT_SEED = 42
@@ -139,12 +139,7 @@ class Split:
                 raise DataError("split files not found (split.json, split.safetensors)", path)
             if not f.is_file():
                 raise DataError("not a file", f)
-        try:
-            header = json.loads(json_path.read_text())
-        except (OSError, UnicodeDecodeError) as e:
-            raise DataError(f"cannot read ({e})", json_path) from e
-        except json.JSONDecodeError as e:
-            raise DataError(f"invalid JSON ({e.msg})", json_path, e.lineno) from e
+        header = read_json(json_path)
         try:
             a = load_file(str(arrays_path))
         except (OSError, SafetensorError) as e:

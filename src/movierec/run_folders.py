@@ -5,7 +5,6 @@ This is the Python API behind ``movierec train``, ``evaluate``, ``recommend`` an
 
 from __future__ import annotations
 
-import re
 import shutil
 import time
 from pathlib import Path
@@ -31,13 +30,17 @@ def parse_overrides(model_name: str, pairs: list[str]) -> dict[str, Any]:
     return validate_settings(model_name, parse_pairs(pairs, f"{model_name} --set"), f"{model_name} --set")
 
 
-_DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
 
 
 def check_device(device: str) -> None:
-    """Refuse a device name torch would not parse, with one line and before any data is split."""
-    if not _DEVICE.fullmatch(device):
-        raise MovieRecError(f"--device {device!r}: expected auto, cpu, cuda, cuda:N (N: a GPU number) or mps")
+    """Refuse a device torch would not parse or does not have, with one line and before any data is split
+    (the trainer's own check, :func:`movierec.training.resolve_device`, run early)."""
+    from movierec.training import resolve_device
+
+    try:
+        resolve_device(device)
+    except MovieRecError as e:
+        raise MovieRecError(f"--{e}") from None
 
 
 def item_genre_features(dataset_or_bundle: Dataset | Bundle) -> np.ndarray | None:

@@ -51,7 +51,7 @@ def resolve_device(name: str) -> torch.device:
     try:
         dev = torch.device(name)
     except RuntimeError:
-        raise MovieRecError(f"device {name!r}: expected auto, cpu, cuda or cuda:N") from None
+        raise MovieRecError(f"device {name!r}: expected auto, cpu, cuda, cuda:N (N: a GPU number) or mps") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise MovieRecError(f"device {name!r} requested but CUDA is not available")
     return dev

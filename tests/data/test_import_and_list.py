@@ -26,13 +26,7 @@ GOOD_MOVIES = ('movieId,title,genres\n10,"Movie, The (1999)",Drama|Comedy\n20,Ot
                "30,No Year,(no genres listed)\n")
 
 
-@pytest.fixture(autouse=True)
-def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A fresh cache per test, and no data folders from the environment."""
-    d = tmp_path / "cache"
-    monkeypatch.setenv("MOVIEREC_CACHE_DIR", str(d))
-    monkeypatch.delenv("MOVIEREC_DATA_DIR", raising=False)
-    return d
+pytestmark = pytest.mark.usefixtures("cache")  # a fresh cache per test (tests/data/conftest.py)
 
 
 def write_folder(folder: Path, ratings: str | None = GOOD_RATINGS, movies: str | None = GOOD_MOVIES) -> Path:

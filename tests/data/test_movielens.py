@@ -25,13 +25,7 @@ from movierec.errors import DataError, MovieRecError, UnknownDatasetError
 RATINGS_HEADER = "userId,movieId,rating,timestamp\n"
 
 
-@pytest.fixture(autouse=True)
-def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A fresh cache per test, and no data folders from the environment."""
-    d = tmp_path / "cache"
-    monkeypatch.setenv("MOVIEREC_CACHE_DIR", str(d))
-    monkeypatch.delenv("MOVIEREC_DATA_DIR", raising=False)
-    return d
+pytestmark = pytest.mark.usefixtures("cache")  # a fresh cache per test (tests/data/conftest.py)
 
 
 def write_csv_release(folder: Path, ratings: str | None = None, movies: str | None = None) -> Path:

@@ -22,7 +22,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("movierec.artifacts", "movierec.fitting"),
     ("movierec.similar", "movierec.segments", "movierec.eda", "movierec.comparison", "movierec.testing"),
     ("movierec.run_folders", "movierec.experiments"),
-    ("movierec.study",),
+    ("movierec.study", "movierec.serving"),
     ("movierec.cli", "movierec.__main__"),
 ]
 TOP = ("movierec",)  # the package's own __init__ (a lazy convenience loader) sits above nothing in particular

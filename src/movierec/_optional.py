@@ -7,7 +7,8 @@ from types import ModuleType
 
 from movierec.errors import MovieRecError
 
-_EXTRA = {"matplotlib": "study", "seaborn": "study", "jinja2": "study", "sklearn": "study"}
+_EXTRA = {"matplotlib": "study", "seaborn": "study", "jinja2": "study", "sklearn": "study", "fastapi": "serve",
+          "uvicorn": "serve", "httpx": "serve"}
 
 
 def require(module: str) -> ModuleType:

@@ -76,7 +76,8 @@ def train_run(model_name: str, dataset: Dataset, out: str | Path | None, overrid
     if split.valid is not None and split.valid.negatives is not None:
         info["valid"] = evaluate(model, split, "sampled-100", "valid", (10,)).to_json()
     if out is not None:
-        dataset_info = {"name": dataset.name, "source": dataset.source, **split.summary()}
+        dataset_info = {"name": dataset.name, "source": dataset.source, **split.summary(),
+                        "rating_scale": rating_scale(dataset)}
         save_bundle(out, model, dataset.users, dataset.items, dataset.catalog, dataset_info,
                     metrics={"valid": {"sampled-100": info.get("valid", {}).get("metrics", {})},
                              "fit_seconds": report.seconds},
@@ -85,6 +86,12 @@ def train_run(model_name: str, dataset: Dataset, out: str | Path | None, overrid
         if ckpt is not None and ckpt.exists():
             shutil.rmtree(ckpt, ignore_errors=True)
     return model, split, info
+
+
+def rating_scale(dataset: Dataset) -> list[float]:
+    """[lowest, highest] rating of the data (what a new person may give, when served)."""
+    r = dataset.interactions.rating
+    return [float(r.min()), float(r.max())] if len(r) else [1.0, 1.0]
 
 
 def load_run(run_dir: str | Path) -> tuple[Bundle, Split]:

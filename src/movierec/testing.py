@@ -15,7 +15,7 @@ sorted and never a seen item; a trained user's own training history gives the us
 with at least ``history_overlap`` mean overlap for models that fold users in); new histories are scored and
 never recommended their own items; vae-cf fold-in evaluation runs; a bundle round trip gives identical
 scores; a registry entry with described settings; user and item vectors where the model declares them;
-the fit report; an unfitted model says so.
+item similarities where the model has them; the fit report; an unfitted model says so.
 """
 
 from __future__ import annotations
@@ -155,6 +155,19 @@ class ModelContract:
         if items is not None:
             assert items.ndim == 2 and items.shape[0] == fitted.n_items
 
+    def test_item_similarity(self, fitted: Recommender) -> None:
+        """Where the model has a notion of similar items: one row per asked item, finite, the same after a
+        bundle round trip; and not all zero."""
+        items = np.array([0, 7, 42])
+        s = fitted.item_similarity(items)
+        if s is None:
+            assert not fitted.has_item_vectors and not fitted.parts()
+            return
+        assert s.shape == (3, fitted.n_items) and s.dtype == np.float32 and np.isfinite(s).all()
+        assert (s != 0).any(axis=1).all()
+        others = np.array([5, 0, 299, 42])
+        assert np.allclose(fitted.item_similarity(items, others), s[:, others], atol=1e-6)
+
     def test_fit_report(self, fitted: Recommender) -> None:
         report = fitted.fit_report_
         assert isinstance(report, FitReport) and report.seconds > 0
@@ -171,6 +184,9 @@ class ModelContract:
         users = np.arange(30)
         assert np.array_equal(loaded.score(users), fitted.score(users))
         assert np.array_equal(loaded.recommend(users, 10)[0], fitted.recommend(users, 10)[0])
+        same = fitted.item_similarity(np.array([3, 9]))
+        if same is not None:
+            assert np.allclose(loaded.item_similarity(np.array([3, 9])), same, atol=1e-6)
 
     def test_unfitted_model_says_so(self) -> None:
         with pytest.raises(RuntimeError, match="not fitted"):

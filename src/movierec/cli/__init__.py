@@ -6,7 +6,8 @@ so ``movierec --help`` stays fast.
 
 - ``common``: the console, shared option types, JSON output, key-value and comparison tables
 - ``data``: ``data list|fetch|import|info|synth`` and ``split``
-- ``training``: ``train``, ``evaluate``, ``recommend``, ``compare``
+- ``training``: ``train``, ``evaluate``, ``compare``
+- ``serving``: ``recommend`` (known users, new people, every user) and ``serve`` (HTTP and a web page)
 - ``study``: ``experiment``, ``eda``, ``segments``, ``study``
 - ``similar``: ``similar``
 - ``models``: ``models`` (the registry: families, summaries, settings)
@@ -22,7 +23,7 @@ from typing import Annotated, Any
 
 import typer
 
-from movierec.cli import data, models, similar, study, training
+from movierec.cli import data, models, serving, similar, study, training
 from movierec.cli.common import COMPACT, comparison_table, console
 from movierec.errors import MovieRecError
 
@@ -80,7 +81,7 @@ data_app.command("synth")(_command(data.data_synth))
 app.command("split")(_command(data.split_cmd))
 app.command("train")(_command(training.train_cmd))
 app.command("evaluate")(_command(training.evaluate_cmd))
-app.command("recommend")(_command(training.recommend_cmd))
+app.command("recommend")(_command(serving.recommend_cmd))
 app.command("experiment")(_command(study.experiment_cmd))
 app.command("eda")(_command(study.eda_cmd))
 app.command("segments")(_command(study.segments_cmd))
@@ -88,6 +89,7 @@ app.command("study")(_command(study.study_cmd))
 app.command("compare")(_command(training.compare_cmd))
 app.command("similar")(_command(similar.similar_cmd))
 app.command("models")(_command(models.models_cmd))
+app.command("serve")(_command(serving.serve_cmd))
 
 
 def _one_line(message: str) -> str:

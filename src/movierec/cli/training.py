@@ -1,4 +1,4 @@
-"""``movierec train|evaluate|recommend|compare``: fit models, score them, ask them for movies."""
+"""``movierec train|evaluate|compare``: fit models and score them."""
 
 from __future__ import annotations
 
@@ -6,10 +6,8 @@ import sys
 from pathlib import Path
 from typing import Annotated
 
-import numpy as np
 import typer
 from rich.markup import escape
-from rich.table import Table
 
 from movierec.cli.common import DataArg, JsonOpt, _kv_table, _null, _print_comparison, _print_json, console
 from movierec.errors import MovieRecError
@@ -71,59 +69,6 @@ def evaluate_cmd(
     else:
         console.print(_kv_table(escape(f"{run_dir} · test · protocol {res.protocol} · {len(res.users)} users"),
                                 res.metrics))
-
-
-def recommend_cmd(
-    run_dir: Path,
-    user: Annotated[int, typer.Option("--user", help="Raw MovieLens user id.")],
-    k: Annotated[int, typer.Option("-k")] = 10,
-    as_json: JsonOpt = False,
-) -> None:
-    """Top-k movies for a known user (raw ids in and out, with titles).
-
-    Never recommends a movie the user is known to have rated: the training ratings in the bundle and, when
-    RUN is a run folder with a split/ (as `movierec train` writes), the user's held-out validation and test
-    movies (and the fold-in movies of a vae-cf split) too. A bare model bundle excludes its training ratings.
-    """
-    from movierec.artifacts import load_bundle
-    from movierec.run_folders import check_cutoffs
-
-    if k < 1:
-        raise MovieRecError("-k must be at least 1")
-    b = load_bundle(run_dir, engine="fast")
-    check_cutoffs((k,), len(b.items), "movies of the run's catalogue")
-    uidx = b.users.index(user)
-    known = _held_out_items(run_dir, uidx)
-    items, scores = b.model.recommend(uidx, k + len(known))  # then drop the held-out ones: k remain
-    keep = (items[0] >= 0) & ~np.isin(items[0], known)
-    items, scores = items[0][keep][:k], scores[0][keep][:k]
-    rows = [{"rank": r + 1, "movieId": int(b.items.raw(i)), "title": t, "score": float(s)}
-            for r, (i, t, s) in enumerate(zip(items, b.titles(items), scores, strict=True))]
-    if as_json:
-        _print_json({"user": user, "model": b.config["model"], "recommendations": rows})
-        return
-    t = Table("rank", "movieId", "title", "score", title=escape(f"{b.config['model']} · user {user}"))
-    for r in rows:
-        t.add_row(str(r["rank"]), str(r["movieId"]), escape(str(r["title"])), f"{r['score']:.4g}")
-    console.print(t)
-
-
-def _held_out_items(run_dir: Path, uidx: int) -> np.ndarray:
-    """Item indices of the user's validation and test movies (and vae-cf fold-in movies) in RUN/split/;
-    empty for a bundle without a split."""
-    from movierec.data.splits import Split
-
-    if not (Path(run_dir) / "split" / "split.json").exists():
-        return np.zeros(0, dtype=np.int64)
-    split = Split.load(Path(run_dir) / "split")
-    found = []
-    for part in (split.valid, split.test):
-        if part is None:
-            continue
-        found.append(part.item[part.user == uidx])
-        if part.fold_in is not None:
-            found.append(part.fold_in.item[part.fold_in.user == uidx])
-    return np.unique(np.concatenate(found).astype(np.int64)) if found else np.zeros(0, dtype=np.int64)
 
 
 def compare_cmd(

@@ -10,6 +10,9 @@
 - ``recommend(users, k)`` / ``recommend_history(history, k)`` -> (items int64 [n, k], scores float32
   [n, k]); seen items are excluded; slots with no candidate left hold item -1 and score -inf.
 - ``user_vectors()`` / ``item_vectors()``: learned vectors where the model has them, else None.
+- ``item_similarity(items, others=None)``: how alike the model finds each given item and every item (or
+  each of ``others``), float32 [len(items), n_items or len(others)], or None for a model with no notion of
+  it (popularity); used for "because you rated ..." reasons and model-based similar movies.
 - Persistence is :mod:`movierec.artifacts` (the layer above): ``state_dict()`` / ``load_state_dict()``.
 
 A subclass declares ``name`` (its registry name) and ``config_class`` (a dataclass of settings declared
@@ -138,6 +141,7 @@ class Recommender(ABC):
     def fit(self, train: Interactions, catalog: Catalog | None = None, valid: HeldOut | None = None,
             context: RunContext | None = None) -> Recommender:
         t0 = time.perf_counter()
+        self._unit_item_vectors = None
         self.seen_ = train.matrix()
         report = self._fit(train, catalog, valid, context or RunContext()) or FitReport()
         report.seconds = time.perf_counter() - t0
@@ -208,6 +212,24 @@ class Recommender(ABC):
         """Learned item vectors float [n_items, d], or None when the model has none."""
         return None
 
+    def item_similarity(self, items: np.ndarray, others: np.ndarray | None = None) -> np.ndarray | None:
+        """How alike the model finds each of ``items`` [m] and each of ``others`` [p] (default: every item):
+        float32 [m, p or n_items], higher is more alike; None for a model with no notion of it.
+
+        The default is the cosine of the learned item vectors (normalised once and kept); models with
+        their own item-item weights or item features override it.
+        """
+        unit = getattr(self, "_unit_item_vectors", None)
+        if unit is None:
+            v = self.item_vectors()
+            if v is None:
+                return None
+            v = np.asarray(v, dtype=np.float32)
+            unit = v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
+            self._unit_item_vectors = unit
+        b = unit if others is None else unit[np.asarray(others, dtype=np.int64)]
+        return unit[np.asarray(items, dtype=np.int64)] @ b.T
+
     # -- persistence (see movierec.artifacts) --------------------------------------------------------
     @abstractmethod
     def _state(self) -> dict[str, np.ndarray]: ...
@@ -229,6 +251,7 @@ class Recommender(ABC):
         shape = tuple(int(x) for x in state["seen.shape"])
         indices = state["seen.indices"]
         self.seen_ = sp.csr_matrix((np.ones(len(indices), np.float32), indices, state["seen.indptr"]), shape=shape)
+        self._unit_item_vectors = None
         self._load_state({k: v for k, v in state.items() if not k.startswith("seen.")})
 
     def config_dict(self) -> dict[str, Any]:

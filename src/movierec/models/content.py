@@ -125,6 +125,15 @@ class ContentRecommender(Recommender):
         profiles = (user_weights(history.as_interactions(self.n_items)) @ self.x_).tocsr()
         return self._gather(self._score_profiles(profiles), items)
 
+    def item_similarity(self, items: np.ndarray, others: np.ndarray | None = None) -> np.ndarray:
+        """Cosine of the items' content feature rows (what the profile match compares)."""
+        x = self.x_
+        norms = np.sqrt(np.asarray(x.multiply(x).sum(axis=1)).ravel())
+        a = np.asarray(items, dtype=np.int64)
+        b = np.arange(x.shape[0]) if others is None else np.asarray(others, dtype=np.int64)
+        s = np.asarray((x[a] @ x[b].T).toarray(), dtype=np.float32)
+        return s / np.maximum(np.outer(norms[a], norms[b]), 1e-12).astype(np.float32)
+
     def _state(self) -> dict[str, np.ndarray]:
         return {"x.data": self.x_.data, "x.indices": self.x_.indices.astype(np.int32),
                 "x.indptr": self.x_.indptr.astype(np.int64), "x.shape": np.array(self.x_.shape, np.int64),

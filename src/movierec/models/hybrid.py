@@ -73,6 +73,14 @@ class _TwoModels(Recommender):
     def parts(self) -> tuple[Recommender, ...]:
         return (self.a_, self.b_)
 
+    def item_similarity(self, items: np.ndarray, others: np.ndarray | None = None) -> np.ndarray | None:
+        """The first part's notion of similar items (part a, else part b; None when neither has one)."""
+        for part in self.parts():
+            s = part.item_similarity(items, others)
+            if s is not None:
+                return s
+        return None
+
     def _report(self, setting_name: str, value: float) -> FitReport:
         return FitReport(chosen={setting_name: float(value)}, tuned=self.tuning_ is not None)
 

@@ -65,9 +65,13 @@ class ItemKNN(Recommender):
         full = np.asarray((history.matrix(self.n_items) @ self.w_).toarray(), dtype=np.float32)
         return self._gather(full, items)
 
-    def item_similarity(self) -> sp.csr_matrix:
-        """Item-item weights [n_items, n_items]: row j holds sim(j, i) for the items i that keep j as a neighbour."""
-        return self.w_
+    def item_similarity(self, items: np.ndarray, others: np.ndarray | None = None) -> np.ndarray:
+        """The kept item-item weights, either direction: sim(a, b) where a keeps b as a neighbour or b keeps a."""
+        items = np.asarray(items, dtype=np.int64)
+        cols = slice(None) if others is None else np.asarray(others, dtype=np.int64)
+        forward = self.w_[items][:, cols].toarray()
+        backward = (self.w_[:, items] if others is None else self.w_[cols][:, items]).T.toarray()
+        return np.maximum(forward, backward).astype(np.float32)
 
     def _state(self) -> dict[str, np.ndarray]:
         return {"w.data": self.w_.data, "w.indices": self.w_.indices.astype(np.int32),

@@ -50,6 +50,7 @@ class NumpyNCF(Recommender):
 
     def _load_state(self, state: dict[str, np.ndarray]) -> None:
         self.w = {k[4:]: np.asarray(v, dtype=np.float32) for k, v in state.items() if k.startswith("net.")}
+        self._item_projection: dict[str, np.ndarray] = {}
 
     # -- the algebra -------------------------------------------------------------------------------
     def _gmf(self, p: str, users: np.ndarray, items: np.ndarray | None, w: np.ndarray) -> np.ndarray:
@@ -69,7 +70,12 @@ class NumpyNCF(Recommender):
         w1, b1 = self.w[p + "hidden.0.weight"], self.w[p + "hidden.0.bias"]
         e = pu.shape[1]
         a = pu @ w1[:, :e].T + b1
-        c = qi @ w1[:, e:].T
+        if items is None:  # every item's half of the first layer does not depend on the user: computed once
+            c = self._item_projection.get(p)
+            if c is None:
+                c = self._item_projection[p] = q @ w1[:, e:].T
+        else:
+            c = qi @ w1[:, e:].T
         x = np.maximum(a[:, None, :] + (c[None] if items is None else c), 0)
         for k in range(1, n_layers):
             x = np.maximum(x @ self.w[f"{p}hidden.{k}.weight"].T + self.w[f"{p}hidden.{k}.bias"], 0)

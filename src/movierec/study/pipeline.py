@@ -4,6 +4,7 @@ protocols, segment the users, and write ``report.html``.
 Output folder::
 
     eda/                 the EDA report (eda.html, figures/, tables/, summary.json)
+    split/               the split every model was trained and evaluated on (split.json, split.safetensors)
     runs/<slug>/         one folder per model: result.json (written last: the run is done),
                          per_user.parquet (per-user HR/NDCG@10 under both protocols), model/ (bundle)
     segments/            segments.parquet (userId, segment), profiles.csv, per_segment.csv
@@ -50,7 +51,7 @@ from movierec.experiments import run_key as _experiment_run_key
 from movierec.fitting import fit_model
 from movierec.fsutil import atomic_write_bytes, atomic_write_parquet, atomic_write_text
 from movierec.models import RunContext, family_of
-from movierec.run_folders import evaluate_test, item_genre_features, protocol_columns
+from movierec.run_folders import evaluate_test, item_genre_features, protocol_columns, rating_scale
 from movierec.segments import SegmentConfig
 
 if sys.version_info >= (3, 11):
@@ -191,7 +192,8 @@ def train_and_evaluate(spec: Any, dataset: Dataset, split: Split, folder: Path, 
         atomic_write_bytes(folder / "top10.npz", buf.getvalue())
     if save_model:
         save_bundle(folder / "model", model, dataset.users, dataset.items, dataset.catalog,
-                    {"name": dataset.name, "source": dataset.source, **split.summary()},
+                    {"name": dataset.name, "source": dataset.source, **split.summary(),
+                     "rating_scale": rating_scale(dataset)},
                     metrics={"test": {p: r.metrics for p, r in results.items()}, "fit_seconds": fit_seconds},
                     train_log=report.train_log)
     meta = {"name": spec.name, "model_class": spec.model, "family": row["family"], "settings": spec.settings,
@@ -295,6 +297,7 @@ def run_study(dataset: Dataset, out: str | Path, config: dict[str, Any] | None =
 
     tick("splitting")
     split = make_split(dataset, st.get("split", "loo"), seed)
+    split.save(out / "split")  # a served model of this study never recommends a user's held-out movies
     feats = item_genre_features(dataset)
 
     runs: list[RunResult] = []

@@ -1,0 +1,176 @@
+"""``movierec recommend`` (a known user, a new person, every user) and ``movierec serve`` (HTTP and a web page)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from movierec.cli.common import JsonOpt, _print_json, console
+from movierec.errors import MovieRecError
+
+RunArg = Annotated[Path, typer.Argument(help="A run folder (movierec train), a model bundle, or a study folder "
+                                             "(its best model).", show_default=False)]
+
+
+def recommend_cmd(
+    run_dir: RunArg,
+    user: Annotated[int | None, typer.Option("--user", help="A known user's raw id.")] = None,
+    rate: Annotated[list[str] | None, typer.Option(
+        "--rate", help='A new person\'s rating "TITLE=RATING" or "MOVIEID=RATING" (repeatable; in the order '
+        'watched, which sequential models read as the session).')] = None,
+    users: Annotated[str | None, typer.Option(
+        "--users", help="all, or a file of user ids (one per line, or a CSV with a userId column): "
+        "recommendations for every one of them, written to --out.")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="With --users: the table to write (.parquet or .csv): "
+                                                           "user, rank, movie, score.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="With --users: replace --out if it exists.")] = False,
+    k: Annotated[int, typer.Option("-k", help="Movies per list.")] = 10,
+    as_json: JsonOpt = False,
+) -> None:
+    """Top-k movies for a known user (--user), a new person (--rate ...), or many users (--users ... --out).
+
+    Never recommends a movie the person is known to have rated: for a known user the training ratings in the
+    bundle and, when RUN is a run folder with a split/ (as `movierec train` writes) or a study, the user's
+    held-out validation and test movies (and the fold-in movies of a vae-cf split) too; for a new person the
+    rated movies. Each movie comes with a reason where the model has one ("because you rated ...").
+
+    Examples: movierec recommend out/run --user 1; movierec recommend out/run --rate "Toy Story (1995)=5"
+    --rate "Heat (1995)=4"; movierec recommend out/run --users all --out recs.parquet
+    """
+    modes = [m for m, given in (("--user", user is not None), ("--rate", bool(rate)), ("--users", users is not None))
+             if given]
+    if len(modes) != 1:
+        raise MovieRecError("give one of --user ID, --rate TITLE=RATING (repeatable) or --users all|FILE"
+                            + (f" (got {' and '.join(modes)})" if modes else ""))
+    if k < 1:
+        raise MovieRecError("-k must be at least 1")
+    if users is not None:
+        _recommend_many(run_dir, users, out, force, k, as_json)
+        return
+    if out is not None:
+        raise MovieRecError("--out goes with --users (a table for many users)")
+    from movierec.run_folders import check_cutoffs
+    from movierec.serving import Service
+
+    service = Service.open([run_dir], cache_users=0, warm=False, max_k=None)
+    served = service.model(None)
+    check_cutoffs((k,), served.model.n_items, "movies of the run's catalogue")
+    if user is not None:
+        served.user_index(user)  # an unknown id fails here with the data layer's one line
+        result = service.for_user(user, k)
+        title = f"{served.model_name} · user {user}"
+    else:
+        ratings = [_parse_rating(service, text) for text in rate or []]
+        result = service.for_person(ratings, k)
+        title = f"{served.model_name} · {len(ratings)} rated movie(s)"
+        if result["ignored"]:
+            console.print(f"the model does not know movie id(s) {', '.join(map(str, result['ignored']))}; "
+                          "recommending from the others", markup=False)
+    rows = [{"rank": r["rank"], "movieId": r["movie_id"], "title": r["title"], "genres": r["genres"],
+             "score": r["score"], "reason": r["reason"]} for r in result["recommendations"]]
+    if as_json:
+        head = {"user": user} if user is not None else {"ratings": [{"movieId": m, "rating": v} for m, v in ratings]}
+        _print_json({**head, "model": served.model_name, "recommendations": rows})
+        return
+    t = Table("rank", "movieId", "title", "score", "why", title=escape(title))
+    for r in rows:
+        t.add_row(str(r["rank"]), str(r["movieId"]), escape(str(r["title"])), f"{r['score']:.4g}",
+                  escape(r["reason"] or ""))
+    console.print(t)
+
+
+def _parse_rating(service, text: str) -> tuple[int, float]:
+    """'Toy Story (1995)=5' -> (1, 5.0); the title matched as `movierec similar` matches it."""
+    title, sep, value = text.rpartition("=")
+    if not sep or not title.strip():
+        raise MovieRecError(f"--rate {text!r}: write TITLE=RATING or MOVIEID=RATING, e.g. \"Toy Story (1995)=5\"")
+    try:
+        rating = float(value)
+    except ValueError:
+        raise MovieRecError(f"--rate {text!r}: the rating {value.strip()!r} is not a number") from None
+    if not np.isfinite(rating):
+        raise MovieRecError(f"--rate {text!r}: the rating must be a finite number")
+    try:
+        return service.resolve(title.strip()), rating
+    except MovieRecError as e:
+        raise MovieRecError(f"--rate {text!r}: {e}") from None
+
+
+def _recommend_many(run_dir: Path, users: str, out: Path | None, force: bool, k: int, as_json: bool) -> None:
+    import time
+
+    from movierec.fsutil import atomic_write_bytes, atomic_write_parquet
+    from movierec.run_folders import check_cutoffs
+    from movierec.serving import ServedModel
+    from movierec.serving.batch import read_user_file, recommend_users_table
+
+    if out is None:
+        raise MovieRecError("--users needs --out FILE (.parquet or .csv) for the table")
+    if out.suffix not in (".parquet", ".csv"):
+        raise MovieRecError(f"--out {out}: name a .parquet or .csv file")
+    if out.is_dir():
+        raise MovieRecError(f"--out {out}: is a folder; name a .parquet or .csv file")
+    if out.exists() and not force:
+        raise MovieRecError(f"--out {out}: already exists; pass --force to replace it")
+    if not out.parent.exists():
+        raise MovieRecError(f"--out {out}: the folder {out.parent} does not exist")
+    raw = None if users == "all" else read_user_file(users)
+    served = ServedModel.open(run_dir)
+    check_cutoffs((k,), served.model.n_items, "movies of the run's catalogue")
+    t0 = time.perf_counter()
+    table = recommend_users_table(served, raw, k)
+    seconds = time.perf_counter() - t0
+    if out.suffix == ".parquet":
+        atomic_write_parquet(out, table)
+    else:
+        atomic_write_bytes(out, table.to_csv(index=False).encode())
+    n_users = int(table["user"].nunique())
+    if as_json:
+        _print_json({"model": served.model_name, "users": n_users, "rows": len(table), "k": k, "out": str(out),
+                     "seconds": round(seconds, 3)})
+        return
+    console.print(f"{served.model_name}: top {k} for {n_users:,} users in {seconds:.2f} s → {out} "
+                  f"({len(table):,} rows: user, rank, movie, score)", markup=False)
+
+
+def serve_cmd(
+    runs: Annotated[list[Path], typer.Argument(help="Run folders, model bundles or study folders to serve "
+                                                    "(each study: its best model).", show_default=False)],
+    host: Annotated[str, typer.Option("--host", help="Address to bind; 0.0.0.0 exposes it to the network.")]
+    = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port.")] = 8000,
+    cache_users: Annotated[int, typer.Option(
+        "--cache-users", help="Known users whose lists each model keeps in memory (0: score every request).")]
+    = 50_000,
+    access_log: Annotated[bool, typer.Option("--access-log", help="Log every request.")] = False,
+) -> None:
+    """Serve models over HTTP with a web page: rate a few movies, get each model's recommendations.
+
+    The page is at http://HOST:PORT/, the API's documentation at /docs. The models load in the background;
+    GET /health says when they are ready. Nothing is written to the folders served.
+
+    Example: movierec serve out/study-ml-latest-small --port 8000
+    """
+    from movierec._optional import require
+    from movierec.serving.served import check_servable
+
+    require("fastapi")
+    require("uvicorn")
+    if not 0 < port < 65536:
+        raise MovieRecError(f"--port {port}: must be between 1 and 65535")
+    if cache_users < 0:
+        raise MovieRecError("--cache-users must be at least 0")
+    for run in runs:
+        check_servable(run)
+    from movierec.serving.api import serve
+
+    def started() -> None:
+        console.print(f"serving {len(runs)} model folder(s) at http://{host}:{port}/ (API docs: /docs); "
+                      "Ctrl-C stops", markup=False)
+
+    serve(runs, host=host, port=port, cache_users=cache_users, access_log=access_log, on_start=started)

@@ -1,0 +1,254 @@
+"""The HTTP API and web page of ``movierec serve`` (FastAPI; OpenAPI at ``/docs``).
+
+    GET  /health                                   200 once every model is loaded, 503 while loading or failed
+    GET  /v1/models                                the served models
+    GET  /v1/users/{user_id}/recommendations       ?k=10&model=NAME   a known user
+    POST /v1/recommendations                       {"ratings": [{"movie_id": 1, "rating": 5}], "k": 10, "model": ...}
+    GET  /v1/movies                                ?q=toy&limit=10    title search
+    GET  /v1/movies/{movie_id}/similar             ?k=10&by=content|model&model=NAME
+    GET  /v1/users/{user_id}/segment               ?model=NAME        the user's segment (models from a study)
+    GET  /                                         the web page (static/, no CDN, no build step)
+
+Every error is JSON ``{"detail": "one line"}``: 404 for an unknown user, movie or model; 422 for a malformed
+body or query, ratings off the scale, an empty list or k out of range; 503 while loading. The models are
+loaded in a background thread when the app starts, so ``/health`` answers at once and says when it is ready.
+Handlers are plain functions (FastAPI runs them in its thread pool), so numpy scoring uses both cores.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel, ConfigDict, Field
+
+from movierec import __version__
+from movierec.errors import MovieRecError
+from movierec.serving.service import MAX_K, NotFound, Service
+
+STATIC = Path(__file__).parent / "static"
+MAX_RATINGS = 1000
+
+
+# -------------------------------------------------------------------------------------------------- schemas
+class Movie(BaseModel):
+    movie_id: int
+    title: str = Field(description="Title with its year, as MovieLens writes it")
+    year: int | None
+    genres: list[str]
+    ratings: int = Field(description="Training ratings of the movie (its popularity in the model's data)")
+
+
+class RecommendedMovie(Movie):
+    rank: int
+    score: float = Field(description="The model's score (comparable within one list only)")
+    reason: str | None = Field(description='Why, where the model can say: "because you rated ..."')
+    because_movie_id: int | None
+
+
+class UserRecommendations(BaseModel):
+    model: str
+    user_id: int
+    recommendations: list[RecommendedMovie]
+
+
+class Rating(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    movie_id: int
+    rating: float
+
+
+class RecommendationRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    ratings: list[Rating] = Field(max_length=MAX_RATINGS,
+                                  description="The person's ratings, oldest first (a session's order)")
+    k: int = Field(10, ge=1, le=MAX_K)
+    model: str | None = Field(None, description="A served model's name (default: the first)")
+
+
+class PersonRecommendations(BaseModel):
+    model: str
+    rated: int = Field(description="Ratings the model used")
+    ignored: list[int] = Field(description="Rated movie ids this model does not know (another served model may)")
+    recommendations: list[RecommendedMovie]
+
+
+class SimilarMovie(Movie):
+    rank: int
+    score: float
+
+
+class SimilarMovies(BaseModel):
+    movie: Movie
+    by: str
+    model: str | None
+    results: list[SimilarMovie]
+
+
+class Segment(BaseModel):
+    user_id: int
+    segment: int | None
+    name: str | None
+    profile: dict[str, Any] | None
+    note: str | None
+
+
+class ModelInfo(BaseModel):
+    name: str
+    model: str
+    family: str | None
+    summary: str | None
+    path: str
+    users: int
+    movies: int
+    segments: bool = Field(description="Whether /v1/users/{id}/segment answers for this model")
+    similar: bool = Field(description="Whether the model has a notion of similar movies (by=model)")
+    test_metrics: dict[str, dict[str, float]] | None
+
+
+class Health(BaseModel):
+    status: str
+    version: str
+    models: list[str]
+    error: str | None = None
+
+
+# -------------------------------------------------------------------------------------------------- app
+class _State:
+    def __init__(self) -> None:
+        self.service: Service | None = None
+        self.error: str | None = None
+        self.ready = threading.Event()
+
+
+def create_app(paths: list[str | Path] | None = None, service: Service | None = None,
+               cache_users: int = 50_000) -> FastAPI:
+    """The app for a loaded ``service``, or one that loads ``paths`` in a background thread at startup."""
+    if (paths is None) == (service is None):
+        raise ValueError("give paths or a service")
+    state = _State()
+    if service is not None:
+        state.service = service
+        state.ready.set()
+
+    def load() -> None:
+        try:
+            state.service = Service.open(list(paths or []), cache_users=cache_users)
+        except MovieRecError as e:
+            state.error = str(e)
+        except Exception as e:
+            state.error = f"{type(e).__name__}: {e}"
+        finally:
+            state.ready.set()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        if not state.ready.is_set():
+            threading.Thread(target=load, name="movierec-load", daemon=True).start()
+        yield
+
+    app = FastAPI(title="movierec", version=__version__, lifespan=lifespan,
+                  description="Movie recommendations for known users and new people, with reasons.")
+    app.state.movierec = state
+
+    def svc() -> Service:
+        if state.service is None:
+            if state.error is not None:
+                raise _Unavailable(f"the models failed to load: {state.error}")
+            raise _Unavailable("loading the models; try again in a moment (GET /health says when ready)")
+        return state.service
+
+    @app.exception_handler(NotFound)
+    async def not_found(request: Request, exc: NotFound) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=404)
+
+    @app.exception_handler(_Unavailable)
+    async def unavailable(request: Request, exc: _Unavailable) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=503)
+
+    @app.exception_handler(MovieRecError)
+    async def bad_request(request: Request, exc: MovieRecError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=422)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"detail": _one_line(exc.errors())}, status_code=422)
+
+    @app.get("/health", response_model=Health)
+    def health() -> JSONResponse:
+        if state.service is not None:
+            return JSONResponse({"status": "ready", "version": __version__, "models": list(state.service.models)})
+        status = "failed" if state.error is not None else "loading"
+        return JSONResponse({"status": status, "version": __version__, "models": [], "error": state.error},
+                            status_code=503)
+
+    @app.get("/v1/models", response_model=list[ModelInfo])
+    def models() -> list[dict]:
+        return svc().model_info()
+
+    @app.get("/v1/users/{user_id}/recommendations", response_model=UserRecommendations)
+    def user_recommendations(user_id: int, k: Annotated[int, Query(ge=1, le=MAX_K)] = 10,
+                             model: str | None = None) -> dict:
+        return svc().for_user(user_id, k, model)
+
+    @app.post("/v1/recommendations", response_model=PersonRecommendations)
+    def person_recommendations(body: RecommendationRequest) -> dict:
+        return svc().for_person([(r.movie_id, r.rating) for r in body.ratings], body.k, body.model)
+
+    @app.get("/v1/movies", response_model=list[Movie])
+    def movies(q: Annotated[str, Query(min_length=1, max_length=200)],
+               limit: Annotated[int, Query(ge=1, le=MAX_K)] = 10) -> list[dict]:
+        return svc().search(q, limit)
+
+    @app.get("/v1/movies/{movie_id}", response_model=Movie)
+    def movie(movie_id: int) -> dict:
+        return svc().movie(movie_id)
+
+    @app.get("/v1/movies/{movie_id}/similar", response_model=SimilarMovies)
+    def similar(movie_id: int, k: Annotated[int, Query(ge=1, le=MAX_K)] = 10,
+                by: Annotated[str, Query(pattern="^(content|model)$")] = "content",
+                model: str | None = None) -> dict:
+        return svc().similar(movie_id, k, by, model)
+
+    @app.get("/v1/users/{user_id}/segment", response_model=Segment)
+    def segment(user_id: int, model: str | None = None) -> dict:
+        return svc().segment(user_id, model)
+
+    @app.get("/", include_in_schema=False)
+    def page() -> FileResponse:
+        return FileResponse(STATIC / "index.html", media_type="text/html")
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    return app
+
+
+class _Unavailable(Exception):
+    """The models are not loaded (yet, or at all): HTTP 503."""
+
+
+def _one_line(errors: list[dict]) -> str:
+    """FastAPI's validation errors as one line: ``body.ratings.0.rating: Input should be a valid number``."""
+    parts = []
+    for e in errors[:3]:
+        loc = ".".join(str(x) for x in e.get("loc", ()) if x not in ("body", "query", "path"))
+        parts.append(f"{loc}: {e.get('msg', 'invalid')}" if loc else str(e.get("msg", "invalid")))
+    more = f" (and {len(errors) - 3} more)" if len(errors) > 3 else ""
+    return "; ".join(parts) + more
+
+
+def serve(paths: list[str | Path], host: str = "127.0.0.1", port: int = 8000, cache_users: int = 50_000,
+          access_log: bool = False, on_start: Callable[[], None] | None = None) -> None:
+    """Run the app on uvicorn (one worker) until interrupted."""
+    import uvicorn
+
+    app = create_app(paths, cache_users=cache_users)
+    if on_start is not None:
+        on_start()
+    uvicorn.run(app, host=host, port=port, access_log=access_log, log_level="info", lifespan="on")

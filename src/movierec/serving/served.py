@@ -1,0 +1,305 @@
+"""A model that answers requests: a bundle loaded for serving, and what a service needs beside it.
+
+:meth:`ServedModel.open` takes what a person points ``movierec serve`` or ``recommend`` at:
+
+- a run folder (``movierec train``: a bundle plus its ``split/``),
+- a bare bundle folder (e.g. a study's ``runs/<model>/model``),
+- a study folder (``movierec study``): its best saved model by NDCG@10 under full ranking.
+
+It keeps the bundle loaded with the exact engine (scoring histories: new people, sessions) and, for
+GMF / MLP / NeuMF, the numpy engine for known users (no torch on that path). A known user is never
+recommended a movie they are known to have rated: the training ratings in the bundle and the held-out
+validation, test and fold-in movies of the run's split (``split/`` beside the bundle, or the study's).
+Reasons ("because you rated Heat (1995)") come from the model's own item similarities
+(:meth:`~movierec.models.base.Recommender.item_similarity`): for each recommended movie, the rated movie
+the person liked (rated at or above their mean rating, or within a point of the top of the scale) that the
+model finds most alike. Nothing here
+writes to the folders it reads.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from movierec.artifacts import Bundle, load_bundle
+from movierec.data.dataset import Interactions
+from movierec.data.history import History
+from movierec.data.splits import Split
+from movierec.errors import DataError, MovieRecError
+from movierec.fsutil import read_json
+from movierec.models.base import Recommender, top_k_unseen
+from movierec.models.ncf_numpy import KINDS
+
+#: ratings accepted from a new person when the bundle does not record its data's scale (MovieLens' scale)
+DEFAULT_RATING_SCALE = (0.5, 5.0)
+#: scores held in memory per batch of known users (users x items)
+_SCORES_PER_BATCH = 1 << 22
+#: the longest list a known user is served; lists this long are cached per user (see ``cache_users``)
+LIST_LENGTH = 100
+
+
+@dataclass
+class Recommendations:
+    """Top-k lists. items: int64 [n, k] item indices (-1: no candidate left); scores: float32 [n, k];
+    because: int64 [n, k] the item index of the rated movie behind each (-1: no reason)."""
+
+    items: np.ndarray
+    scores: np.ndarray
+    because: np.ndarray
+
+
+@dataclass
+class ServedModel:
+    """One model a service or a command answers with (see the module docstring)."""
+
+    label: str
+    path: Path
+    bundle: Bundle
+    known: Recommender  # scores known users (numpy engine where there is one)
+    exclude: sp.csr_matrix  # [n_users, n_items] movies never recommended to a known user
+    train: Interactions | None  # the run's training ratings (for reasons), when its split is there
+    study_dir: Path | None = None
+    rating_scale: tuple[float, float] = DEFAULT_RATING_SCALE
+    #: known users whose top-100 list (with reasons) is kept, least recently used dropped first; 0: none
+    cache_users: int = 50_000
+    _liked: sp.csr_matrix | None = field(default=None, repr=False)
+    _cache: OrderedDict = field(default_factory=OrderedDict, repr=False)
+    _cache_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    # -- opening ------------------------------------------------------------------------------------
+    @classmethod
+    def open(cls, path: str | Path, label: str | None = None) -> ServedModel:
+        """Load a run folder, a bundle or a study folder (its best saved model); DataError naming what is
+        missing or damaged."""
+        path = Path(path).expanduser()
+        if not path.exists():
+            raise DataError("not found", path)
+        study_dir: Path | None = None
+        if _is_study(path):
+            study_dir, path = path, best_study_bundle(path)
+        elif path.parent.parent.name == "runs" and _is_study(path.parent.parent.parent):
+            study_dir = path.parent.parent.parent
+        bundle = load_bundle(path, engine="exact")
+        known: Recommender = bundle.model
+        if bundle.config.get("model") in KINDS:
+            known = load_bundle(path, engine="fast").model
+        split = _split_beside(path, study_dir, bundle)
+        exclude = bundle.model.seen_.tocsr(copy=True)
+        if split is not None:
+            exclude = ((exclude + held_out_matrix(split)) > 0).astype(np.float32).tocsr()
+        scale = bundle.config.get("dataset", {}).get("rating_scale")
+        if not (isinstance(scale, list) and len(scale) == 2):
+            scale = DEFAULT_RATING_SCALE
+        name = label or (study_dir.name + "/" + bundle.config["model"] if study_dir is not None else path.name)
+        return cls(name, path, bundle, known, exclude, split.train if split is not None else None, study_dir,
+                   (float(scale[0]), float(scale[1])))
+
+    @property
+    def model(self) -> Recommender:
+        return self.bundle.model
+
+    @property
+    def model_name(self) -> str:
+        return str(self.bundle.config["model"])
+
+    # -- known users --------------------------------------------------------------------------------
+    def user_index(self, raw_user: int) -> int:
+        """Index of a raw user id; UnknownIdError (a MovieRecError) when the model does not know the user."""
+        return int(self.bundle.users.index(raw_user)[0])
+
+    def recommend_users(self, users: np.ndarray, k: int, reasons: bool = True) -> Recommendations:
+        """Top-k for known users (indices [n]), never a movie in ``exclude``; batched over users."""
+        users = np.atleast_1d(np.asarray(users, dtype=np.int64))
+        n_items = self.model.n_items
+        step = max(1, _SCORES_PER_BATCH // max(n_items, 1))
+        items = np.empty((len(users), min(k, n_items)), dtype=np.int64)
+        scores = np.empty(items.shape, dtype=np.float32)
+        for s in range(0, len(users), step):
+            u = users[s: s + step]
+            items[s: s + step], scores[s: s + step] = top_k_unseen(self.known.score(u), self.exclude[u], k)
+        because = self._because(self.liked()[users], items) if reasons else np.full(items.shape, -1, np.int64)
+        return Recommendations(items, scores, because)
+
+    def recommend_user(self, user: int, k: int) -> Recommendations:
+        """Top-k (k <= 100) for one known user index, from the per-user cache of 100-long lists when enabled.
+        The lists depend only on the loaded model, so a cached list is the list that would be computed."""
+        if self.cache_users <= 0 or k > LIST_LENGTH:
+            return self.recommend_users(np.array([user]), k)
+        with self._cache_lock:
+            hit = self._cache.get(user)
+            if hit is not None:
+                self._cache.move_to_end(user)
+        if hit is None:
+            hit = self.recommend_users(np.array([user]), LIST_LENGTH)
+            with self._cache_lock:
+                self._cache[user] = hit
+                while len(self._cache) > self.cache_users:
+                    self._cache.popitem(last=False)
+        return Recommendations(hit.items[:, :k], hit.scores[:, :k], hit.because[:, :k])
+
+    def liked(self) -> sp.csr_matrix:
+        """[n_users, n_items] each known user's liked training movies: rated at or above their own mean
+        (every training movie where ratings are not known)."""
+        if self._liked is None:
+            if self.train is None:
+                self._liked = self.model.seen_.tocsr()
+            else:
+                self._liked = _liked_matrix(self.train.user, self.train.item, self.train.rating,
+                                            self.model.n_users, self.model.n_items, self.rating_scale[1] - 1)
+        return self._liked
+
+    # -- new people and sessions -------------------------------------------------------------------
+    def recommend_history(self, items: np.ndarray, ratings: np.ndarray, k: int) -> Recommendations:
+        """Top-k for one person given movie indices ``items`` [m] in the order they were rated (a session's
+        order for sequential models) and their ``ratings`` [m]; never one of those movies."""
+        items = np.asarray(items, dtype=np.int64)
+        ratings = np.asarray(ratings, dtype=np.float32)
+        history = History.of(items, ratings, np.arange(len(items)))
+        top, scores = self.model.recommend_history(history, k)
+        liked = _liked_matrix(np.zeros(len(items), np.int64), items, ratings, 1, self.model.n_items,
+                              self.rating_scale[1] - 1)
+        return Recommendations(top, scores, self._because(liked, top))
+
+    def check_ratings(self, ratings: np.ndarray) -> None:
+        lo, hi = self.rating_scale
+        bad = np.flatnonzero(~((ratings >= lo) & (ratings <= hi)))
+        if len(bad):
+            raise MovieRecError(f"rating {float(ratings[bad[0]]):g} is outside the scale {lo:g} to {hi:g}")
+
+    # -- reasons and similar movies ----------------------------------------------------------------
+    def _because(self, liked: sp.csr_matrix, top: np.ndarray) -> np.ndarray:
+        """For each recommended item of each row, the liked item the model finds most alike (-1: none)."""
+        out = np.full(top.shape, -1, dtype=np.int64)
+        for row in range(top.shape[0]):
+            rated = liked.indices[liked.indptr[row]: liked.indptr[row + 1]]
+            recs = top[row]
+            ok = recs >= 0
+            if not len(rated) or not ok.any():
+                continue
+            s = self.model.item_similarity(rated, recs[ok])  # [n_rated, n_recs]
+            if s is None:
+                return out
+            best = np.argmax(s, axis=0)
+            has = s[best, np.arange(s.shape[1])] > 0
+            out[row, np.flatnonzero(ok)[has]] = rated[best[has]]
+        return out
+
+    def similar(self, item: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """The k movies the model finds most like item index ``item`` (itself excluded): (items [<=k],
+        scores); MovieRecError when the model has no notion of similar movies."""
+        sim = self.model.item_similarity(np.array([item]))
+        if sim is None:
+            raise MovieRecError(f"{self.model_name} has no notion of similar movies (no item vectors or item "
+                                "weights); ask by content instead")
+        s = sim.copy()
+        s[0, item] = -np.inf
+        s[0, ~np.isfinite(s[0])] = -np.inf
+        top, scores = top_k_unseen(s, None, k)
+        keep = (top[0] >= 0) & (scores[0] > -np.inf)
+        return top[0][keep], scores[0][keep]
+
+    # -- segments ------------------------------------------------------------------------------------
+    def segments_dir(self) -> Path | None:
+        """The segments folder of the study this model comes from, when it has one."""
+        if self.study_dir is not None and (self.study_dir / "segments" / "segments.parquet").is_file():
+            return self.study_dir / "segments"
+        return None
+
+
+# ------------------------------------------------------------------------------------------------ helpers
+
+
+def check_servable(path: str | Path) -> None:
+    """Refuse, with one line and before anything loads, a path that is not a run folder, bundle or study."""
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise DataError("not found", path)
+    if not path.is_dir():
+        raise DataError("not a run folder, model bundle or study folder (a file)", path)
+    if not ((path / "config.json").is_file() or _is_study(path)):
+        raise DataError("not a run folder, model bundle or study folder (no config.json, no study.json)", path)
+
+
+def _is_study(path: Path) -> bool:
+    return path.is_dir() and (path / "study.json").is_file() and (path / "runs").is_dir()
+
+
+def best_study_bundle(study_dir: Path) -> Path:
+    """The bundle of the study's best saved model by NDCG@10 under full ranking."""
+    from movierec.experiments import _slug
+
+    rows = read_json(study_dir / "results.json")
+    if not isinstance(rows, list):
+        raise DataError("not a study's results table (a list of rows)", study_dir / "results.json")
+    metric = "NDCG@10 [full]"
+    ranked = sorted((r for r in rows if isinstance(r, dict) and isinstance(r.get(metric), int | float)),
+                    key=lambda r: -float(r[metric]))
+    for row in ranked:
+        bundle = study_dir / "runs" / _slug(str(row["model"])) / "model"
+        if (bundle / "config.json").is_file():
+            return bundle
+    raise MovieRecError(f"{study_dir}: the study saved no model bundle (set [study] save_models = true)")
+
+
+def _split_beside(path: Path, study_dir: Path | None, bundle: Bundle) -> Split | None:
+    """The split the model was trained on: ``split/`` in the run folder, else the study's; None when there is
+    none, or when it does not match the model's users and movies."""
+    for folder in (path / "split", study_dir / "split" if study_dir is not None else None):
+        if folder is not None and (folder / "split.json").is_file():
+            split = Split.load(folder)
+            if (split.n_users, split.n_items) == (bundle.model.n_users, bundle.model.n_items):
+                return split
+    return None
+
+
+def held_out_matrix(split: Split) -> sp.csr_matrix:
+    """[n_users, n_items] the validation, test and fold-in movies of a split (known ratings, not trained on)."""
+    users, items = [], []
+    for part in (split.valid, split.test):
+        if part is None:
+            continue
+        users.append(part.user)
+        items.append(part.item)
+        if part.fold_in is not None:
+            users.append(part.fold_in.user)
+            items.append(part.fold_in.item)
+    u = np.concatenate(users) if users else np.zeros(0, np.int64)
+    i = np.concatenate(items) if items else np.zeros(0, np.int64)
+    m = sp.csr_matrix((np.ones(len(u), np.float32), (u, i)), shape=(split.n_users, split.n_items))
+    m.sum_duplicates()
+    return m
+
+
+def _liked_matrix(user: np.ndarray, item: np.ndarray, rating: np.ndarray, n_users: int, n_items: int,
+                  good: float) -> sp.csr_matrix:
+    """Binary [n_users, n_items]: the items each user rated at or above their own mean rating, or at least
+    ``good`` (one point below the top of the scale: 4 of 5 stars is liked even by someone who rates high)."""
+    user = np.asarray(user, dtype=np.int64)
+    counts = np.bincount(user, minlength=n_users)
+    mean = np.bincount(user, weights=rating, minlength=n_users) / np.maximum(counts, 1)
+    keep = (rating >= mean[user] - 1e-6) | (rating >= good)
+    m = sp.csr_matrix((np.ones(int(keep.sum()), np.float32), (user[keep], np.asarray(item)[keep])),
+                      shape=(n_users, n_items))
+    m.sum_duplicates()
+    return m
+
+
+def movies_frame(models: list[ServedModel]) -> pd.DataFrame:
+    """Every served movie once: movieId, title (with year), year, genres (list), ratings (training count)."""
+    from movierec.similar import catalog_movies
+
+    frames = []
+    for m in models:
+        mv = catalog_movies(m.bundle.movies)
+        mv["display"] = m.bundle.movies["title"].astype(str).to_numpy()
+        mv["ratings"] = np.asarray(m.model.seen_.sum(axis=0)).ravel().astype(np.int64)
+        frames.append(mv)
+    out = pd.concat(frames, ignore_index=True).sort_values(["movieId", "ratings"], ascending=[True, False])
+    return out.drop_duplicates("movieId").reset_index(drop=True)

@@ -1,0 +1,69 @@
+"""Fixtures of the serving tests: run folders trained once on ml-latest-small, the app, and a live server."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("fastapi")
+
+
+@pytest.fixture(scope="session")
+def served_runs(mls, tmp_path_factory) -> dict[str, Path]:
+    """Run folders (bundle + split) of ItemKNN and a short GMF on ml-latest-small's leave-one-out split."""
+    from movierec.run_folders import train_run
+
+    root = tmp_path_factory.mktemp("served")
+    runs = {"itemknn": root / "itemknn", "gmf": root / "gmf"}
+    _, split, _ = train_run("itemknn", mls, runs["itemknn"])
+    train_run("gmf", mls, runs["gmf"], {"epochs": 3, "patience": 0}, split=split)
+    return runs
+
+
+@pytest.fixture(scope="session")
+def service(served_runs):
+    from movierec.serving import Service
+
+    return Service.open([served_runs["itemknn"], served_runs["gmf"]])
+
+
+@pytest.fixture(scope="session")
+def client(service):
+    from fastapi.testclient import TestClient
+
+    from movierec.serving.api import create_app
+
+    with TestClient(create_app(service=service)) as c:
+        yield c
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def live_server(service):
+    """The app on uvicorn in a background thread on 127.0.0.1: yields its base URL."""
+    import uvicorn
+
+    from movierec.serving.api import create_app
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(service=service), host="127.0.0.1", port=port,
+                                           log_level="warning", access_log=False, lifespan="on"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("the test server did not start")
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)

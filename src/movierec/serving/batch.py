@@ -23,6 +23,8 @@ def read_user_file(path: str | Path) -> np.ndarray:
     if not path.is_file():
         raise DataError("not found" if not path.exists() else "not a file", path)
     try:
+        if not path.read_text().strip():
+            raise DataError("holds no user ids", path)
         frame = pd.read_csv(path, dtype=str, header=None, skip_blank_lines=True, comment="#")
     except (OSError, ValueError, UnicodeDecodeError) as e:
         raise DataError(f"cannot be read as a list of user ids ({e})", path) from None

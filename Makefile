@@ -2,7 +2,9 @@
 # make run:  the main job: the study on ml-latest-small (EDA, every model, segments, out/study-*/report.html);
 #            on ml-latest-small it then refreshes README.md's study table (docs/results/study.json).
 # make docs: make run, the content-hybrid experiment and the similar-movies query, then every README table
-#            from docs/results/ (scripts/readme_tables.py).
+#            from docs/results/ (scripts/readme_tables.py), and the web page's screenshot.
+# make serve: the HTTP API and web page on the `make run` output: the study's best model beside ItemKNN and
+#            NeuMF, at http://127.0.0.1:8000/ (PORT=... to change).
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
@@ -15,7 +17,10 @@ ifneq ($(wildcard $(SHARED_DATA)),)
 export MOVIEREC_DATA_DIR ?= $(SHARED_DATA)
 endif
 
-.PHONY: install browser test test-fast lint run docs bench clean
+PORT   ?= 8000
+STUDY  := out/study-$(DATA)
+
+.PHONY: install browser test test-fast lint run docs serve bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -59,6 +64,12 @@ docs: run
 	$(BIN)/python scripts/readme_tables.py collect --experiment out/content-hybrid
 	$(BIN)/python scripts/readme_tables.py similar --data ml-latest-small
 	$(BIN)/python scripts/readme_tables.py render
+	$(BIN)/python scripts/serve_screenshot.py $(STUDY) $(STUDY)/runs/ItemKNN/model $(STUDY)/runs/NeuMF/model \
+	  --out docs/images/serve.png --viewport-only
+
+serve: $(STAMP)
+	@test -f $(STUDY)/study.json || { echo "no study in $(STUDY): run 'make run' first"; exit 2; }
+	$(BIN)/movierec serve $(STUDY) $(STUDY)/runs/ItemKNN/model $(STUDY)/runs/NeuMF/model --port $(PORT)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_data.py

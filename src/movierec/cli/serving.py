@@ -170,7 +170,7 @@ def serve_cmd(
     from movierec.serving.api import serve
 
     def started() -> None:
-        console.print(f"serving {len(runs)} model folder(s) at http://{host}:{port}/ (API docs: /docs); "
-                      "Ctrl-C stops", markup=False)
+        print(f"serving {len(runs)} model folder(s) at http://{host}:{port}/ (API docs: /docs); Ctrl-C stops",
+              flush=True)
 
     serve(runs, host=host, port=port, cache_users=cache_users, access_log=access_log, on_start=started)

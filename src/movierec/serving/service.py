@@ -57,8 +57,12 @@ class Service:
         if not paths:
             raise MovieRecError("name at least one run folder, model bundle or study folder to serve")
         served: dict[str, ServedModel] = {}
+        opened: set[Path] = set()
         for p in paths:
             m = ServedModel.open(p)
+            if m.path.resolve() in opened:  # a study's best model named again by its own path
+                continue
+            opened.add(m.path.resolve())
             label, n = m.model_name, 2
             while label in served:
                 label, n = f"{m.model_name}-{n}", n + 1

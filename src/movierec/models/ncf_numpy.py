@@ -16,7 +16,7 @@ from movierec.errors import MovieRecError
 from movierec.models.base import History, NoConfig, Recommender
 
 KINDS = ("gmf", "mlp", "neumf")
-_PAIRS_PER_BATCH = 1 << 18
+_PAIRS_PER_BATCH = 1 << 15  # (user, item) pairs per product: larger batches fall out of the cache
 
 
 class NumpyNCF(Recommender):
@@ -77,9 +77,13 @@ class NumpyNCF(Recommender):
         else:
             c = qi @ w1[:, e:].T
         x = np.maximum(a[:, None, :] + (c[None] if items is None else c), 0)
+        shape = x.shape[:-1]
+        x = x.reshape(-1, x.shape[-1])  # one 2-D product per layer: a stacked 3-D matmul is many times slower
         for k in range(1, n_layers):
-            x = np.maximum(x @ self.w[f"{p}hidden.{k}.weight"].T + self.w[f"{p}hidden.{k}.bias"], 0)
-        return x
+            x = x @ self.w[f"{p}hidden.{k}.weight"].T
+            x += self.w[f"{p}hidden.{k}.bias"]
+            np.maximum(x, 0, out=x)
+        return x.reshape(*shape, x.shape[-1])
 
     def _score_batch(self, users: np.ndarray, items: np.ndarray | None) -> np.ndarray:
         w_out, b_out = self.w["out.weight"][0], self.w["out.bias"][0]

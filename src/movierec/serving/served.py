@@ -70,6 +70,7 @@ class ServedModel:
     #: known users whose top-100 list (with reasons) is kept, least recently used dropped first; 0: none
     cache_users: int = 50_000
     _liked: sp.csr_matrix | None = field(default=None, repr=False)
+    _titles: np.ndarray | None = field(default=None, repr=False)
     _cache: OrderedDict = field(default_factory=OrderedDict, repr=False)
     _cache_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -104,6 +105,13 @@ class ServedModel:
     @property
     def model(self) -> Recommender:
         return self.bundle.model
+
+    @property
+    def titles(self) -> np.ndarray:
+        """object [n_items] each item's title with its year (built once)."""
+        if self._titles is None:
+            self._titles = self.bundle.movies["title"].to_numpy(dtype=object)
+        return self._titles
 
     @property
     def model_name(self) -> str:

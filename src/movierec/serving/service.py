@@ -10,6 +10,7 @@ request that cannot be answered as asked (ratings off the scale, no ratings, k o
 
 from __future__ import annotations
 
+import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,7 +48,8 @@ class Service:
     _content: object | None = field(default=None, repr=False)
     _titles: object | None = field(default=None, repr=False)
     _segments: dict[Path, tuple[pd.Series, pd.DataFrame]] = field(default_factory=dict, repr=False)
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _fold_ins: threading.BoundedSemaphore = field(
+        default_factory=lambda: threading.BoundedSemaphore(os.cpu_count() or 1), repr=False)
 
     @classmethod
     def open(cls, paths: list[str | Path], cache_users: int = 50_000, warm: bool = True,
@@ -193,14 +195,14 @@ class Service:
         if not known.any():
             raise MovieRecError(f"model {m.label} knows none of the rated movies ({', '.join(map(str, ignored))})")
         items = m.bundle.items.index(mids[known]).astype(np.int64)
-        with self._lock:  # folding a person into a torch model is not thread-safe against itself
+        with self._fold_ins:  # each fold-in copies the network: at most one per core at a time
             recs = m.recommend_history(items, values[known], k)
         return {"model": m.label, "rated": int(known.sum()), "ignored": ignored,
                 "recommendations": self._rows(m, recs, 0)}
 
     def _rows(self, m: ServedModel, recs: Recommendations, row: int) -> list[dict]:
         out = []
-        titles = m.bundle.movies["title"].to_numpy()
+        titles = m.titles
         ids = m.bundle.items.ids
         for rank, (i, s, b) in enumerate(zip(recs.items[row], recs.scores[row], recs.because[row], strict=True)):
             if i < 0:

@@ -1,0 +1,548 @@
+"""Load test of the HTTP API of ``movierec serve``: throughput, latency, errors and server memory.
+
+Each served configuration (one model bundle) runs as its own server process (uvicorn, ONE worker) on
+127.0.0.1, started with :func:`movierec.serving.api.serve`. Once ``/health`` is 200, a client process (httpx,
+asyncio) keeps a bounded number of requests in flight (``--concurrency``, default 16) for ``--warmup`` seconds
+(not counted) and then ``--duration`` seconds (measured). Endpoints:
+
+- ``user``: GET /v1/users/{id}/recommendations?k=10 -- ids drawn uniformly (seeded) from every user of the
+  bundle, once with the per-user list cache (cache_users=50000: a user seen before is a cache hit) and once
+  from a server started with cache_users=0 (every request scored; the honest cost of a cold user);
+- ``person``: POST /v1/recommendations -- 3-10 random ratings (half stars) of the bundle's 200 most rated
+  movies (seeded), folded in per request.
+
+Reported per run: requests/s, latency p50/p90/p99/max (ms), errors (any non-200 or transport error), the
+server's RSS (VmRSS, sampled every second: start, max, end, to show memory is flat), the server's CPU
+(cores used over the measured window; one worker is bound near 1 core by the GIL) and the client's CPU
+(a client near 100% of a core is itself the bottleneck: the table says so; add ``--clients 2``).
+
+Served bundles (trained once, cached under /tmp/movierec-bench/serve; ``--fresh`` retrains):
+
+- ml-latest-small (610 users, 9,724 movies): ItemKNN and NeuMF (defaults; ``--epochs`` to shorten);
+- synthetic data with ml-20m's catalogue size (20,000 users, 26,744 movies, 2M ratings): ItemKNN and GMF
+  (3 epochs).
+
+    python benchmarks/bench_serve.py                  # everything: ~6 min of load once trained (training
+                                                      # from scratch adds ~5-10 min on 2 cores)
+    python benchmarks/bench_serve.py --quick          # smoke run: ml-latest-small, NeuMF 1 epoch, 3 s per run
+    python benchmarks/bench_serve.py --only synth-itemknn --endpoints user,user-nocache --duration 10
+    python benchmarks/bench_serve.py --server-env OPENBLAS_NUM_THREADS=1   # diagnosis: servers' environment
+
+Results: benchmarks/results/bench_serve.json (bench_serve_quick.json with --quick, or --out FILE). On a busy
+machine req/s and latency drop; "server CPU ms/req" (server CPU time over answered requests) stays comparable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import ClassVar
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import _util as U
+
+WORK = U.DATA_ROOT / "serve"
+SYNTH_SHAPE = (20_000, 26_744, 2_000_000)  # users, movies (ml-20m's catalogue), ratings
+SYNTH_GMF_EPOCHS = 3
+POPULAR = 200  # new people rate among the bundle's most rated movies
+CLIENT_BOUND = 0.85  # client CPU (fraction of one core) above which the client is the bottleneck
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+# ------------------------------------------------------------------------------------------- preparation
+
+
+def _train(name: str, model: str, data: Path, settings: list[str], fresh: bool) -> tuple[Path, float | None]:
+    """Run folder of ``movierec train model --data data``; trained once and re-used. (folder, seconds|None)"""
+    tag = "-".join(s.replace("=", "") for s in settings)
+    out = WORK / "runs" / (f"{name}-{tag}" if tag else name)
+    if (out / "COMPLETE").is_file() and not fresh:
+        return out, None
+    tmp = out.with_name(out.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.rmtree(out, ignore_errors=True)
+    tmp.parent.mkdir(parents=True, exist_ok=True)
+    cmd = [str(Path(sys.executable).with_name("movierec")), "train", model, "--data", str(data), "--out", str(tmp),
+           "--device", "cpu"]
+    for s in settings:
+        cmd += ["--set", s]
+    print(f"[prepare] training {model} on {data.name} {' '.join(settings)} ...", flush=True)
+    env = {**os.environ, "MOVIEREC_CACHE_DIR": str(WORK / "parse-cache")}
+    t0 = time.perf_counter()
+    p = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    if p.returncode != 0:
+        raise RuntimeError(f"training {model} failed (rc {p.returncode}):\n{p.stderr[-3000:]}")
+    seconds = time.perf_counter() - t0
+    (tmp / "COMPLETE").write_text("ok\n")
+    tmp.rename(out)
+    print(f"[prepare]   {out} ({seconds:.0f} s)", flush=True)
+    return out, seconds
+
+
+def _synthetic(fresh: bool) -> Path:
+    from movierec.data.synthetic import write_synthetic
+
+    n_users, n_items, n_ratings = SYNTH_SHAPE
+    out = WORK / "data" / f"synth-{n_users}u-{n_items}i-{n_ratings}r-s0"
+    if (out / "COMPLETE").is_file() and not fresh:
+        return out
+    tmp = out.with_name(out.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.rmtree(out, ignore_errors=True)
+    print(f"[prepare] writing synthetic data {out.name} ...", flush=True)
+    write_synthetic(tmp, n_users, n_items, n_ratings, seed=0)
+    (tmp / "COMPLETE").write_text("ok\n")
+    tmp.rename(out)
+    return out
+
+
+def prepare(args: argparse.Namespace) -> list[dict]:
+    """The configurations to serve: [{name, path, data, train_s}]."""
+    small = U.ML_LATEST_SMALL
+    ep = [f"epochs={args.epochs}"] if args.epochs else []
+    plan = [("small-itemknn", "itemknn", lambda: small, []),
+            ("small-neumf", "neumf", lambda: small, ep)]
+    if not args.quick:
+        gmf_ep = [f"epochs={args.epochs or SYNTH_GMF_EPOCHS}"]
+        plan += [("synth-itemknn", "itemknn", lambda: _synthetic(args.fresh), []),
+                 ("synth-gmf", "gmf", lambda: _synthetic(args.fresh), gmf_ep)]
+    if args.only:
+        wanted = set(args.only.split(","))
+        plan = [p for p in plan if p[0] in wanted]
+        if not plan:
+            raise SystemExit(f"--only: none of {sorted(wanted)} is a configuration")
+    out = []
+    for name, model, data, settings in plan:
+        d = data()
+        path, seconds = _train(name, model, d, settings, args.fresh)
+        out.append({"name": name, "model": model, "path": str(path), "data": d.name, "settings": settings,
+                    "train_s": None if seconds is None else round(seconds, 1)})
+    return out
+
+
+def request_spec(run_dir: Path) -> dict:
+    """What the clients draw from: every known user id and the bundle's most rated movie ids."""
+    import numpy as np
+    import pyarrow.parquet as pq
+    from safetensors.numpy import load_file
+
+    ids = pq.read_table(run_dir / "ids.parquet", columns=["kind", "index", "raw_id"]).to_pandas()
+    users = ids[ids["kind"] == "user"].sort_values("index")["raw_id"].to_numpy()
+    movies = ids[ids["kind"] == "movie"].sort_values("index")["raw_id"].to_numpy()
+    train_items = load_file(str(run_dir / "split" / "split.safetensors"))["train.item"]
+    counts = np.bincount(train_items, minlength=len(movies))
+    popular = movies[np.argsort(-counts, kind="stable")[:POPULAR]]
+    return {"users": [int(u) for u in users], "popular": [int(m) for m in popular]}
+
+
+# ------------------------------------------------------------------------------------------- server
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def rss_mb(pid: int) -> float | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """utime + stime of a process (all its threads), in seconds."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / TICK
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+class Server:
+    """``serve([path], port, cache_users)`` in its own process group; killed on exit, error or Ctrl-C."""
+
+    live: ClassVar[set[Server]] = set()
+
+    def __init__(self, path: str, cache_users: int, log: Path, env: dict[str, str] | None = None) -> None:
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        code = ("from movierec.serving.api import serve; "
+                f"serve([{path!r}], host='127.0.0.1', port={self.port}, cache_users={cache_users})")
+        log.parent.mkdir(parents=True, exist_ok=True)
+        self.log = log
+        self._log_f = open(log, "w")  # closed in stop()
+        self.proc = subprocess.Popen([sys.executable, "-c", code], stdout=self._log_f, stderr=subprocess.STDOUT,
+                                     start_new_session=True, env={**os.environ, **(env or {})})
+        Server.live.add(self)
+        self.t0 = time.perf_counter()
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def wait_ready(self, timeout: float) -> float:
+        import httpx
+
+        deadline = self.t0 + timeout
+        while time.perf_counter() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited (rc {self.proc.returncode}): {self._tail()}")
+            try:
+                r = httpx.get(self.url + "/health", timeout=2)
+                if r.status_code == 200:
+                    return time.perf_counter() - self.t0
+                if r.json().get("status") == "failed":
+                    raise RuntimeError(f"server failed to load: {r.json().get('error')}")
+            except httpx.TransportError:
+                pass
+            time.sleep(0.25)
+        raise RuntimeError(f"server not ready after {timeout:.0f} s: {self._tail()}")
+
+    def _tail(self) -> str:
+        try:
+            return self.log.read_text()[-2000:]
+        except OSError:
+            return ""
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGTERM)
+                self.proc.wait(timeout=10)
+            except (ProcessLookupError, subprocess.TimeoutExpired):
+                try:
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                self.proc.wait()
+        self._log_f.close()
+        Server.live.discard(self)
+
+    @classmethod
+    def stop_all(cls) -> None:
+        for s in list(cls.live):
+            s.stop()
+
+
+class RssSampler(threading.Thread):
+    """VmRSS of ``pid`` every ``every`` seconds until stopped."""
+
+    def __init__(self, pid: int, every: float = 1.0) -> None:
+        super().__init__(daemon=True)
+        self.pid, self.every, self.samples = pid, every, []
+        self._stop_evt = threading.Event()
+
+    def run(self) -> None:
+        while True:
+            v = rss_mb(self.pid)
+            if v is not None:
+                self.samples.append(round(v, 1))
+            if self._stop_evt.wait(self.every):
+                break
+
+    def finish(self) -> list[float]:
+        self._stop_evt.set()
+        self.join()
+        v = rss_mb(self.pid)
+        if v is not None:
+            self.samples.append(round(v, 1))
+        return self.samples
+
+
+# ------------------------------------------------------------------------------------------- client
+
+
+def _requests(spec: dict, endpoint: str, model: str, seed: int, k: int):
+    """An endless, seeded stream of (method, path, json body or None, user id or None)."""
+    rng = random.Random(seed)
+    users, popular = spec["users"], spec["popular"]
+    while True:
+        if endpoint == "user":
+            user = rng.choice(users)
+            yield "GET", f"/v1/users/{user}/recommendations?k={k}&model={model}", None, user
+        else:
+            n = rng.randint(3, 10)
+            movies = rng.sample(popular, min(n, len(popular)))
+            ratings = [{"movie_id": m, "rating": rng.randint(1, 10) / 2} for m in movies]
+            yield "POST", "/v1/recommendations", {"ratings": ratings, "k": k, "model": model}, None
+
+
+async def _drive(cfg: dict) -> dict:
+    import httpx
+
+    spec = json.loads(Path(cfg["spec"]).read_text())
+    conc, url = cfg["concurrency"], cfg["url"]
+    t_start = time.perf_counter()
+    t_measure = t_start + cfg["warmup"]
+    t_end = t_measure + cfg["duration"]
+    lat: list[float] = []
+    errors: dict[str, int] = {}
+    distinct: set[int] = set()
+    marks: dict[str, float | None] = {}
+    limits = httpx.Limits(max_connections=conc, max_keepalive_connections=conc)
+    timeout = httpx.Timeout(cfg["timeout"])
+
+    async def mark_when(name: str, at: float) -> None:
+        await asyncio.sleep(max(0.0, at - time.perf_counter()))
+        marks[name + "_client_cpu"] = time.process_time()
+        marks[name + "_server_cpu"] = cpu_seconds(cfg["server_pid"])
+        marks[name + "_t"] = time.perf_counter()
+
+    async def worker(w: int, client: httpx.AsyncClient) -> None:
+        stream = _requests(spec, cfg["endpoint"], cfg["model"], cfg["seed"] * 1000 + w, cfg["k"])
+        while True:
+            method, path, body, user = next(stream)
+            t0 = time.perf_counter()
+            if t0 >= t_end:
+                return
+            try:
+                r = await client.request(method, path, json=body)
+                code = r.status_code
+                if code == 200:
+                    r.json()  # a real client parses the answer
+            except httpx.HTTPError as e:
+                code = type(e).__name__
+            t1 = time.perf_counter()
+            if t_measure <= t1 <= t_end:  # completions inside the measured window
+                if code == 200:
+                    lat.append(t1 - t0)
+                    if cfg["endpoint"] == "user":
+                        distinct.add(user)
+                else:
+                    errors[str(code)] = errors.get(str(code), 0) + 1
+
+    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=timeout) as client:
+        await asyncio.gather(mark_when("start", t_measure), mark_when("end", t_end),
+                             *(worker(w, client) for w in range(conc)))
+    window = marks["end_t"] - marks["start_t"]
+    server_cpu = (None if marks["start_server_cpu"] is None or marks["end_server_cpu"] is None
+                  else marks["end_server_cpu"] - marks["start_server_cpu"])
+    return {"ok": len(lat), "errors": errors, "window_s": window, "latencies_s": lat,
+            "distinct_users": sorted(distinct),
+            "client_cpu": (marks["end_client_cpu"] - marks["start_client_cpu"]) / window,
+            "server_cpu": None if server_cpu is None else server_cpu / window}
+
+
+def client_main(cfg_json: str) -> None:
+    """Entry point of a client process: prints one JSON object."""
+    print(json.dumps(asyncio.run(_drive(json.loads(cfg_json)))))
+
+
+def load_run(server: Server, spec_file: Path, endpoint: str, model: str, args: argparse.Namespace,
+             seed: int) -> dict:
+    """Drive ``server`` with ``args.clients`` client processes; the figures of the measured window."""
+    import numpy as np
+
+    n = args.clients
+    per = [args.concurrency // n + (1 if i < args.concurrency % n else 0) for i in range(n)]
+    load_before = os.getloadavg()[0]
+    sampler = RssSampler(server.pid)
+    sampler.start()
+    procs = []
+    try:
+        for i in range(n):
+            cfg = {"url": server.url, "spec": str(spec_file), "endpoint": endpoint, "model": model,
+                   "concurrency": per[i], "warmup": args.warmup, "duration": args.duration, "k": args.k,
+                   "seed": seed * 100 + i, "server_pid": server.pid, "timeout": args.request_timeout}
+            procs.append(subprocess.Popen([sys.executable, __file__, "--client", json.dumps(cfg)],
+                                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+        outs = []
+        for p in procs:
+            out, err = p.communicate(timeout=args.warmup + args.duration + args.request_timeout + 60)
+            if p.returncode != 0:
+                raise RuntimeError(f"client failed (rc {p.returncode}):\n{err[-3000:]}")
+            outs.append(json.loads(out.strip().splitlines()[-1]))
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        rss = sampler.finish()
+    lat = np.array([x for o in outs for x in o["latencies_s"]]) * 1000
+    ok = len(lat)
+    errors: dict[str, int] = {}
+    for o in outs:
+        for key, v in o["errors"].items():
+            errors[key] = errors.get(key, 0) + v
+    window = float(np.mean([o["window_s"] for o in outs]))
+    pct = (lambda q: round(float(np.percentile(lat, q)), 2)) if ok else (lambda q: None)
+    client_cpu = max(o["client_cpu"] for o in outs)
+    row = {"requests": ok + sum(errors.values()), "ok": ok, "errors": sum(errors.values()),
+           "error_kinds": errors, "window_s": round(window, 2), "rps": round(ok / window, 1),
+           "p50_ms": pct(50), "p90_ms": pct(90), "p99_ms": pct(99),
+           "max_ms": round(float(lat.max()), 2) if ok else None, "mean_ms": round(float(lat.mean()), 2) if ok else None,
+           "rss_start_mb": rss[0] if rss else None, "rss_max_mb": max(rss) if rss else None,
+           "rss_end_mb": rss[-1] if rss else None, "rss_samples_mb": rss,
+           "server_cpu_cores": None if outs[0]["server_cpu"] is None else round(outs[0]["server_cpu"], 2),
+           # CPU time the server spent per answered request: comparable even on a busy machine
+           "server_cpu_ms_per_req": (round(outs[0]["server_cpu"] * window / ok * 1000, 2)
+                                     if ok and outs[0]["server_cpu"] is not None else None),
+           "loadavg_1min_before": round(load_before, 2),
+           "client_cpu_max": round(client_cpu, 2), "client_bound": client_cpu >= CLIENT_BOUND,
+           "clients": n, "concurrency": args.concurrency}
+    if endpoint == "user":
+        # every user id requested in the window at least once; with the cache on, repeats are (roughly) hits
+        row["distinct_users"] = len(set().union(*(o["distinct_users"] for o in outs)))
+        if ok:
+            row["repeat_share"] = round(1 - row["distinct_users"] / ok, 3)  # ~ cache hits when the cache is on
+    return row
+
+
+# ------------------------------------------------------------------------------------------- main
+
+
+def serve_config(conf: dict, args: argparse.Namespace, seed: int) -> list[dict]:
+    """Every endpoint run of one configuration: a cached server (user, person), then an uncached one (user)."""
+    spec_file = WORK / "specs" / f"{conf['name']}.json"
+    spec_file.parent.mkdir(parents=True, exist_ok=True)
+    spec = request_spec(Path(conf["path"]))
+    spec_file.write_text(json.dumps(spec))
+    rows = []
+    wanted = args.endpoints
+    plan = [(args.cache_users, [e for e in ("user", "person") if e in wanted]),
+            (0, ["user"] if "user-nocache" in wanted else [])]
+    for cache_users, endpoints in plan:
+        if not endpoints:
+            continue
+        log = WORK / "logs" / f"{conf['name']}-cache{cache_users}.log"
+        server = Server(conf["path"], cache_users, log, args.server_env)
+        try:
+            ready_s = server.wait_ready(args.ready_timeout)
+            rss_ready = rss_mb(server.pid)
+            print(f"[serve] {conf['name']} cache_users={cache_users}: ready in {ready_s:.1f} s, "
+                  f"RSS {rss_ready:.0f} MB (pid {server.pid}, port {server.port})", flush=True)
+            for endpoint in endpoints:
+                row = {"config": conf["name"], "model": conf["model"], "data": conf["data"],
+                       "endpoint": endpoint, "cache_users": cache_users, "ready_s": round(ready_s, 1),
+                       "users": len(spec["users"])}
+                row.update(load_run(server, spec_file, endpoint, conf["model"], args, seed))
+                seed += 1
+                rows.append(row)
+                print(f"[serve]   {endpoint:6s} {row['rps']:8.1f} req/s  p50 {row['p50_ms']} ms  "
+                      f"p99 {row['p99_ms']} ms  errors {row['errors']}  server CPU {row['server_cpu_cores']}  "
+                      f"client CPU {row['client_cpu_max']}", flush=True)
+        finally:
+            server.stop()
+    return rows
+
+
+def _label(r: dict) -> str:
+    if r["endpoint"] == "person":
+        return "new person (POST)"
+    if not r["cache_users"]:
+        return "known user, cache off"
+    share = r.get("repeat_share")
+    return "known user, cached" + (f" ({share:.0%} repeats)" if share is not None else "")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="smoke run: ml-latest-small only, NeuMF 1 epoch, "
+                    "1 s warm-up + 3 s per run")
+    ap.add_argument("--fresh", action="store_true", help="retrain the run folders (and rewrite the data)")
+    ap.add_argument("--only", help="comma-separated configurations: small-itemknn, small-neumf, synth-itemknn, "
+                    "synth-gmf")
+    ap.add_argument("--endpoints", default="user,person,user-nocache",
+                    help="runs per configuration: user (cache on), person, user-nocache (a server with cache_users=0)")
+    ap.add_argument("--epochs", type=int, help="epochs of NeuMF / GMF (default: NeuMF's own default on "
+                    f"ml-latest-small, {SYNTH_GMF_EPOCHS} for GMF on the synthetic data; 1 with --quick)")
+    ap.add_argument("--duration", type=float, help="measured seconds per run (default 20; 3 with --quick)")
+    ap.add_argument("--warmup", type=float, help="unmeasured seconds first (default 3; 1 with --quick)")
+    ap.add_argument("--concurrency", type=int, default=16, help="requests in flight (all clients together)")
+    ap.add_argument("--clients", type=int, default=1, help="client processes (use 2 when one is CPU-bound)")
+    ap.add_argument("--cache-users", type=int, default=50_000, help="cache_users of the cached server")
+    ap.add_argument("--k", type=int, default=10)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--request-timeout", type=float, default=30.0)
+    ap.add_argument("--ready-timeout", type=float, default=600.0)
+    ap.add_argument("--server-env", action="append", default=[], metavar="KEY=VALUE",
+                    help="environment of the servers (diagnosis, e.g. OMP_NUM_THREADS=1); repeatable")
+    ap.add_argument("--out", help="results JSON (default benchmarks/results/bench_serve[_quick].json)")
+    args = ap.parse_args()
+    if args.quick:
+        args.epochs = args.epochs or 1
+    args.duration = args.duration or (3.0 if args.quick else 20.0)
+    args.warmup = args.warmup if args.warmup is not None else (1.0 if args.quick else 3.0)
+    args.clients = max(1, min(args.clients, args.concurrency))
+    args.endpoints = set(args.endpoints.split(","))
+    if not args.endpoints <= {"user", "person", "user-nocache"}:
+        ap.error("--endpoints: user, person, user-nocache")
+    try:
+        args.server_env = dict(kv.split("=", 1) for kv in args.server_env)
+    except ValueError:
+        ap.error("--server-env takes KEY=VALUE")
+
+    def on_term(signum, frame):  # a kill of the benchmark still stops its servers
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl-C, even where a shell ignores SIGINT
+    t0 = time.perf_counter()
+    rows: list[dict] = []
+    try:
+        configs = prepare(args)
+        for i, conf in enumerate(configs):
+            rows += serve_config(conf, args, args.seed * 1000 + i * 10)
+    finally:
+        Server.stop_all()
+
+    payload = {"date": U.stamp(), "machine": U.machine_info(), "quick": args.quick,
+               "settings": {"duration_s": args.duration, "warmup_s": args.warmup, "concurrency": args.concurrency,
+                            "clients": args.clients, "k": args.k, "cache_users": args.cache_users,
+                            "seed": args.seed, "synthetic_shape": SYNTH_SHAPE, "workers": 1,
+                            "server_env": args.server_env},
+               "configs": configs, "rows": rows, "total_s": round(time.perf_counter() - t0, 1)}
+    path = U.write_json("bench_serve_quick.json" if args.quick else "bench_serve.json", payload,
+                        Path(args.out) if args.out else None)
+
+    print()
+    print("| configuration | endpoint | req/s | p50 ms | p90 ms | p99 ms | max ms | errors | server CPU cores | "
+          "server CPU ms/req | client CPU | RSS start/max/end MB |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+    for r in rows:
+        client = f"{r['client_cpu_max']:.2f}" + (" (bound!)" if r["client_bound"] else "")
+        print(f"| {r['config']} | {_label(r)} | {r['rps']:.1f} | {r['p50_ms']} | {r['p90_ms']} | {r['p99_ms']} | "
+              f"{r['max_ms']} | {r['errors']} | {r['server_cpu_cores']} | {r['server_cpu_ms_per_req']} | {client} | "
+              f"{r['rss_start_mb']:.0f} / {r['rss_max_mb']:.0f} / {r['rss_end_mb']:.0f} |")
+    bound = [r for r in rows if r["client_bound"]]
+    print()
+    if bound:
+        print(f"NOTE: the client used >= {CLIENT_BOUND:.0%} of a core in {len(bound)} run(s): those figures are "
+              "limited by the client, not the server; rerun with --clients 2.")
+    else:
+        print(f"The client was not the bottleneck (client CPU below {CLIENT_BOUND:.0%} of a core in every run).")
+    busy = [r for r in rows if r["loadavg_1min_before"] > (os.cpu_count() or 1)]
+    if busy:
+        print(f"WARNING: the machine was busy (1-min load average above {os.cpu_count()}) before {len(busy)} "
+              "run(s): req/s and latency are low there; server CPU ms/req is the figure to compare.")
+    if (os.cpu_count() or 1) <= 2:
+        print(f"Client and server share {os.cpu_count()} cores: client CPU is taken from the server.")
+    print(f"results: {path}  ({payload['total_s']:.0f} s)")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 2 and sys.argv[1] == "--client":
+        client_main(sys.argv[2])
+    else:
+        try:
+            main()
+        except KeyboardInterrupt:
+            print("interrupted: servers stopped, no results written", file=sys.stderr)
+            sys.exit(130)

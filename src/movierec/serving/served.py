@@ -7,7 +7,8 @@
 - a study folder (``movierec study``): its best saved model by NDCG@10 under full ranking.
 
 It keeps the bundle loaded with the exact engine (scoring histories: new people, sessions) and, for
-GMF / MLP / NeuMF, the numpy engine for known users (no torch on that path). A known user is never
+GMF / MLP / NeuMF on a machine without a GPU, the numpy engine for known users (no torch on that path; on a
+GPU the torch model scores them there). A known user is never
 recommended a movie they are known to have rated: the training ratings in the bundle and the held-out
 validation, test and fold-in movies of the run's split (``split/`` beside the bundle, or the study's).
 Reasons ("because you rated Heat (1995)") come from the model's own item similarities
@@ -89,7 +90,7 @@ class ServedModel:
             study_dir = path.parent.parent.parent
         bundle = load_bundle(path, engine="exact")
         known: Recommender = bundle.model
-        if bundle.config.get("model") in KINDS:
+        if bundle.config.get("model") in KINDS and not _on_gpu(bundle.model):
             known = load_bundle(path, engine="fast").model
         split = _split_beside(path, study_dir, bundle)
         exclude = bundle.model.seen_.tocsr(copy=True)
@@ -222,6 +223,13 @@ class ServedModel:
 
 
 # ------------------------------------------------------------------------------------------------ helpers
+
+
+def _on_gpu(model: Recommender) -> bool:
+    """Whether the exact model was loaded onto a GPU (where it beats the numpy engine by far)."""
+    import torch
+
+    return any(p.is_cuda for p in model.net_.parameters()) if torch.cuda.is_available() else False
 
 
 def check_servable(path: str | Path) -> None:

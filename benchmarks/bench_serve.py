@@ -460,8 +460,9 @@ def parse_wrk(text: str) -> dict:
 
 
 def wrk_version() -> str:
-    p = subprocess.run(["wrk", "-v"], capture_output=True, text=True)
-    return (p.stdout or p.stderr).strip().splitlines()[0] if (p.stdout or p.stderr).strip() else "wrk"
+    p = subprocess.run(["wrk", "-v"], capture_output=True, text=True)  # "wrk 4.1.0 [epoll] Copyright ..."
+    text = (p.stdout or p.stderr).strip()
+    return text.splitlines()[0].split(" Copyright")[0] if text else "wrk"
 
 
 def _wrk_cmd(url: str, script: Path, threads: int, conc: int, seconds: int, timeout: int, seed: int) -> list[str]:

@@ -222,3 +222,29 @@ def test_cache_gives_what_scoring_gives(service) -> None:
         cached = served.recommend_user(user, 10)
         fresh = served.recommend_users(np.array([user]), 10)
         assert np.array_equal(cached.items, fresh.items) and np.array_equal(cached.because, fresh.because)
+
+
+def test_segments_from_a_segments_folder(served_runs, shared_data_dir: Path, tmp_path: Path) -> None:
+    """`serve --segments DIR` answers GET /v1/users/{id}/segment from a `movierec segments --out` folder."""
+    from fastapi.testclient import TestClient
+
+    from movierec.errors import DataError
+    from movierec.serving import Service
+    from movierec.serving.api import create_app
+
+    data = str(shared_data_dir / "ml-latest-small")
+    r = runner.invoke(cli_app, ["segments", "--data", data, "--out", str(tmp_path / "seg"), "--json"])
+    assert r.exit_code == 0, r.output
+    with TestClient(create_app(service=Service.open([served_runs["itemknn"]], segments=tmp_path / "seg"))) as c:
+        body = c.get("/v1/users/1/segment").json()
+        assert isinstance(body["segment"], int) and body["name"].startswith(f"S{body['segment']}")
+    with pytest.raises(DataError, match="not a segments folder"):
+        Service.open([served_runs["itemknn"]], segments=tmp_path)
+
+
+def test_rating_scale_comes_from_the_bundle(served_runs, service) -> None:
+    from movierec.fsutil import read_json
+
+    recorded = read_json(served_runs["gmf"] / "config.json")["dataset"]["rating_scale"]
+    assert recorded == [0.5, 5.0] and service.models["gmf"].rating_scale == (0.5, 5.0)
+    assert service.models["gmf"].segments_folder is None and service.models["gmf"].segments_dir() is None

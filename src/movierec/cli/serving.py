@@ -148,6 +148,9 @@ def serve_cmd(
         "--cache-users", help="Known users whose lists each model keeps in memory (0: score every request).")]
     = 50_000,
     access_log: Annotated[bool, typer.Option("--access-log", help="Log every request.")] = False,
+    segments: Annotated[Path | None, typer.Option(
+        "--segments", help="A `movierec segments --out` folder: GET /v1/users/{id}/segment answers from it "
+        "(a study folder's own segments are used without it).")] = None,
 ) -> None:
     """Serve models over HTTP with a web page: rate a few movies, get each model's recommendations.
 
@@ -157,7 +160,7 @@ def serve_cmd(
     Example: movierec serve out/study-ml-latest-small --port 8000
     """
     from movierec._optional import require
-    from movierec.serving.served import check_servable
+    from movierec.serving.served import check_segments_folder, check_servable
 
     require("fastapi")
     require("uvicorn")
@@ -167,10 +170,13 @@ def serve_cmd(
         raise MovieRecError("--cache-users must be at least 0")
     for run in runs:
         check_servable(run)
+    if segments is not None:
+        check_segments_folder(segments)
     from movierec.serving.api import serve
 
     def started() -> None:
         print(f"serving {len(runs)} model folder(s) at http://{host}:{port}/ (API docs: /docs); Ctrl-C stops",
               flush=True)
 
-    serve(runs, host=host, port=port, cache_users=cache_users, access_log=access_log, on_start=started)
+    serve(runs, host=host, port=port, cache_users=cache_users, access_log=access_log, on_start=started,
+          segments=segments)

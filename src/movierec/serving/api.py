@@ -130,7 +130,8 @@ class _State:
 
 
 def create_app(paths: list[str | Path] | None = None, service: Service | None = None,
-               cache_users: int = 50_000, one_thread_per_request: bool = False) -> FastAPI:
+               cache_users: int = 50_000, one_thread_per_request: bool = False,
+               segments: str | Path | None = None) -> FastAPI:
     """The app for a loaded ``service``, or one that loads ``paths`` in a background thread at startup.
 
     ``one_thread_per_request``: numpy's BLAS and torch compute on one thread each, because requests already
@@ -150,7 +151,7 @@ def create_app(paths: list[str | Path] | None = None, service: Service | None = 
 
     def load() -> None:
         try:
-            service = Service.open(list(paths or []), cache_users=cache_users)
+            service = Service.open(list(paths or []), cache_users=cache_users, segments=segments)
             if one_thread_per_request and "torch" in sys.modules:
                 sys.modules["torch"].set_num_threads(1)
             state.service = service
@@ -257,11 +258,12 @@ def _one_line(errors: list[dict]) -> str:
 
 
 def serve(paths: list[str | Path], host: str = "127.0.0.1", port: int = 8000, cache_users: int = 50_000,
-          access_log: bool = False, on_start: Callable[[], None] | None = None) -> None:
+          access_log: bool = False, on_start: Callable[[], None] | None = None,
+          segments: str | Path | None = None) -> None:
     """Run the app on uvicorn (one worker) until interrupted."""
     import uvicorn
 
-    app = create_app(paths, cache_users=cache_users, one_thread_per_request=True)
+    app = create_app(paths, cache_users=cache_users, one_thread_per_request=True, segments=segments)
     if on_start is not None:
         on_start()
     uvicorn.run(app, host=host, port=port, access_log=access_log, log_level="info", lifespan="on")

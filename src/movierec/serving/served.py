@@ -67,6 +67,7 @@ class ServedModel:
     exclude: sp.csr_matrix  # [n_users, n_items] movies never recommended to a known user
     train: Interactions | None  # the run's training ratings (for reasons), when its split is there
     study_dir: Path | None = None
+    segments_folder: Path | None = None  # a `movierec segments --out` folder given to serve (else the study's)
     rating_scale: tuple[float, float] = DEFAULT_RATING_SCALE
     #: known users whose top-100 list (with reasons) is kept, least recently used dropped first; 0: none
     cache_users: int = 50_000
@@ -101,7 +102,7 @@ class ServedModel:
             scale = DEFAULT_RATING_SCALE
         name = label or (study_dir.name + "/" + bundle.config["model"] if study_dir is not None else path.name)
         return cls(name, path, bundle, known, exclude, split.train if split is not None else None, study_dir,
-                   (float(scale[0]), float(scale[1])))
+                   rating_scale=(float(scale[0]), float(scale[1])))
 
     @property
     def model(self) -> Recommender:
@@ -216,7 +217,9 @@ class ServedModel:
 
     # -- segments ------------------------------------------------------------------------------------
     def segments_dir(self) -> Path | None:
-        """The segments folder of the study this model comes from, when it has one."""
+        """The segments folder given to serve, or that of the study this model comes from, when there is one."""
+        if self.segments_folder is not None:
+            return self.segments_folder
         if self.study_dir is not None and (self.study_dir / "segments" / "segments.parquet").is_file():
             return self.study_dir / "segments"
         return None
@@ -230,6 +233,15 @@ def _on_gpu(model: Recommender) -> bool:
     import torch
 
     return any(p.is_cuda for p in model.net_.parameters()) if torch.cuda.is_available() else False
+
+
+def check_segments_folder(path: str | Path) -> Path:
+    """A folder written by `movierec segments --out` (segments.parquet and profiles.csv), or DataError."""
+    path = Path(path).expanduser()
+    for name in ("segments.parquet", "profiles.csv"):
+        if not (path / name).is_file():
+            raise DataError(f"not a segments folder ({name} not found; `movierec segments --out` writes one)", path)
+    return path
 
 
 def check_servable(path: str | Path) -> None:

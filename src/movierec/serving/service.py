@@ -53,9 +53,13 @@ class Service:
 
     @classmethod
     def open(cls, paths: list[str | Path], cache_users: int = 50_000, warm: bool = True,
-             max_k: int | None = MAX_K) -> Service:
+             max_k: int | None = MAX_K, segments: str | Path | None = None) -> Service:
         """Load every path (run folder, bundle or study folder); labels are made unique. ``cache_users``: known
-        users whose lists each model keeps (0: score every request); ``warm``: build the lazy parts now."""
+        users whose lists each model keeps (0: score every request); ``warm``: build the lazy parts now;
+        ``segments``: a `movierec segments --out` folder that answers for every model."""
+        from movierec.serving.served import check_segments_folder
+
+        segments_folder = check_segments_folder(segments) if segments is not None else None
         if not paths:
             raise MovieRecError("name at least one run folder, model bundle or study folder to serve")
         served: dict[str, ServedModel] = {}
@@ -69,6 +73,8 @@ class Service:
             while label in served:
                 label, n = f"{m.model_name}-{n}", n + 1
             m.label, m.cache_users = label, cache_users
+            if segments_folder is not None:
+                m.segments_folder = segments_folder
             served[label] = m
         service = cls(served, movies_frame(list(served.values())), max_k)
         if warm:
@@ -254,7 +260,7 @@ class Service:
         folder = m.segments_dir()
         if folder is None:
             raise NotFound(f"model {m.label} does not come from a study with segments (serve a study folder or "
-                           "one of its runs/*/model bundles)")
+                           "one of its runs/*/model bundles, or pass serve --segments DIR)")
         labels, profiles = self._load_segments(folder)
         if user_id not in labels.index:
             raise NotFound(f"unknown user id {user_id}")

@@ -218,10 +218,11 @@ def test_server_answer_equals_the_cli(client, served_runs, model) -> None:
 
 def test_cache_gives_what_scoring_gives(service) -> None:
     served = service.models["gmf"]
-    for user in (0, 5, 0):
-        cached = served.recommend_user(user, 10)
-        fresh = served.recommend_users(np.array([user]), 10)
+    for user, k in ((0, 5), (7, 10), (0, 10), (0, 3), (0, 20)):  # reasons of a kept list are filled in as asked
+        cached = served.recommend_user(user, k)
+        fresh = served.recommend_users(np.array([user]), k)
         assert np.array_equal(cached.items, fresh.items) and np.array_equal(cached.because, fresh.because)
+        assert np.array_equal(cached.scores, fresh.scores)
 
 
 def test_segments_from_a_segments_folder(served_runs, shared_data_dir: Path, tmp_path: Path) -> None:

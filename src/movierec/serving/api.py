@@ -131,12 +131,13 @@ class _State:
 
 def create_app(paths: list[str | Path] | None = None, service: Service | None = None,
                cache_users: int = 50_000, one_thread_per_request: bool = False,
-               segments: str | Path | None = None) -> FastAPI:
+               segments: str | Path | None = None, threads: int | None = None) -> FastAPI:
     """The app for a loaded ``service``, or one that loads ``paths`` in a background thread at startup.
 
     ``one_thread_per_request``: numpy's BLAS and torch compute on one thread each, because requests already
     run side by side in the thread pool (two threads per library per request on two cores made a GMF request
-    on a 27k-movie catalogue 30 times slower, and a NeuMF fold-in 20 times slower)."""
+    on a 27k-movie catalogue 30 times slower, and a NeuMF fold-in 20 times slower). ``threads``: the size of
+    that pool (FastAPI's default is 40)."""
     if (paths is None) == (service is None):
         raise ValueError("give paths or a service")
     state = _State()
@@ -164,6 +165,10 @@ def create_app(paths: list[str | Path] | None = None, service: Service | None = 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        if threads is not None:  # handlers run in this many threads: more only fight over the GIL
+            import anyio.to_thread
+
+            anyio.to_thread.current_default_thread_limiter().total_tokens = threads
         if not state.ready.is_set():
             threading.Thread(target=load, name="movierec-load", daemon=True).start()
         yield
@@ -261,9 +266,12 @@ def serve(paths: list[str | Path], host: str = "127.0.0.1", port: int = 8000, ca
           access_log: bool = False, on_start: Callable[[], None] | None = None,
           segments: str | Path | None = None) -> None:
     """Run the app on uvicorn (one worker) until interrupted."""
+    import os
+
     import uvicorn
 
-    app = create_app(paths, cache_users=cache_users, one_thread_per_request=True, segments=segments)
+    app = create_app(paths, cache_users=cache_users, one_thread_per_request=True, segments=segments,
+                     threads=int(os.environ.get("MOVIEREC_SERVE_THREADS", 0)) or os.cpu_count() or 1)
     if on_start is not None:
         on_start()
     uvicorn.run(app, host=host, port=port, access_log=access_log, log_level="info", lifespan="on")

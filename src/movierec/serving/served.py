@@ -44,6 +44,7 @@ DEFAULT_RATING_SCALE = (0.5, 5.0)
 _SCORES_PER_BATCH = 1 << 22
 #: the longest list a known user is served; lists this long are cached per user (see ``cache_users``)
 LIST_LENGTH = 100
+_NOT_YET = -2  # a cached list's reason that has not been computed yet
 
 
 @dataclass
@@ -139,7 +140,9 @@ class ServedModel:
 
     def recommend_user(self, user: int, k: int) -> Recommendations:
         """Top-k (k <= 100) for one known user index, from the per-user cache of 100-long lists when enabled.
-        The lists depend only on the loaded model, so a cached list is the list that would be computed."""
+        The lists depend only on the loaded model, so a cached list is the list that would be computed; the
+        reasons of a cached list are computed for the first k movies asked for and kept (each movie's reason
+        depends on that movie alone)."""
         if self.cache_users <= 0 or k > LIST_LENGTH:
             return self.recommend_users(np.array([user]), k)
         with self._cache_lock:
@@ -147,12 +150,17 @@ class ServedModel:
             if hit is not None:
                 self._cache.move_to_end(user)
         if hit is None:
-            hit = self.recommend_users(np.array([user]), LIST_LENGTH)
+            hit = self.recommend_users(np.array([user]), LIST_LENGTH, reasons=False)
+            hit.because[:] = _NOT_YET
             with self._cache_lock:
                 self._cache[user] = hit
                 while len(self._cache) > self.cache_users:
                     self._cache.popitem(last=False)
-        return Recommendations(hit.items[:, :k], hit.scores[:, :k], hit.because[:, :k])
+        because = hit.because[:, :k]
+        if (because == _NOT_YET).any():
+            because = self._because(self.liked()[[user]], hit.items[:, :k])
+            hit.because[:, :k] = because  # the same values whichever thread writes them
+        return Recommendations(hit.items[:, :k], hit.scores[:, :k], because)
 
     def liked(self) -> sp.csr_matrix:
         """[n_users, n_items] each known user's liked training movies: rated at or above their own mean

@@ -143,3 +143,15 @@ def test_serve_checks_before_starting(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     assert "no config.json, no study.json" in fails("serve", str(tmp_path / "empty"))
     assert "--port 70000" in fails("serve", str(tmp_path / "empty"), "--port", "70000")
+
+
+def test_serve_refuses_a_port_in_use(served_runs) -> None:
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        line = fails("serve", str(served_runs["itemknn"]), "--port", str(port))
+    assert f"cannot listen on 127.0.0.1:{port}" in line and "choose another port" in line
+    assert "--host" in fails("serve", str(served_runs["itemknn"]), "--host", "no-such-host.invalid")

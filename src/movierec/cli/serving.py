@@ -172,6 +172,7 @@ def serve_cmd(
         check_servable(run)
     if segments is not None:
         check_segments_folder(segments)
+    _check_port(host, port)
     from movierec.serving.api import serve
 
     def started() -> None:
@@ -180,3 +181,21 @@ def serve_cmd(
 
     serve(runs, host=host, port=port, cache_users=cache_users, access_log=access_log, on_start=started,
           segments=segments)
+
+
+def _check_port(host: str, port: int) -> None:
+    """Refuse, before anything loads, an address that cannot be bound (in use, or not this machine's)."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as e:
+        raise MovieRecError(f"--host {host}: not an address of this machine ({e.strerror})") from None
+    family, _, _, _, address = infos[0]
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(address)
+        except OSError as e:
+            raise MovieRecError(f"--port {port}: cannot listen on {host}:{port} ({e.strerror}); choose another "
+                                "port or stop what uses it") from None

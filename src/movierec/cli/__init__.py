@@ -11,6 +11,7 @@ so ``movierec --help`` stays fast.
 - ``study``: ``experiment``, ``eda``, ``segments``, ``study``
 - ``similar``: ``similar``
 - ``models``: ``models`` (the registry: families, summaries, settings)
+- ``doctor``: ``doctor`` (versions, extras, compute device, data found, cache, Chromium) and ``--version``
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import Annotated, Any
 
 import typer
 
-from movierec.cli import data, models, serving, similar, study, training
+from movierec.cli import data, doctor, models, serving, similar, study, training
 from movierec.cli.common import COMPACT, comparison_table, console
 from movierec.errors import MovieRecError
 
@@ -62,10 +63,23 @@ app = typer.Typer(help="Movie recommendation on MovieLens.", no_args_is_help=Tru
                   pretty_exceptions_enable=False)
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from movierec import __version__
+
+        print(f"movierec {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
 def _options(debug: Annotated[bool, typer.Option(
-        "--debug", help="Show the full traceback of an error (also: MOVIEREC_DEBUG=1).")] = False) -> None:
-    """Movie recommendation on MovieLens. Errors caused by the input print one line and exit with code 2."""
+        "--debug", help="Show the full traceback of an error (also: MOVIEREC_DEBUG=1).")] = False,
+        version: Annotated[bool, typer.Option("--version", help="Print the version and exit.", is_eager=True,
+                                              callback=_print_version)] = False) -> None:
+    """Movie recommendation on MovieLens. Errors caused by the input print one line and exit with code 2.
+
+    Start with `movierec doctor` (what is installed and found), `movierec data list` and `movierec models`.
+    """
     _State.debug = _State.debug or debug
 
 
@@ -90,6 +104,7 @@ app.command("compare")(_command(training.compare_cmd))
 app.command("similar")(_command(similar.similar_cmd))
 app.command("models")(_command(models.models_cmd))
 app.command("serve")(_command(serving.serve_cmd))
+app.command("doctor")(_command(doctor.doctor_cmd))
 
 
 def _one_line(message: str) -> str:

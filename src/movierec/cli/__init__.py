@@ -87,6 +87,11 @@ data_app = typer.Typer(help="List, fetch, import, inspect and synthesise MovieLe
 app.add_typer(data_app, name="data")
 
 data_app.command("list")(_command(data.data_list))
+cache_app = typer.Typer(help="The cache of parsed tables and downloads: list it, clear stale entries.",
+                        no_args_is_help=True)
+data_app.add_typer(cache_app, name="cache")
+cache_app.command("list")(_command(data.cache_list))
+cache_app.command("clear")(_command(data.cache_clear))
 data_app.command("fetch")(_command(data.data_fetch))
 data_app.command("import")(_command(data.data_import))
 data_app.command("info")(_command(data.data_info))

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from movierec.cli.common import JsonOpt, _kv_table, _print_json, console
@@ -120,3 +121,55 @@ def split_cmd(
         console.print(_kv_table(f"{ds.name} · {protocol} split", {k: v for k, v in summary.items() if k != "files"}))
         for f in files:
             console.print(f"  {f}")
+
+
+def _mb(n: int) -> str:
+    return f"{n / 1e6:,.1f} MB"
+
+
+def cache_list(as_json: JsonOpt = False) -> None:
+    """The cache's parsed tables (fresh or stale, size, days since last used) and downloaded releases.
+
+    Examples: movierec data cache list; movierec data cache clear --older-than 30
+    """
+    from movierec.data.cache import cache_dir, cache_entries
+
+    entries = cache_entries()
+    if as_json:
+        _print_json({"path": str(cache_dir()), "entries": entries})
+        return
+    total = sum(e["size_bytes"] for e in entries)
+    t = Table("kind", "name", "status", "size", "last used", title=f"cache {cache_dir()} · {_mb(total)}",
+              title_justify="left")
+    for e in entries:
+        t.add_row(e["kind"], escape(e["name"]), escape(e["status"]), _mb(e["size_bytes"]), f"{e['age_days']} days ago")
+    console.print(t)
+    if not entries:
+        console.print("the cache is empty")
+    elif any(e["status"].startswith("stale") for e in entries):
+        console.print("`movierec data cache clear` removes the stale entries")
+
+
+def cache_clear(
+    older_than: Annotated[float | None, typer.Option(
+        "--older-than", help="Also remove parsed tables not used for this many days.")] = None,
+    everything: Annotated[bool, typer.Option("--all", help="Remove every parsed table (downloads stay).")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Remove stale parsed tables (their source changed or is gone, or an older format), and with --older-than
+    DAYS those not used for that long. Downloaded releases are never removed: delete their folders by hand.
+
+    Examples: movierec data cache clear; movierec data cache clear --older-than 30; movierec data cache clear --all
+    """
+    from movierec.data.cache import clear_entries
+
+    if older_than is not None and older_than < 0:
+        raise MovieRecError("--older-than must be at least 0 days")
+    removed = clear_entries(older_than, everything)
+    freed = sum(e["size_bytes"] for e in removed)
+    if as_json:
+        _print_json({"removed": removed, "freed_bytes": freed})
+        return
+    for e in removed:
+        console.print(f"removed {e['kind']} {escape(e['name'])} ({escape(e['status'])}, {_mb(e['size_bytes'])})")
+    console.print(f"{len(removed)} entr{'y' if len(removed) == 1 else 'ies'} removed, {_mb(freed)} freed")

@@ -8,9 +8,13 @@ Layout of :func:`cache_dir`::
 
 An entry's fingerprint covers the release name, the kind ("ratings" or "catalog"), the source files'
 absolute paths, sizes and mtimes, and :data:`FORMAT_VERSION`, so changed sources or a new format simply
-miss the cache. Entries are written atomically (:func:`movierec.fsutil.atomic_write_dir`, which gives the entry
-and its files the permissions of the user's umask, not a temporary folder's 0700); an unreadable or incomplete
-entry counts as absent.
+miss the cache. Each entry's meta.json records those sources, so :func:`cache_entries` can tell a fresh entry
+from a stale one (a source changed or gone, an older format) and :func:`clear_entries` removes the stale ones;
+reading an entry touches its meta.json, so "last used" is the mtime.
+
+Entries are written atomically (:func:`movierec.fsutil.atomic_write_dir`, which gives the entry and its files
+the permissions of the user's umask, not a temporary folder's 0700); an unreadable or incomplete entry counts
+as absent.
 """
 
 from __future__ import annotations
@@ -71,18 +75,29 @@ def _read_entry(entry: Path) -> dict[str, pa.Table] | None:
         meta = json.loads(meta_path.read_text("utf-8"))
         if meta.get("format_version") != FORMAT_VERSION:
             return None
-        return {t: pq.read_table(entry / f"{t}.parquet", memory_map=True) for t in meta["tables"]}
+        tables = {t: pq.read_table(entry / f"{t}.parquet", memory_map=True) for t in meta["tables"]}
     except (OSError, ValueError, KeyError, pa.ArrowException):
         return None
+    try:
+        os.utime(meta_path)  # last used, for `movierec data cache clear --older-than`
+    except OSError:
+        pass
+    return tables
 
 
-def _write_entry(entry: Path, tables: dict[str, pa.Table], info: dict) -> None:
+def _sources(files: list[Path]) -> list[list]:
+    return [[str(f.resolve()), f.stat().st_size, f.stat().st_mtime_ns] for f in sorted(files)]
+
+
+def _write_entry(entry: Path, tables: dict[str, pa.Table], info: dict, files: list[Path] | None = None) -> None:
     """Write a cache entry atomically (temp folder + rename); a failed write leaves nothing behind."""
 
     def write(tmp: Path) -> None:
         for t, table in tables.items():
             _write_parquet(table, tmp / f"{t}.parquet")
         meta = {"format_version": FORMAT_VERSION, "tables": list(tables), **info}
+        if files is not None:
+            meta["sources"] = _sources(files)
         (tmp / "meta.json").write_text(json.dumps(meta, indent=1), "utf-8")
 
     try:
@@ -105,7 +120,7 @@ def cached(kind: str, name: str, files: list[Path], build: Callable[[], dict[str
     tables = _read_entry(entry)
     if tables is None:
         tables = build()
-        _write_entry(entry, tables, info)
+        _write_entry(entry, tables, {"name": name, "kind": kind, **info}, files)
     return tables
 
 
@@ -116,4 +131,67 @@ def clear_cache(parsed_only: bool = True) -> None:
         shutil.rmtree(releases_dir(), ignore_errors=True)
 
 
-__all__ = ["FORMAT_VERSION", "cache_dir", "cached", "clear_cache", "releases_dir"]
+def _size(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else 0
+
+
+def _entry_status(entry: Path) -> tuple[str, dict]:
+    """("fresh" | "stale: why", meta) of one parsed entry."""
+    try:
+        meta = json.loads((entry / "meta.json").read_text("utf-8"))
+    except (OSError, ValueError):
+        return "stale: incomplete or unreadable", {}
+    if meta.get("format_version") != FORMAT_VERSION:
+        return f"stale: format {meta.get('format_version')} (this movierec reads {FORMAT_VERSION})", meta
+    sources = meta.get("sources")
+    if not sources:
+        return "stale: sources not recorded (written by an older movierec)", meta
+    for path, size, mtime_ns in sources:
+        p = Path(path)
+        if not p.is_file():
+            return f"stale: {path} is gone", meta
+        st = p.stat()
+        if (st.st_size, st.st_mtime_ns) != (size, mtime_ns):
+            return f"stale: {path} changed", meta
+    return "fresh", meta
+
+
+def cache_entries() -> list[dict]:
+    """Every parsed-table entry and downloaded release in the cache: kind, name, size_bytes, last_used (unix
+    seconds), status ("fresh", "stale: ...", or "download" for a fetched release), path."""
+    import time
+
+    out = []
+    parsed = cache_dir() / "parsed"
+    for entry in sorted(parsed.iterdir()) if parsed.is_dir() else []:
+        if not entry.is_dir():
+            continue
+        status, meta = _entry_status(entry)
+        used = (entry / "meta.json").stat().st_mtime if (entry / "meta.json").exists() else entry.stat().st_mtime
+        out.append({"kind": meta.get("kind", "parsed"), "name": meta.get("name", entry.name), "status": status,
+                    "size_bytes": _size(entry), "last_used": used, "path": str(entry),
+                    "age_days": round((time.time() - used) / 86400, 1)})
+    releases = releases_dir()
+    for folder in sorted(releases.iterdir()) if releases.is_dir() else []:
+        if folder.is_dir():
+            used = folder.stat().st_mtime
+            out.append({"kind": "download", "name": folder.name, "status": "download", "size_bytes": _size(folder),
+                        "last_used": used, "path": str(folder), "age_days": round((time.time() - used) / 86400, 1)})
+    return out
+
+
+def clear_entries(older_than_days: float | None = None, everything: bool = False) -> list[dict]:
+    """Remove parsed entries that are stale, or (``older_than_days``) not used for that many days, or
+    (``everything``) all of them; downloaded releases are never removed. Returns the removed entries."""
+    removed = []
+    for e in cache_entries():
+        if e["kind"] == "download":
+            continue
+        old = older_than_days is not None and e["age_days"] >= older_than_days
+        if everything or e["status"] != "fresh" or old:
+            shutil.rmtree(e["path"], ignore_errors=True)
+            removed.append(e)
+    return removed
+
+
+__all__ = ["FORMAT_VERSION", "cache_dir", "cache_entries", "cached", "clear_cache", "clear_entries", "releases_dir"]

@@ -169,7 +169,7 @@ def test_usage_errors_are_one_line_too() -> None:
     import sys
 
     for args, message in ((["train", "gmf"], "Missing option '--data'"), (["nosuch"], "No such command 'nosuch'"),
-                          (["recommend", "x", "--user", "abc"], "Invalid value for '--user'")):
+                          (["recommend", "x", "-k", "abc"], "Invalid value for '-k'")):
         r = subprocess.run([sys.executable, "-m", "movierec", *args], capture_output=True, text=True)
         assert r.returncode == 2 and r.stderr.count("\n") == 1 and message in r.stderr, r.stderr
         assert "--help`)" in r.stderr

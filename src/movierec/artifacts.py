@@ -2,7 +2,8 @@
 
     config.json          format, version, model name, hyper-parameters, sizes, dataset fingerprint
     weights.safetensors  the model's learned arrays plus its training-interaction matrix
-    ids.parquet          raw ids: kind ("user" | "movie"), index, raw_id, title, genres
+    ids.parquet          raw ids: kind ("user" | "movie"), index, raw_id, title, genres, and label (each id's
+                         original string id) for data imported with string ids
     metrics.json         evaluation results, when there are any
     train_log.jsonl      one json object per epoch, for models that train in epochs
 
@@ -47,6 +48,20 @@ class Bundle:
     def titles(self, item_index: np.ndarray) -> list[str]:
         return self.movies["title"].to_numpy()[np.asarray(item_index)].tolist()
 
+    @property
+    def has_labels(self) -> bool:
+        """Whether the users carry original (string) ids of their own (data imported with string ids)."""
+        return self.users.labels is not None
+
+    def user_label(self, index: int) -> str:
+        """The original id of user index ``index`` (the raw id as text for a bundle without labels)."""
+        return self.users.label(int(index))
+
+    def user_index_of(self, label_or_id: str | int) -> int:
+        """Index of a user by original id (the label where the bundle has labels, else the raw integer id);
+        UnknownIdError (one line: "unknown user id: X") when there is none."""
+        return self.users.index_of(label_or_id)
+
 
 def _ids_table(users: IdMap, items: IdMap, catalog: Catalog | None) -> pa.Table:
     titles = np.array([f"movie {i}" for i in items.ids], dtype=object)
@@ -61,13 +76,17 @@ def _ids_table(users: IdMap, items: IdMap, catalog: Catalog | None) -> pa.Table:
         titles[pos] = [f"{t} ({int(y)})" if np.isfinite(y) else t for t, y in zip(names, years, strict=True)]
         genres[pos] = ["|".join(g) for g in rows["genres"]]
     n_u, n_i = len(users), len(items)
-    return pa.table({
+    table = {
         "kind": ["user"] * n_u + ["movie"] * n_i,
         "index": np.concatenate([np.arange(n_u), np.arange(n_i)]).astype(np.int32),
         "raw_id": np.concatenate([users.ids, items.ids]).astype(np.int64),
         "title": pa.array([None] * n_u + titles.tolist(), pa.string()),
         "genres": pa.array([None] * n_u + genres.tolist(), pa.string()),
-    })
+    }
+    if users.labels is not None or items.labels is not None:
+        labels = [str(v) for v in users.label_array().tolist()] + [str(v) for v in items.label_array().tolist()]
+        table["label"] = pa.array(labels, pa.string())
+    return pa.table(table)
 
 
 def save_bundle(
@@ -201,7 +220,15 @@ def _read_ids(ids_path: Path) -> tuple[IdMap, IdMap, pd.DataFrame]:
         raw = part["raw_id"].to_numpy()
         if raw.dtype.kind not in "iu" or (len(raw) > 1 and (np.diff(raw) <= 0).any()):
             raise DataError(f"{kind} raw ids are not distinct integers ascending with the index", ids_path)
-    return IdMap(u["raw_id"].to_numpy(np.int64), "user"), IdMap(m["raw_id"].to_numpy(np.int64), "movie"), m
+    labels = {"user": None, "movie": None}
+    if "label" in ids.columns:  # optional: bundles of data imported with string ids
+        for kind, part in (("user", u), ("movie", m)):
+            values = part["label"]
+            if values.isna().any():
+                raise DataError(f"{kind} labels are missing for some ids", ids_path)
+            labels[kind] = values.astype(str).to_numpy(dtype=object)
+    return (IdMap(u["raw_id"].to_numpy(np.int64), "user", labels["user"]),
+            IdMap(m["raw_id"].to_numpy(np.int64), "movie", labels["movie"]), m)
 
 
 def write_metrics(path: str | Path, metrics: dict) -> None:

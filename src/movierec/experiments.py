@@ -289,12 +289,30 @@ def _stored_key(path: Path) -> tuple[dict[str, Any] | None, dict[str, Any] | Non
     return None, stored
 
 
+class _EpochHook:
+    """``hook`` as a ``RunContext.on_epoch_end`` whose result is ignored (a progress printer never stops a fit);
+    :meth:`finish` passes on the last epoch when the trainer stopped early before calling the hook for it."""
+
+    def __init__(self, hook: Callable[[dict[str, Any]], Any]) -> None:
+        self.hook, self.last = hook, 0
+
+    def __call__(self, record: dict[str, Any]) -> None:
+        self.last = max(self.last, record.get("epoch", 0))
+        self.hook(record)
+
+    def finish(self, log: list[dict[str, Any]]) -> None:
+        if log and log[-1].get("epoch", 0) > self.last:
+            self.hook(log[-1])
+
+
 def run_experiment(
     config: dict[str, Any],
     dataset: Dataset,
     out: str | Path,
     progress: Callable[[str, dict, str], None] | None = None,
     train_progress: bool = False,
+    on_run_start: Callable[[RunSpec], None] | None = None,
+    on_epoch_end: Callable[[dict[str, Any]], None] | None = None,
 ) -> list[dict]:
     """Train and evaluate every run of ``config`` on one split of ``dataset``; write the results table.
 
@@ -302,7 +320,9 @@ def run_experiment(
     settings, split, ``ks``, version) is reused; any other stored result is retrained and its file replaced.
     ``progress(name, row, note)`` is called after each run; ``note`` says what happened: "trained",
     :data:`REUSED`, or "retrained: " and the :func:`stale_reason`. ``experiment.json`` records the reused runs
-    and why the others were retrained.
+    and why the others were retrained. ``on_run_start(spec)`` is called before a run is trained (not for a
+    reused one) and ``on_epoch_end(record)`` after each epoch of a model trained in epochs (its result is
+    ignored: progress never stops training).
     """
     validate_config(config, "experiment")
     exp = config.get("experiment", {})
@@ -333,8 +353,13 @@ def run_experiment(
             retrained[spec.name] = reason
             note = f"retrained: {reason}"
             done.unlink(missing_ok=True)  # from here on no stale result stands for this run
+        if on_run_start is not None:
+            on_run_start(spec)
+        epoch_hook = _EpochHook(on_epoch_end) if on_epoch_end is not None else None
         model, report = fit_model(spec.model, spec.settings, split, dataset.catalog,
-                                  RunContext(progress=train_progress), f"run {spec.name!r}")
+                                  RunContext(progress=train_progress, on_epoch_end=epoch_hook), f"run {spec.name!r}")
+        if epoch_hook is not None:
+            epoch_hook.finish(report.train_log)
         row = {"model": spec.name, "model_class": spec.model, "settings": spec.settings,
                "fit_seconds": round(report.seconds, 2)}
         if report.epochs:

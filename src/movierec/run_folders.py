@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -59,17 +60,32 @@ def item_genre_features(dataset_or_bundle: Dataset | Bundle) -> np.ndarray | Non
 
 def train_run(model_name: str, dataset: Dataset, out: str | Path | None, overrides: dict[str, Any] | None = None,
               protocol: str = "loo", seed: int = 42, split: Split | None = None, resume: bool = False,
-              progress: bool = False, device: str = "auto") -> tuple[Recommender, Split, dict]:
+              progress: bool = False, device: str = "auto",
+              on_fit_start: Callable[[Split], None] | None = None,
+              on_epoch_end: Callable[[dict[str, Any]], None] | None = None) -> tuple[Recommender, Split, dict]:
     """Split ``dataset``, fit the model on train, score the validation part, and save a run folder.
 
     Models trained in epochs checkpoint into ``OUT.ckpt/`` after every epoch; with ``resume`` an
     interrupted run continues from there. The checkpoint is removed once the run folder is written.
+    Progress: ``on_fit_start(split)`` is called once the split is made, ``on_epoch_end(record)`` after every
+    epoch of a model trained in epochs (the epoch that stops training early included); neither stops anything.
     """
     check_device(device)
     split = split or make_split(dataset, protocol, seed)
+    if on_fit_start is not None:
+        on_fit_start(split)
     ckpt = Path(f"{out}.ckpt") if out is not None else None
-    context = RunContext(device=device, checkpoint_dir=ckpt, resume=resume, progress=progress)
+    seen: list[int] = []
+
+    def epoch_end(record: dict[str, Any]) -> None:
+        seen.append(record.get("epoch", 0))
+        on_epoch_end(record)  # its result is ignored: progress never stops training
+
+    context = RunContext(device=device, checkpoint_dir=ckpt, resume=resume, progress=progress,
+                         on_epoch_end=epoch_end if on_epoch_end is not None else None)
     model, report = fit_model(model_name, overrides, split, dataset.catalog, context)
+    if on_epoch_end is not None and report.train_log and report.train_log[-1].get("epoch", 0) > max(seen, default=0):
+        on_epoch_end(report.train_log[-1])  # the trainer stops early before calling the hook for that epoch
     info: dict[str, Any] = {"fit_seconds": report.seconds}
     if report.epochs:
         info.update(best_epoch=report.best_epoch, epochs_run=report.epochs, samples_per_s=report.samples_per_s)
@@ -174,16 +190,27 @@ def protocol_columns(results: dict[str, EvalResult], seconds: dict[str, float] |
 
 
 def compare(dataset: Dataset, model_names: list[str], ks: tuple[int, ...] = DEFAULT_KS,
-            split: Split | None = None, progress: Any = None) -> list[dict]:
-    """Fit each model on one split and evaluate it under both protocols. One row per model."""
+            split: Split | None = None, progress: Callable[[str, str, int, int], None] | None = None,
+            on_epoch_end: Callable[[str], Callable[[dict[str, Any]], None] | None] | None = None) -> list[dict]:
+    """Fit each model on one split and evaluate it under both protocols. One row per model.
+
+    Progress: ``progress(step, name, k, n)`` is called before model ``name`` (the k-th of n) is fitted (step
+    "fitting"), before it is evaluated ("evaluating") and when it is done ("done"); ``on_epoch_end(name)`` may
+    give a per-epoch callback for that model's fit (see :func:`train_run`)."""
     split = split or make_split(dataset, "loo")
     feats = item_genre_features(dataset)
     rows = []
-    for name in model_names:
-        model, _, info = train_run(name, dataset, None, split=split)
+    n = len(model_names)
+    for k, name in enumerate(model_names, 1):
+        if progress is not None:
+            progress("fitting", name, k, n)
+        model, _, info = train_run(name, dataset, None, split=split,
+                                   on_epoch_end=on_epoch_end(name) if on_epoch_end is not None else None)
         row: dict[str, Any] = {"model": name, "fit_seconds": round(info["fit_seconds"], 3)}
+        if progress is not None:
+            progress("evaluating", name, k, n)
         row.update(protocol_columns(*evaluate_test(model, split, ks, feats)))
         rows.append(row)
         if progress is not None:
-            progress(name)
+            progress("done", name, k, n)
     return rows

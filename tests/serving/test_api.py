@@ -106,7 +106,7 @@ def test_similar_by_content_and_by_model(client) -> None:
 
 @pytest.mark.parametrize(("method", "url", "body", "status", "message"), [
     ("get", "/v1/users/999999/recommendations", None, 404, "unknown user id 999999"),
-    ("get", "/v1/users/abc/recommendations", None, 422, "user_id: "),
+    ("get", "/v1/users/abc/recommendations", None, 404, "unknown user id abc"),
     ("get", "/v1/users/1/recommendations?model=nope", None, 404, "unknown model 'nope' (served: itemknn, gmf)"),
     ("get", "/v1/users/1/recommendations?k=0", None, 422, "k: Input should be greater than or equal to 1"),
     ("get", "/v1/users/1/recommendations?k=101", None, 422, "k: Input should be less than or equal to 100"),

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import numpy as np
 import typer
@@ -89,3 +91,84 @@ class _null:
 
     def __exit__(self, *a: object) -> None:
         return None
+
+
+# -- progress of long commands --------------------------------------------------------------------------------
+def _plain_progress() -> bool:
+    """True when stderr is not a terminal (a pipe, a log file, CI): progress is then plain timestamped lines."""
+    try:
+        return not sys.stderr.isatty()
+    except (AttributeError, ValueError):  # a closed or replaced stream
+        return True
+
+
+class Reporter:
+    """Progress of one long command (``train``, ``compare``, ``experiment``), always on stderr.
+
+    When stderr is a terminal the command keeps its rich bars and spinners (:attr:`plain` is False and
+    :meth:`line` prints nothing; :meth:`status` is a spinner whose text :meth:`step` updates). When it is not,
+    each :meth:`line` is one timestamped plain line, flushed at once, e.g.
+    ``2026-11-30 17:05:12 compare: fitting itemknn (2/3)``: at most one per epoch or step, never one per batch.
+    """
+
+    def __init__(self, command: str) -> None:
+        self.command = command
+        self.plain = _plain_progress()
+        self._status: Any = None
+
+    def line(self, what: str) -> None:
+        if not self.plain:
+            return
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+        try:
+            sys.stderr.write(f"{stamp} {self.command}: {what}\n")
+            sys.stderr.flush()
+        except (OSError, ValueError):  # a closed pipe must not stop the work
+            pass
+
+    def status(self, what: str, enabled: bool = True) -> Any:
+        """A context manager: a rich spinner on stderr reading ``what`` (a terminal, ``enabled``), else nothing."""
+        if self.plain or not enabled:
+            return _null()
+        self._status = Console(stderr=True).status(escape(what), spinner="dots")
+        return self._status
+
+    def step(self, what: str) -> None:
+        """One step: the spinner's text on a terminal, a timestamped line elsewhere."""
+        if self._status is not None:
+            self._status.update(escape(what))
+        self.line(what)
+
+    def epoch_printer(self, total: int | None = None, prefix: list[str] | None = None
+                      ) -> Callable[[dict[str, Any]], None]:
+        """A ``RunContext.on_epoch_end`` callback printing one line per epoch (plain mode only), e.g.
+        ``epoch 3/30, loss 0.3121, valid NDCG@10 0.4012 (12.3 s)`` after ``prefix[0]`` when given (a list, so
+        the caller may change it between fits). It never stops training."""
+
+        def on_epoch_end(record: dict[str, Any]) -> None:
+            self.line(" ".join([*(prefix or [])[:1], epoch_text(record, total)]))
+
+        return on_epoch_end
+
+
+def epoch_text(record: dict[str, Any], total: int | None = None) -> str:
+    """One epoch record of the trainer (epoch, loss, seconds, valid_* metrics) as a short phrase."""
+    text = f"epoch {record.get('epoch', '?')}" + (f"/{total}" if total else "")
+    if isinstance(record.get("loss"), float):
+        text += f", loss {record['loss']:.4f}"
+    if isinstance(record.get("valid_NDCG@10"), float):
+        text += f", valid NDCG@10 {record['valid_NDCG@10']:.4f}"
+    if isinstance(record.get("seconds"), float):
+        text += f" ({record['seconds']:.1f} s)"
+    return text
+
+
+def configured_epochs(model: str, settings: dict[str, Any] | None) -> int | None:
+    """The number of epochs ``model`` trains for under ``settings`` (None for a model without epochs)."""
+    from movierec.models import build_model
+
+    try:
+        epochs = getattr(build_model(model, settings).config, "epochs", None)
+    except Exception:  # only for a progress line; the fit itself reports bad settings
+        return None
+    return epochs if isinstance(epochs, int) and not isinstance(epochs, bool) else None

@@ -41,15 +41,49 @@ def data_fetch(name: str) -> None:
     console.print(f"{name}: {path} (complete)")
 
 
-def data_import(path: Path, name: Annotated[str | None, typer.Option("--name")] = None) -> None:
-    """Register an extracted folder (any MovieLens layout, or NCF-format split files) under a name.
+def data_import(
+    path: Annotated[Path, typer.Argument(help="A MovieLens folder (any layout, or NCF split files), or a CSV / "
+                                              "Parquet file of your own interactions (then --user, --item, --name).",
+                                         show_default=False)],
+    name: Annotated[str | None, typer.Option("--name", help="The name to load it by (a folder: default its "
+                                                            "name).")] = None,
+    items: Annotated[Path | None, typer.Option("--items", help="Own data: a CSV / Parquet file of items "
+                                                               "(--item-id, --title, --genres).")] = None,
+    user: Annotated[str | None, typer.Option("--user", help="Own data: the column of user ids.")] = None,
+    item: Annotated[str | None, typer.Option("--item", help="Own data: the column of item ids.")] = None,
+    rating: Annotated[str | None, typer.Option("--rating", help="Own data: the column of ratings (0.5-5); "
+                                                                "without it the data is implicit.")] = None,
+    timestamp: Annotated[str | None, typer.Option("--timestamp", help="Own data: the column of times (unix "
+                                                                      "seconds or ISO dates).")] = None,
+    sep: Annotated[str, typer.Option("--sep", help="Own data: the CSV field separator.")] = ",",
+    item_id: Annotated[str | None, typer.Option("--item-id", help="The items file's id column (default: the "
+                                                                  "--item name).")] = None,
+    title: Annotated[str | None, typer.Option("--title", help="The items file's title column.")] = None,
+    genres: Annotated[str | None, typer.Option("--genres", help="The items file's genres column.")] = None,
+    genre_sep: Annotated[str, typer.Option("--genre-sep", help="Separator of the genres in --genres.")] = "|",
+    force: Annotated[bool, typer.Option("--force", help="Own data: replace an import of the same --name from other "
+                                                        "files or columns.")] = False,
+) -> None:
+    """Register an extracted folder (any MovieLens layout, or NCF-format split files) under a name, or import your
+    own interactions from a CSV or Parquet file.
 
     The files are parsed and validated first (and cached); a bad file is reported now, naming its file and
     line, and nothing is registered. A folder with movies but no ratings imports as catalogue only.
+
+    Own data: movierec data import events.csv --user customer --item sku [--rating stars] [--timestamp time]
+    [--items products.csv --item-id sku --title name --genres category --genre-sep ";"] --name shop
     """
     from movierec.data import import_folder, load_catalog, load_dataset
     from movierec.data.releases import LAYOUTS, folder_status, import_target
 
+    own = {"--items": items, "--user": user, "--item": item, "--rating": rating, "--timestamp": timestamp,
+           "--item-id": item_id, "--title": title, "--genres": genres}
+    if path.is_file() or (not path.exists() and any(v is not None for v in own.values())):
+        _import_own_file(path, name, own, sep, genre_sep, force)
+        return
+    given = [k for k, v in own.items() if v is not None] + (["--force"] if force else [])
+    if given:
+        raise MovieRecError(f"{' and '.join(given)} go with a file of your own interactions; {path} is a folder")
     folder, layout, name = import_target(path, name)
     # parse, validate and cache now (a bad file is reported here, naming file and line; nothing is registered)
     if layout == "ncf" or (folder / LAYOUTS[layout]["ratings"].filename).is_file():
@@ -173,3 +207,30 @@ def cache_clear(
     for e in removed:
         console.print(f"removed {e['kind']} {escape(e['name'])} ({escape(e['status'])}, {_mb(e['size_bytes'])})")
     console.print(f"{len(removed)} entr{'y' if len(removed) == 1 else 'ies'} removed, {_mb(freed)} freed")
+
+
+def _import_own_file(path: Path, name: str | None, own: dict, sep: str, genre_sep: str, force: bool) -> None:
+    """`movierec data import FILE --user COL --item COL ... --name NAME`: own interactions, written as a
+    MovieLens folder in the cache (:func:`movierec.data.own.import_interactions`), loaded once and registered."""
+    from movierec.data import import_folder, load_dataset
+    from movierec.data.own import OwnColumns, import_interactions
+
+    missing = [o for o, v in (("--user COL", own["--user"]), ("--item COL", own["--item"]), ("--name NAME", name))
+               if v is None]
+    if missing:
+        raise MovieRecError(f"importing the file {path} needs {', '.join(missing)}")
+    items_only = [k for k in ("--item-id", "--title", "--genres") if own[k] is not None]
+    if items_only and own["--items"] is None:
+        raise MovieRecError(f"{' and '.join(items_only)} go with --items FILE")
+    columns = OwnColumns(own["--user"], own["--item"], own["--rating"], own["--timestamp"], own["--item-id"],
+                         own["--title"], own["--genres"])
+    folder, info = import_interactions(path, name, columns, items_path=own["--items"], sep=sep, genre_sep=genre_sep,
+                                       force=force)
+    load_dataset(folder, fetch_missing=False)  # parse, validate and cache now
+    registered = import_folder(folder, name)
+    extra = [f"{info['duplicates_dropped']:,} repeated (user, item) rows dropped, the latest of each kept"
+             if info["duplicates_dropped"] else "",
+             "implicit (no ratings)" if info["implicit"] else "", "" if info["has_timestamps"] else "no timestamps"]
+    note = "; ".join(e for e in extra if e)
+    console.print(f"imported {path} as {registered}: {info['rows_kept']:,} interactions of {info['users']:,} users "
+                  f"and {info['items']:,} items" + (f" ({note})" if note else ""), markup=False)

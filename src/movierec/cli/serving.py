@@ -19,7 +19,8 @@ RunArg = Annotated[Path, typer.Argument(help="A run folder (movierec train), a m
 
 def recommend_cmd(
     run_dir: RunArg,
-    user: Annotated[int | None, typer.Option("--user", help="A known user's raw id.")] = None,
+    user: Annotated[str | None, typer.Option("--user", help="A known user's id (own data imported with string ids: "
+                                                            "the original id).")] = None,
     rate: Annotated[list[str] | None, typer.Option(
         "--rate", help='A new person\'s rating "TITLE=RATING" or "MOVIEID=RATING" (repeatable; in the order '
         'watched, which sequential models read as the session).')] = None,
@@ -61,9 +62,11 @@ def recommend_cmd(
     served = service.model(None)
     check_cutoffs((k,), served.model.n_items, "movies of the run's catalogue")
     if user is not None:
-        served.user_index(user)  # an unknown id fails here with the data layer's one line
+        # an unknown id fails here with the data layer's one line; an own label becomes its integer raw id
+        served.bundle.user_index_of(user)
         result = service.for_user(user, k)
-        title = f"{served.model_name} · user {user}"
+        shown = result["user_id"]
+        title = f"{served.model_name} · user {shown}"
     else:
         ratings = [_parse_rating(service, text) for text in rate or []]
         result = service.for_person(ratings, k)
@@ -74,7 +77,7 @@ def recommend_cmd(
     rows = [{"rank": r["rank"], "movieId": r["movie_id"], "title": r["title"], "genres": r["genres"],
              "score": r["score"], "reason": r["reason"]} for r in result["recommendations"]]
     if as_json:
-        head = {"user": user} if user is not None else {"ratings": [{"movieId": m, "rating": v} for m, v in ratings]}
+        head = {"user": shown} if user is not None else {"ratings": [{"movieId": m, "rating": v} for m, v in ratings]}
         _print_json({**head, "model": served.model_name, "recommendations": rows})
         return
     t = Table("rank", "movieId", "title", "score", "why", title=escape(title))
@@ -107,7 +110,7 @@ def _recommend_many(run_dir: Path, users: str, out: Path | None, force: bool, k:
     from movierec.fsutil import atomic_write_bytes, atomic_write_parquet
     from movierec.run_folders import check_cutoffs
     from movierec.serving import ServedModel
-    from movierec.serving.batch import read_user_file, recommend_users_table
+    from movierec.serving.batch import read_user_values, recommend_users_table, user_ids_of_values
 
     if out is None:
         raise MovieRecError("--users needs --out FILE (.parquet or .csv) for the table")
@@ -119,8 +122,10 @@ def _recommend_many(run_dir: Path, users: str, out: Path | None, force: bool, k:
         raise MovieRecError(f"--out {out}: already exists; pass --force to replace it")
     if not out.parent.exists():
         raise MovieRecError(f"--out {out}: the folder {out.parent} does not exist")
-    raw = None if users == "all" else read_user_file(users)
+    # text first; checked against the bundle's ids (its own string ids, or integers) once it is open
+    values = None if users == "all" else read_user_values(users, labels=True)
     served = ServedModel.open(run_dir)
+    raw = None if values is None else user_ids_of_values(served, values, users)
     check_cutoffs((k,), served.model.n_items, "movies of the run's catalogue")
     t0 = time.perf_counter()
     table = recommend_users_table(served, raw, k)

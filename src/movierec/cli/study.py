@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -12,7 +13,18 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from movierec.cli.common import COMPACT, DataArg, JsonOpt, _print_comparison, _print_json, _step_printer, console
+from movierec.cli.common import (
+    COMPACT,
+    DataArg,
+    JsonOpt,
+    Reporter,
+    _print_comparison,
+    _print_json,
+    _step_printer,
+    configured_epochs,
+    console,
+    epoch_text,
+)
 from movierec.errors import MovieRecError
 from movierec.fsutil import claim_output, mark_output
 
@@ -25,18 +37,38 @@ def experiment_cmd(
 ) -> None:
     """Run a TOML experiment grid (e.g. configs/ncf-paper.toml) and write its results table."""
     from movierec.data import load_dataset
-    from movierec.experiments import expand_runs, load_config, run_experiment, validate_config
+    from movierec.experiments import REUSED, RunSpec, expand_runs, load_config, run_experiment, validate_config
 
     cfg = load_config(config)
     validate_config(cfg, "experiment", str(config))  # before any data is loaded
     claim_output(out, "experiment", create=False)
     n_runs = len(expand_runs(cfg))
+    rep = Reporter("experiment")
     ds = load_dataset(data)
+    rep.line(f"{n_runs} run{'s' if n_runs != 1 else ''} of {config} on {ds.name} ({ds.n_users:,} users, "
+             f"{ds.n_items:,} items) -> {out}")
 
     done: list[str] = []
+    started: dict[str, float] = {}
+    current: dict = {}  # the run being trained: its name and number of epochs
+    t_all = time.perf_counter()
+
+    def run_start(spec: RunSpec) -> None:
+        started[spec.name] = time.perf_counter()
+        current.update(name=spec.name, epochs=configured_epochs(spec.model, spec.settings))
+        rep.line(f"run {spec.name!r} ({len(done) + 1}/{n_runs}) started ({spec.model})")
+
+    def epoch_end(record: dict) -> None:
+        rep.line(f"run {current.get('name')!r} ({len(done) + 1}/{n_runs}) {epoch_text(record, current.get('epochs'))}")
 
     def report(name: str, row: dict, note: str) -> None:
         done.append(name)
+        where = f"run {name!r} ({len(done)}/{n_runs})"
+        if note == REUSED:
+            rep.line(f"{where} {note}")
+        else:
+            rep.line(f"{where} done in {time.perf_counter() - started.get(name, t_all):.1f} s ({note}; "
+                     f"NDCG@10 {row.get('NDCG@10 [full]', float('nan')):.4f} [full])")
         if not as_json:
             console.print(f"[{len(done)}/{n_runs}] {name}: HR@10 {row.get('HR@10 [sampled-100]', float('nan')):.4f} "
                           f"NDCG@10 {row.get('NDCG@10 [sampled-100]', float('nan')):.4f} [sampled-100], "
@@ -44,7 +76,9 @@ def experiment_cmd(
                           f"; {note}", markup=False, soft_wrap=True)
 
     mark_output(out, "experiment")
-    rows = run_experiment(cfg, ds, out, report, train_progress=not as_json and sys.stderr.isatty())
+    rows = run_experiment(cfg, ds, out, report, train_progress=not as_json and not rep.plain,
+                          on_run_start=run_start, on_epoch_end=epoch_end)
+    rep.line(f"done in {time.perf_counter() - t_all:.1f} s: {len(done)} runs -> {out / 'results.md'}")
     if as_json:
         _print_json({"config": str(config), "rows": rows})
     else:

@@ -2,16 +2,28 @@
 
 from __future__ import annotations
 
-import sys
+import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
 
-from movierec.cli.common import DataArg, JsonOpt, _kv_table, _null, _print_comparison, _print_json, console
+from movierec.cli.common import (
+    DataArg,
+    JsonOpt,
+    Reporter,
+    _kv_table,
+    _print_comparison,
+    _print_json,
+    configured_epochs,
+    console,
+)
 from movierec.errors import MovieRecError
 from movierec.models.registry import ENTRIES
+
+if TYPE_CHECKING:
+    from movierec.data.splits import Split
 
 
 def train_cmd(
@@ -33,9 +45,25 @@ def train_cmd(
 
     overrides = parse_overrides(model, settings or [])
     claim_output(out, "run", force=force or resume)
+    rep = Reporter(f"train {model}")
     ds = load_dataset(data)
+
+    def fit_start(split: Split) -> None:
+        s = split.summary()
+        rep.line(f"fitting on {ds.name} ({s['users']:,} users, {s['items']:,} items; {s['protocol']} split "
+                 f"seed {s['seed']}: {s['train']:,} train, {s['valid']:,} valid, {s['test']:,} test)"
+                 + (" resuming" if resume else ""))
+
+    t0 = time.perf_counter()
     _, split, info = train_run(model, ds, out, overrides, seed=seed, resume=resume,
-                               progress=not as_json and sys.stderr.isatty(), device=device)
+                               progress=not as_json and not rep.plain, device=device, on_fit_start=fit_start,
+                               on_epoch_end=rep.epoch_printer(configured_epochs(model, overrides)))
+    done = f"done in {time.perf_counter() - t0:.1f} s (fit {info['fit_seconds']:.1f} s"
+    if info.get("epochs_run"):
+        done += f", {info['epochs_run']} epochs, best epoch {info['best_epoch']}"
+    if "NDCG@10" in info.get("valid", {}).get("metrics", {}):
+        done += f", valid NDCG@10 {info['valid']['metrics']['NDCG@10']:.4f}"
+    rep.line(f"{done}) -> {out}")
     result = {"model": model, "run": str(out), "split": split.summary(), **info}
     if as_json:
         _print_json(result)
@@ -91,9 +119,26 @@ def compare_cmd(
         model_entry(name)  # an unknown name fails here, before any data is loaded
     if out is not None:
         claim_output(out, "compare", create=False)
+    rep = Reporter("compare")
     ds = load_dataset(data, progress=not as_json)
-    with console.status("fitting and evaluating…", spinner="dots") if not as_json else _null():
-        rows = compare(ds, names)
+    rep.line(f"{len(names)} models on {ds.name} ({ds.n_users:,} users, {ds.n_items:,} items): {', '.join(names)}")
+    started: dict[str, float] = {}
+    current: list[str] = []  # "NAME (k/n)" of the model being fitted
+
+    def step(what: str, name: str, k: int, n: int) -> None:
+        if what == "fitting":
+            started[name] = time.perf_counter()
+            current[:] = [f"{name} ({k}/{n})"]
+        if what == "done":
+            rep.line(f"{name} ({k}/{n}) done in {time.perf_counter() - started.get(name, t0):.1f} s")
+        else:
+            rep.step(f"{what} {name} ({k}/{n})")
+
+    t0 = time.perf_counter()
+    with rep.status("fitting and evaluating…", enabled=not as_json):
+        rows = compare(ds, names, progress=step,
+                       on_epoch_end=lambda name: rep.epoch_printer(configured_epochs(name, None), current))
+    rep.line(f"done in {time.perf_counter() - t0:.1f} s")
     if out is not None:
         mark_output(out, "compare")
         write_comparison(rows, out)

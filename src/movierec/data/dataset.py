@@ -7,6 +7,7 @@ only appear at the edges (loading, the CLI, the HTTP service) through :class:`Id
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -35,11 +36,13 @@ class UnknownIdError(MovieRecError, KeyError):
 class IdMap:
     """Raw id <-> dense index. ``ids`` is sorted ascending, so index = position in ``ids``.
 
-    ids: int64 [n]
+    ids: int64 [n]; labels: object [n] each id's original (string) id for data imported with string ids
+    (:mod:`movierec.data.own`), None otherwise (the id is its own label).
     """
 
     ids: np.ndarray
     kind: str = "id"
+    labels: np.ndarray | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def from_raw(cls, raw: np.ndarray, kind: str = "id") -> tuple[IdMap, np.ndarray]:
@@ -84,6 +87,37 @@ class IdMap:
 
     def raw(self, index: np.ndarray | int) -> np.ndarray:
         return self.ids[np.asarray(index)]
+
+    def label(self, index: int) -> str:
+        """The original id of index ``index``: its label, or the raw id as text."""
+        return str(self.labels[index]) if self.labels is not None else str(int(self.ids[index]))
+
+    def label_array(self) -> np.ndarray:
+        """object [n] every index's label (the raw ids as text when there are no labels)."""
+        return self.labels if self.labels is not None else self.ids.astype(str).astype(object)
+
+    def index_of(self, label_or_id: str | int) -> int:
+        """Index of an original id: matched against the labels when there are any, else read as an integer raw
+        id; :class:`UnknownIdError` when there is no such id."""
+        if self.labels is not None:
+            hits = np.flatnonzero(self.labels == str(label_or_id).strip())
+            if not len(hits):
+                raise UnknownIdError(self.kind, str(label_or_id).strip())
+            return int(hits[0])
+        if isinstance(label_or_id, str):
+            text = label_or_id.strip()
+            if not re.fullmatch(r"[-+]?\d+", text):
+                raise UnknownIdError(self.kind, text)
+            label_or_id = int(text)
+        return int(self.index(label_or_id)[0])
+
+    def indices_of_labels(self, labels: np.ndarray) -> np.ndarray:
+        """int64 [n] index of each label, -1 where unknown (labels, or raw ids as text when there are none)."""
+        known = pd.Index(self.label_array().astype(str))
+        return known.get_indexer(pd.Index(np.asarray(labels).astype(str))).astype(np.int64)
+
+    def with_labels(self, labels: np.ndarray | None) -> IdMap:
+        return IdMap(self.ids, self.kind, None if labels is None else np.asarray(labels, dtype=object))
 
 
 def _as_ids(raw: np.ndarray | int, kind: str) -> np.ndarray:
@@ -266,6 +300,16 @@ class Dataset:
         return len(self.users)
 
     @property
+    def user_labels(self) -> np.ndarray | None:
+        """object [n_users] each user's original id (own data imported with string ids), else None."""
+        return self.users.labels
+
+    @property
+    def item_labels(self) -> np.ndarray | None:
+        """object [n_items] each item's original id (own data imported with string ids), else None."""
+        return self.items.labels
+
+    @property
     def n_items(self) -> int:
         return len(self.items)
 
@@ -293,6 +337,9 @@ class Dataset:
             for name in ("movies", "tags", "users", "genome_scores", "genome_tags"):
                 _hash_frame(h, name, None if cat is None else getattr(cat, name))
             _hash_split(h, self.predefined_split)
+            for name, labels in (("user_labels", self.users.labels), ("item_labels", self.items.labels)):
+                if labels is not None:  # only own data with string ids: other digests stay as they were
+                    _hash_frame(h, name, pd.DataFrame({"label": pd.Series(labels, dtype=object).astype(str)}))
             self._fingerprint = h.hexdigest()
         return self._fingerprint
 

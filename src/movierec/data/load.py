@@ -133,7 +133,34 @@ def load_dataset(
         _np(it.column("user"), np.int32), _np(it.column("item"), np.int32),
         _np(it.column("rating"), np.float32), _np(it.column("timestamp"), np.int64), len(users), len(items),
     )
+    users, items = _with_labels(src.folder, users, items)
     return Dataset(src.name, inter, users, items, catalog, None, str(src.folder))
+
+
+def _with_labels(folder: Path, users: IdMap, items: IdMap) -> tuple[IdMap, IdMap]:
+    """The id maps with the original ids of own data imported with string ids (labels.parquet, read directly:
+    it is small, and the dataset's fingerprint covers the labels); unchanged where there is no such file. An id
+    without a label (integer ids kept) is labelled with itself."""
+    from movierec.data.own import read_labels
+
+    labels = read_labels(folder)
+    if labels is None:
+        return users, items
+    out = []
+    for idmap in (users, items):
+        if idmap.kind not in labels:
+            out.append(idmap.with_labels(idmap.ids.astype(str).astype(object)))
+            continue
+        ids, text = labels[idmap.kind]
+        order = np.argsort(ids, kind="stable")
+        pos = np.searchsorted(ids[order], idmap.ids)
+        pos = np.minimum(pos, max(len(ids) - 1, 0))
+        found = len(ids) > 0 and (ids[order][pos] == idmap.ids)
+        result = idmap.ids.astype(str).astype(object)
+        if len(ids):
+            result[found] = text[order][pos][found]
+        out.append(idmap.with_labels(result))
+    return out[0], out[1]
 
 
 __all__ = ["load_catalog", "load_dataset"]

@@ -12,6 +12,10 @@ and month); every later statistic works on those per-user, per-movie or per-(mov
 ml-20m-sized data takes seconds. The statistics are exact; ``sample`` caps only the dots of the scatter
 plot of mean rating against activity.
 
+Sections the data cannot support are left out with a one-line note saying why: implicit feedback (every
+rating the same) has no rating distribution, mean rating against activity or genre box plots (a note each); data without
+timestamps has no time line; data without genres has no genre sections.
+
 Summary keys (numbers unless noted; a non-finite value is stored as null; genre, tag, time and demographic
 keys only when the data set has that information): dataset, source (str), n_ratings, n_users, n_movies
 (rated), n_movies_catalog, density, sparsity; rating_min, rating_max, rating_mean, rating_median, rating_std,
@@ -160,11 +164,18 @@ def run_eda(
     step("counting")
     agg = sec.aggregate(dataset)
     add(sec.overview(agg))
+    implicit = len(agg.values) < 2  # every interaction has the same value: implicit feedback
     step("rating distribution")
-    rating_std = add(sec.rating_distribution(agg)).summary["rating_std"]
+    ratings = sec.rating_distribution(agg)
+    rating_std = ratings.summary["rating_std"]
+    if implicit:  # the numbers stay in the summary; the figures and tables say nothing
+        add(sec.Section(ratings.summary, notes={"ratings": sec.IMPLICIT_NOTE}))
+    else:
+        add(ratings)
     step("long tail")
     add(sec.long_tail(agg))
-    add(sec.activity_vs_rating(agg, sample, seed))
+    if not implicit:
+        add(sec.activity_vs_rating(agg, sample, seed))
     step("time")
     add(sec.ratings_over_time(agg))
     genre_m, names = sec.genres_of(dataset)
@@ -172,7 +183,7 @@ def run_eda(
         step("genres")
         add(sec.genre_frequencies(agg, genre_m, names))
         step("boxplots")
-        add(sec.genre_boxplots(agg, genre_m, names, rating_std))
+        add(sec.genre_boxplots(agg, genre_m, names, rating_std))  # says itself why there are none when implicit
         step("multicollinearity")
         add(sec.genre_multicollinearity(genre_m, names))
     else:

@@ -188,6 +188,7 @@ def summary_lines(report: EdaReport) -> list[str]:
         f"{s['dataset']}: {fmt_n(s['n_ratings'])} ratings, {fmt_n(s['n_users'])} users, {fmt_n(s['n_movies'])} movies"
         + (f" ({fmt_n(s['n_movies_catalog'])} in catalogue)" if s.get("n_movies_catalog") else ""),
         f"density {fmt_pct(s['density'], 3)}, sparsity {fmt_pct(s['sparsity'], 3)}",
+        "implicit feedback: no ratings (every interaction counts the same)" if s.get("n_rating_values") == 1 else
         f"ratings {fmt_rating(s['rating_min'])}-{fmt_rating(s['rating_max'])} ({s['n_rating_values']} values):"
         f" mean {s['rating_mean']:.2f}, median {fmt_rating(s['rating_median'])}, most common"
         f" {fmt_rating(s['rating_mode'])} ({fmt_pct(s['rating_mode_share'])})",

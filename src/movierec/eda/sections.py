@@ -96,6 +96,10 @@ def aggregate(dataset: Dataset) -> Aggregates:
 # --------------------------------------------------------------------------------------------- ratings
 
 
+IMPLICIT_NOTE = ("Implicit feedback: no ratings (every interaction has the same value), so the rating distribution"
+                 " and the mean rating against activity are left out.")
+
+
 def overview(agg: Aggregates) -> Section:
     """Shape and sparsity: counts of ratings, users and movies, density (ratings / cells) and sparsity."""
     dataset = agg.dataset

@@ -56,7 +56,7 @@ class RecommendedMovie(Movie):
 
 class UserRecommendations(BaseModel):
     model: str
-    user_id: int
+    user_id: int | str = Field(description="The user's id (their own string id for data imported with them)")
     recommendations: list[RecommendedMovie]
 
 
@@ -94,7 +94,7 @@ class SimilarMovies(BaseModel):
 
 
 class Segment(BaseModel):
-    user_id: int
+    user_id: int | str
     segment: int | None
     name: str | None
     profile: dict[str, Any] | None
@@ -213,7 +213,7 @@ def create_app(paths: list[str | Path] | None = None, service: Service | None = 
         return svc().model_info()
 
     @app.get("/v1/users/{user_id}/recommendations", response_model=UserRecommendations)
-    def user_recommendations(user_id: int, k: Annotated[int, Query(ge=1, le=MAX_K)] = 10,
+    def user_recommendations(user_id: str, k: Annotated[int, Query(ge=1, le=MAX_K)] = 10,
                              model: str | None = None) -> dict:
         return svc().for_user(user_id, k, model)
 
@@ -237,7 +237,7 @@ def create_app(paths: list[str | Path] | None = None, service: Service | None = 
         return svc().similar(movie_id, k, by, model)
 
     @app.get("/v1/users/{user_id}/segment", response_model=Segment)
-    def segment(user_id: int, model: str | None = None) -> dict:
+    def segment(user_id: str, model: str | None = None) -> dict:
         return svc().segment(user_id, model)
 
     @app.get("/", include_in_schema=False)

@@ -175,15 +175,18 @@ class Service:
         return [self._movie_json(int(r)) for r in hit[order][:limit]]
 
     # -- recommendations ---------------------------------------------------------------------------------
-    def for_user(self, user_id: int, k: int = 10, model: str | None = None) -> dict:
+    def for_user(self, user_id: int | str, k: int = 10, model: str | None = None) -> dict:
+        """A known user's list; ``user_id`` is the raw id, or the user's own id for data imported with string
+        ids (:mod:`movierec.data.own`)."""
         check_k(k, self.max_k)
         m = self.model(model)
         try:
-            uidx = m.user_index(user_id)
+            uidx = m.bundle.user_index_of(user_id)
         except UnknownIdError:
             raise NotFound(f"unknown user id {user_id} (model {m.label} knows {m.model.n_users:,} users)") from None
         recs = m.recommend_user(uidx, k)
-        return {"model": m.label, "user_id": int(user_id), "recommendations": self._rows(m, recs, 0)}
+        shown = m.bundle.user_label(uidx) if m.bundle.has_labels else int(m.bundle.users.ids[uidx])
+        return {"model": m.label, "user_id": shown, "recommendations": self._rows(m, recs, 0)}
 
     def for_person(self, ratings: list[tuple[int, float]], k: int = 10, model: str | None = None) -> dict:
         """Recommendations for someone known only by ``ratings`` [(movieId, rating)] in the order given."""
@@ -255,13 +258,17 @@ class Service:
         return {"movie": query, "by": by, "model": label, "results": results}
 
     # -- segments -------------------------------------------------------------------------------------------
-    def segment(self, user_id: int, model: str | None = None) -> dict:
+    def segment(self, user_id: int | str, model: str | None = None) -> dict:
         m = self.model(model)
         folder = m.segments_dir()
         if folder is None:
             raise NotFound(f"model {m.label} does not come from a study with segments (serve a study folder or "
                            "one of its runs/*/model bundles, or pass serve --segments DIR)")
         labels, profiles = self._load_segments(folder)
+        try:
+            user_id = int(m.bundle.users.ids[m.bundle.user_index_of(user_id)])  # segments hold raw ids
+        except UnknownIdError:
+            raise NotFound(f"unknown user id {user_id}") from None
         if user_id not in labels.index:
             raise NotFound(f"unknown user id {user_id}")
         seg = int(labels.loc[user_id])

@@ -1,0 +1,80 @@
+"""Every `movierec ...` command in README.md's bash blocks runs, in order, as written (so they cannot drift
+from the code). A command is skipped only for a reason listed in SKIP (network, data this machine lacks, a
+server that runs until stopped, the full study that `make run` runs); neural models get `--set epochs=1` and
+nothing else changes. The skip list must name commands that are still in the README."""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+MOVIEREC = [sys.executable, "-m", "movierec"]
+
+#: command prefix -> why it is not run here
+SKIP = {
+    "movierec data fetch": "downloads (no network in tests)",
+    "movierec data import ~/Downloads": "a folder on the reader's machine",
+    "movierec data synth --users 138493": "writes 20M ratings (benchmarks do; tests/data covers synth)",
+    "movierec study --data ml-latest-small --out out/study": "the full study is `make run` (tests/study runs "
+                                                            "the quick one)",
+    "movierec serve": "runs until stopped (tests/serving starts the app)",
+    "movierec train neumf --data ml-1m": "ml-1m ratings are not in ../shared/data",
+    "movierec experiment configs/ncf-paper.toml": "needs the NCF paper's ml-1m files",
+    "movierec experiment configs/seed-study.toml": "trains 13 neural runs (minutes)",
+}
+#: command prefix -> why it runs after the others (it reads what a later README command writes)
+LATER = {"movierec segments --data ml-latest-small --embeddings runs/neumf": "runs/neumf is trained further down"}
+#: command prefix -> arguments appended to keep the test short
+FAST = {
+    "movierec train neumf": ["--set", "epochs=1"],
+    "movierec train mlp": ["--set", "epochs=1"],
+}
+
+
+def readme_commands() -> list[list[str]]:
+    """Each command's arguments, as the shell would split them (the trailing comment dropped)."""
+    text = (REPO / "README.md").read_text()
+    out = []
+    for block in re.findall(r"```bash\n(.*?)```", text, re.S):
+        for line in block.splitlines():
+            if line.strip().startswith("movierec "):
+                out.append(shlex.split(line, comments=True))
+    return out
+
+
+def _prefix(argv: list[str], table: dict) -> str | None:
+    return next((p for p in table if " ".join(argv).startswith(p)), None)
+
+
+def test_the_skip_list_names_readme_commands() -> None:
+    commands = [" ".join(c) for c in readme_commands()]
+    assert len(commands) >= 20
+    for prefix in [*SKIP, *LATER, *FAST]:
+        assert any(c.startswith(prefix) for c in commands), f"{prefix!r} is no longer in README.md"
+
+
+@pytest.mark.slow
+def test_readme_commands_run(shared_data_dir: Path, tmp_path: Path) -> None:
+    env = {**os.environ, "MOVIEREC_DATA_DIR": str(shared_data_dir), "COLUMNS": "200",
+           "MOVIEREC_CACHE_DIR": str(tmp_path / "cache")}
+    (tmp_path / "configs").symlink_to(REPO / "configs")  # the README's paths are relative to the checkout
+    commands = [c for c in readme_commands() if not _prefix(c, SKIP)]
+    commands = [c for c in commands if not _prefix(c, LATER)] + [c for c in commands if _prefix(c, LATER)]
+    failures, ran = [], 0
+    for argv in commands:
+        argv = [a.replace("../shared/data", str(shared_data_dir)) for a in argv]
+        argv += FAST.get(_prefix(argv, FAST) or "", [])
+        r = subprocess.run([*MOVIEREC, *argv[1:]], cwd=tmp_path, env=env, capture_output=True, text=True,
+                           timeout=600)
+        ran += 1
+        if r.returncode != 0:
+            failures.append(f"{shlex.join(argv)}\n    -> exit {r.returncode}: {(r.stderr or r.stdout).strip()[-400:]}")
+    assert ran >= 20
+    assert not failures, "README commands that fail:\n" + "\n".join(failures)

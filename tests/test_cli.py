@@ -33,14 +33,15 @@ def run_dir(tmp_path_factory, mls_dir: str) -> Path:
 
 
 def test_data_info_json(mls_dir: str) -> None:
-    r = run("data", "info", mls_dir, "--json")
+    r = run("data", "info", "--data", mls_dir, "--json")
     assert r.returncode == 0, r.stderr
     info = json.loads(r.stdout)
     assert (info["ratings"], info["users"], info["items"]) == (100_836, 610, 9_724)
 
 
 def test_data_info_by_release_name_through_data_dir(shared_data_dir: Path) -> None:
-    r = run("data", "info", "ml-latest-small", "--json", env_extra={"MOVIEREC_DATA_DIR": str(shared_data_dir)})
+    r = run("data", "info", "--data", "ml-latest-small", "--json",
+            env_extra={"MOVIEREC_DATA_DIR": str(shared_data_dir)})
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["ratings"] == 100_836
 
@@ -54,12 +55,12 @@ def test_data_list_names_every_release() -> None:
 
 def test_split_writes_ncf_files_that_load_back(tmp_path: Path, mls_dir: str) -> None:
     out = tmp_path / "split"
-    r = run("split", mls_dir, "--protocol", "loo", "--seed", "42", "--out", str(out), "--json")
+    r = run("split", "--data", mls_dir, "--protocol", "loo", "--seed", "42", "--out", str(out), "--json")
     assert r.returncode == 0, r.stderr
     names = {p.name for p in out.iterdir()}
     assert {"ml-latest-small.train.rating", "ml-latest-small.test.rating", "ml-latest-small.test.negative",
             "train.parquet", "test.parquet"} <= names
-    r2 = run("data", "info", str(out), "--json")
+    r2 = run("data", "info", "--data", str(out), "--json")
     assert r2.returncode == 0, r2.stderr
     info = json.loads(r2.stdout)
     assert info["predefined_split"] is True and info["ratings"] == 100_836
@@ -95,7 +96,7 @@ def test_unknown_user_is_a_one_line_error(run_dir: Path) -> None:
 
 
 def test_unknown_dataset_is_a_one_line_error() -> None:
-    assert "no-such-release" in one_line_error(run("data", "info", "no-such-release"))
+    assert "no-such-release" in one_line_error(run("data", "info", "--data", "no-such-release"))
 
 
 def test_unknown_model_and_bad_setting(mls_dir: str, tmp_path: Path) -> None:
@@ -110,7 +111,7 @@ def test_malformed_ratings_file_names_file_and_line(tmp_path: Path) -> None:
     d.mkdir()
     (d / "movies.csv").write_text("movieId,title,genres\n1,Toy Story (1995),Animation|Children\n")
     (d / "ratings.csv").write_text("userId,movieId,rating,timestamp\n1,1,4.0,1\n1,2,abc,2\n")
-    msg = one_line_error(run("data", "info", str(d)))
+    msg = one_line_error(run("data", "info", "--data", str(d)))
     assert "ratings.csv" in msg and "line 3" in msg
 
 
@@ -153,14 +154,14 @@ def test_experiment_command(tmp_path: Path, mls_dir: str) -> None:
 
 
 def test_eda_command(mls_dir: str, tmp_path: Path) -> None:
-    r = run("eda", mls_dir, "--out", str(tmp_path / "eda"), "--json")
+    r = run("eda", "--data", mls_dir, "--out", str(tmp_path / "eda"), "--json")
     assert r.returncode == 0, r.stderr
     summary = json.loads(r.stdout)
     assert summary["n_ratings"] == 100_836 and (tmp_path / "eda" / "eda.html").exists()
-    r = run("eda", mls_dir, "--out", str(tmp_path / "eda2"))
+    r = run("eda", "--data", mls_dir, "--out", str(tmp_path / "eda2"))
     assert r.returncode == 0, r.stderr
     assert "100,836 ratings" in r.stdout and "eda.html" in r.stdout
-    bad = run("eda", str(tmp_path / "nowhere"), "--out", str(tmp_path / "x"))
+    bad = run("eda", "--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "x"))
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1
 
 

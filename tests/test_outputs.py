@@ -75,9 +75,9 @@ def dataset_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.mark.parametrize("command", [
     ["train", "popularity", "--data", "{data}", "--out", "{out}"],
-    ["split", "{data}", "--out", "{out}"],
+    ["split", "--data", "{data}", "--out", "{out}"],
     ["compare", "--data", "{data}", "--models", "popularity", "--out", "{out}"],
-    ["eda", "{data}", "--out", "{out}"],
+    ["eda", "--data", "{data}", "--out", "{out}"],
     ["segments", "--data", "{data}", "--out", "{out}"],
     ["study", "--data", "{data}", "--out", "{out}", "--config", "{config}"],
     ["experiment", "{config}", "--data", "{data}", "--out", "{out}"],

@@ -149,7 +149,7 @@ def test_implicit_string_ids_without_timestamps_end_to_end(tmp_path: Path, cli) 
     cli("recommend", str(run), "--users", str(some), "--out", str(tmp_path / "some.csv"))
     assert pd.read_csv(tmp_path / "some.csv")["user"].unique().tolist() == ["u002", "u005"]
 
-    _, out, _ = cli("eda", "shop", "--out", str(tmp_path / "eda"))
+    _, out, _ = cli("eda", "--data", "shop", "--out", str(tmp_path / "eda"))
     assert "implicit feedback" in out
     figures = {p.stem for p in (tmp_path / "eda" / "figures").iterdir()}
     assert not figures & {"rating_distribution", "activity_vs_rating", "ratings_over_time", "genre_frequencies",
@@ -211,7 +211,7 @@ def test_items_file_with_titles_genres_and_ratings(tmp_path: Path, cli) -> None:
     missing = [ds.catalog.titles([m])[0] for m, label in zip(ds.items.ids, ds.item_labels, strict=True)
                if label in {item_name(i) for i in range(N_ITEMS - 5, N_ITEMS)}]
     assert all(t.startswith("item-") for t in missing)
-    _, out, _ = cli("eda", "store", "--out", str(tmp_path / "eda"))
+    _, out, _ = cli("eda", "--data", "store", "--out", str(tmp_path / "eda"))
     assert "genres: 3" in out
     run = tmp_path / "run"
     cli("train", "itemknn", "--data", "store", "--out", str(run))

@@ -15,9 +15,29 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from movierec.errors import MovieRecError
+
 console = Console()
 
 DataArg = Annotated[str, typer.Option("--data", "-d", help="Release name, imported name, or folder.")]
+#: the dataset of `split`, `eda` and `data info`: --data, with the old positional spelling kept (deprecated)
+DataOpt = Annotated[str | None, typer.Option("--data", "-d", help="Release name, imported name, or folder.",
+                                             show_default=False)]
+OldDataArg = Annotated[str | None, typer.Argument(help="Deprecated: the dataset; write --data NAME instead.",
+                                                  show_default=False, hidden=True)]
+
+
+def dataset_arg(positional: str | None, option: str | None, command: str) -> str:
+    """The dataset a command was given: --data, or (deprecated, with a line saying so) the old positional."""
+    if positional is not None and option is not None:
+        raise MovieRecError(f"{command}: give the dataset once, as --data {option}")
+    if positional is not None:
+        print(f"note: `movierec {command} NAME` is deprecated; write `movierec {command} --data {positional}`",
+              file=sys.stderr)
+        return positional
+    if option is None:
+        raise MovieRecError(f"{command}: missing option --data (a release name, imported name, or folder)")
+    return option
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
 

@@ -9,12 +9,15 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from movierec.cli.common import JsonOpt, _kv_table, _print_json, console
+from movierec.cli.common import DataOpt, JsonOpt, OldDataArg, _kv_table, _print_json, console, dataset_arg
 from movierec.errors import MovieRecError
 
 
 def data_list(as_json: JsonOpt = False) -> None:
-    """The MovieLens releases movierec knows, where each is found on this machine, and what that copy holds."""
+    """The MovieLens releases movierec knows, where each is found on this machine, and what that copy holds.
+
+    Examples: movierec data list; movierec data list --json
+    """
     from movierec.data import list_releases
 
     rows = list_releases()
@@ -30,7 +33,10 @@ def data_list(as_json: JsonOpt = False) -> None:
 
 
 def data_fetch(name: str) -> None:
-    """Download a release, verify its checksum and extract it into the cache (ratings and movies files)."""
+    """Download a release, verify its checksum and extract it into the cache (ratings and movies files).
+
+    Examples: movierec data fetch ml-1m; movierec data fetch ml-latest-small
+    """
     from movierec.data import fetch
     from movierec.data.releases import folder_status
 
@@ -72,6 +78,9 @@ def data_import(
 
     Own data: movierec data import events.csv --user customer --item sku [--rating stars] [--timestamp time]
     [--items products.csv --item-id sku --title name --genres category --genre-sep ";"] --name shop
+
+    Examples: movierec data import ~/Downloads/ml-25m; movierec data import events.csv --user customer --item sku
+    --name shop
     """
     from movierec.data import import_folder, load_catalog, load_dataset
     from movierec.data.releases import LAYOUTS, folder_status, import_target
@@ -96,10 +105,14 @@ def data_import(
     console.print(f"imported {path} as {registered}{note}")
 
 
-def data_info(name_or_path: str, as_json: JsonOpt = False) -> None:
-    """Size and contents of a dataset."""
+def data_info(name_or_path: OldDataArg = None, data: DataOpt = None, as_json: JsonOpt = False) -> None:
+    """Size and contents of a dataset.
+
+    Examples: movierec data info --data ml-latest-small; movierec data info --data shop --json
+    """
     from movierec.data import load_dataset
 
+    name_or_path = dataset_arg(name_or_path, data, "data info")
     info = load_dataset(name_or_path).info()
     if as_json:
         _print_json(info)
@@ -114,7 +127,11 @@ def data_synth(
     ratings: Annotated[int, typer.Option("--ratings")] = 100_000,
     seed: Annotated[int, typer.Option("--seed")] = 0,
 ) -> None:
-    """Write a synthetic dataset in ml-20m's csv format (power-law users and items)."""
+    """Write a synthetic dataset in ml-20m's csv format (power-law users and items).
+
+    Examples: movierec data synth --out /tmp/syn; movierec data synth --users 138493 --items 26744 --ratings
+    20000263 --out /tmp/synth20m
+    """
     from movierec.data.synthetic import write_synthetic
 
     if min(users, items, ratings) <= 0:
@@ -124,16 +141,26 @@ def data_synth(
 
 
 def split_cmd(
-    name_or_path: str,
-    out: Annotated[Path, typer.Option("--out", help="Folder for NCF-format files and Parquet tables.")],
+    name_or_path: OldDataArg = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Folder for NCF-format files and Parquet tables.",
+                                             show_default=False)] = None,
+    data: DataOpt = None,
     protocol: Annotated[str, typer.Option("--protocol", help="loo or vae-cf")] = "loo",
     seed: Annotated[int, typer.Option("--seed")] = 42,
     as_json: JsonOpt = False,
 ) -> None:
-    """Split a dataset; write NCF-format files (loo) and Parquet tables with raw ids."""
+    """Split a dataset; write NCF-format files (loo) and Parquet tables with raw ids.
+
+    Examples: movierec split --data ml-latest-small --out splits/mls; movierec split --data ml-1m --protocol
+    vae-cf --out splits/vae
+    """
     from movierec.data import load_dataset
     from movierec.data.splits import export_ncf, make_split, write_split_parquet
     from movierec.fsutil import claim_output, mark_output
+
+    name_or_path = dataset_arg(name_or_path, data, "split")
+    if out is None:
+        raise MovieRecError("split: missing option --out (the folder to write)")
 
     if protocol not in ("loo", "vae-cf", "cold-items"):
         raise MovieRecError(f"--protocol: unknown split protocol {protocol!r} (expected loo, vae-cf or cold-items)")

@@ -15,7 +15,10 @@ def models_cmd(
     name: Annotated[str | None, typer.Argument(help="A model: list its settings.", show_default=False)] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """The models movierec can train; with NAME, that model's settings (type, default, allowed, help)."""
+    """The models movierec can train; with NAME, that model's settings (type, default, allowed, help).
+
+    Examples: movierec models; movierec models neumf --json
+    """
     from movierec.models.registry import ENTRIES, model_entry
 
     entries = [model_entry(name)] if name else list(ENTRIES)

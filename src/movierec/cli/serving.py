@@ -162,7 +162,7 @@ def serve_cmd(
     The page is at http://HOST:PORT/, the API's documentation at /docs. The models load in the background;
     GET /health says when they are ready. Nothing is written to the folders served.
 
-    Example: movierec serve out/study-ml-latest-small --port 8000
+    Examples: movierec serve out/study-ml-latest-small; movierec serve runs/knn runs/neumf --port 8080
     """
     from movierec._optional import require
     from movierec.serving.served import check_segments_folder, check_servable

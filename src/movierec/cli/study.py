@@ -16,13 +16,16 @@ from rich.table import Table
 from movierec.cli.common import (
     COMPACT,
     DataArg,
+    DataOpt,
     JsonOpt,
+    OldDataArg,
     Reporter,
     _print_comparison,
     _print_json,
     _step_printer,
     configured_epochs,
     console,
+    dataset_arg,
     epoch_text,
 )
 from movierec.errors import MovieRecError
@@ -35,8 +38,11 @@ def experiment_cmd(
     out: Annotated[Path, typer.Option("--out", help="Folder for results.{csv,md,json} and finished runs.")],
     as_json: JsonOpt = False,
 ) -> None:
-    """Run a TOML experiment grid (e.g. configs/ncf-paper.toml) and write its results table."""
-    from movierec.data import load_dataset
+    """Run a TOML experiment grid (e.g. configs/ncf-paper.toml) and write its results table.
+
+    Examples: movierec experiment configs/content-hybrid.toml --data ml-latest-small --out out/content-hybrid;
+    movierec experiment configs/ncf-paper.toml --data ncf-ml-1m --out out/ncf-paper
+    """
     from movierec.experiments import REUSED, RunSpec, expand_runs, load_config, run_experiment, validate_config
 
     cfg = load_config(config)
@@ -44,7 +50,7 @@ def experiment_cmd(
     claim_output(out, "experiment", create=False)
     n_runs = len(expand_runs(cfg))
     rep = Reporter("experiment")
-    ds = load_dataset(data)
+    ds = _load_for_config(data, config)
     rep.line(f"{n_runs} run{'s' if n_runs != 1 else ''} of {config} on {ds.name} ({ds.n_users:,} users, "
              f"{ds.n_items:,} items) -> {out}")
 
@@ -87,15 +93,24 @@ def experiment_cmd(
 
 
 def eda_cmd(
-    name_or_path: str,
-    out: Annotated[Path, typer.Option("--out", help="Folder for eda.html, figures/ and tables/.")],
+    name_or_path: OldDataArg = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Folder for eda.html, figures/ and tables/.",
+                                             show_default=False)] = None,
+    data: DataOpt = None,
     sample: Annotated[int, typer.Option("--sample", help="Ratings sampled for plots that need raw points.")]
     = 1_000_000,
     as_json: JsonOpt = False,
 ) -> None:
-    """Explore a dataset: sparsity, long tails, ratings over time, genres, multicollinearity, tags, users."""
+    """Explore a dataset: sparsity, long tails, ratings over time, genres, multicollinearity, tags, users.
+
+    Examples: movierec eda --data ml-latest-small --out out/eda; movierec eda --data ml-20m --out out/eda-20m
+    """
     from movierec.data import load_dataset
     from movierec.eda import run_eda, summary_lines
+
+    name_or_path = dataset_arg(name_or_path, data, "eda")
+    if out is None:
+        raise MovieRecError("eda: missing option --out (the folder to write)")
 
     claim_output(out, "eda", create=False)
     ds = load_dataset(name_or_path)
@@ -118,7 +133,11 @@ def segments_cmd(
         "--embeddings", help="A trained run folder (GMF/MLP/NeuMF): add its learned user vectors.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Segment users by taste and behaviour (k-means, k by silhouette) on a leave-one-out training split."""
+    """Segment users by taste and behaviour (k-means, k by silhouette) on a leave-one-out training split.
+
+    Examples: movierec segments --data ml-latest-small --out out/segments; movierec segments --data
+    ml-latest-small --embeddings runs/neumf
+    """
     from movierec.data import load_dataset
     from movierec.data.splits import make_split
     from movierec.segments import SegmentConfig, segment_names, segment_users, user_embeddings, write_segments
@@ -153,12 +172,25 @@ def study_cmd(
     = Path("out/study"),
     config: Annotated[Path | None, typer.Option("--config", help="Study TOML (default: the built-in study).")]
     = None,
+    print_config: Annotated[bool, typer.Option(
+        "--print-config", help="Print the built-in study's TOML, with comments, and exit (a start for --config).")]
+    = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """The whole study: EDA, split, train and compare every model, segments, report.html. Restarts reuse work."""
+    """The whole study: EDA, split, train and compare every model, segments, report.html. Restarts reuse work.
+
+    Examples: movierec study --data ml-latest-small --out out/study; movierec study --print-config >
+    my-study.toml, then movierec study --data ml-latest-small --out out/mine --config my-study.toml
+    """
     from movierec.data import load_dataset
     from movierec.experiments import validate_config
     from movierec.study import resolve_config, run_study
+
+    if print_config:
+        from importlib.resources import files
+
+        sys.stdout.write(files("movierec.study").joinpath("study.toml").read_text())
+        return
 
     cfg = resolve_config(config)
     validate_config(cfg, "study", str(config) if config else "the built-in study")  # before any data is loaded
@@ -184,3 +216,20 @@ def study_cmd(
         return
     _print_comparison(rows, COMPACT)
     console.print(f"report: {out / 'report.html'} ({ctx['seconds']:.0f} s)", markup=False)
+
+
+def _load_for_config(data: str, config: Path):
+    """The dataset of an experiment; when it is missing, the error quotes the `data import` line that the
+    config's own comments give for it (configs/ncf-paper.toml names the NCF paper's files)."""
+    from movierec.data import load_dataset
+    from movierec.errors import UnknownDatasetError
+
+    try:
+        return load_dataset(data)
+    except UnknownDatasetError as e:
+        lines = [ln.lstrip("# ").split("  #")[0].strip() for ln in config.read_text().splitlines()
+                 if ln.lstrip().startswith("#") and "movierec data import" in ln]
+        hint = next((ln for ln in lines if f"--name {data}" in ln), lines[0] if lines else None)
+        if hint is None:
+            raise
+        raise MovieRecError(f"{e}; {config} says to get it with: {hint}") from None

@@ -75,7 +75,9 @@ def train_cmd(
 
 train_cmd.__doc__ = "Train MODEL on the leave-one-out split of --data.\n\nModels by family: " + "; ".join(
     f"{family}: {', '.join(e.name for e in ENTRIES if e.family == family)}"
-    for family in dict.fromkeys(e.family for e in ENTRIES)) + ". `movierec models MODEL` lists a model's settings."
+    for family in dict.fromkeys(e.family for e in ENTRIES)) + (
+    ". `movierec models MODEL` lists a model's settings.\n\nExamples: movierec train itemknn --data ml-latest-small "
+    "--out runs/knn --set k=50; movierec train neumf --data ml-latest-small --out runs/neumf --resume")
 
 
 def evaluate_cmd(
@@ -84,7 +86,10 @@ def evaluate_cmd(
     k: Annotated[list[int] | None, typer.Option("-k", help="Cutoffs (repeatable).")] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Evaluate a run on its test items under a protocol."""
+    """Evaluate a run on its test items under a protocol.
+
+    Examples: movierec evaluate runs/knn; movierec evaluate runs/knn --protocol sampled-100 -k 5 -k 10 --json
+    """
     from movierec.evaluation import DEFAULT_KS
     from movierec.run_folders import evaluate_run
 
@@ -105,7 +110,11 @@ def compare_cmd(
     out: Annotated[Path | None, typer.Option("--out", help="Write results.csv / results.md / results.json.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Fit models on one leave-one-out split and compare them under both protocols."""
+    """Fit models on one leave-one-out split and compare them under both protocols.
+
+    Examples: movierec compare --data ml-latest-small --models popularity,itemknn,gmf; movierec compare --data
+    ml-1m --models itemknn,neumf --out out/compare
+    """
     from movierec.comparison import write_comparison
     from movierec.data import load_dataset
     from movierec.fsutil import claim_output, mark_output

@@ -48,3 +48,50 @@ def mls_split(mls):
     from movierec.data.splits import leave_one_out
 
     return leave_one_out(mls.interactions, seed=42)
+
+
+# ------------------------------------------------------------------------------------------------ browser
+BROWSER_FLAGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--disable-dev-shm-usage"]
+
+
+def chromium_path() -> str | None:
+    import shutil
+
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Headless Chromium (Debian's package) driven by Playwright; in CI (MOVIEREC_REQUIRE_BROWSER) a missing
+    Chromium fails rather than skips."""
+    exe = chromium_path()
+    if exe is None:
+        if os.environ.get("MOVIEREC_REQUIRE_BROWSER"):
+            pytest.fail("chromium is not installed (make test installs Debian's chromium package)")
+        pytest.skip("chromium is not installed (make test installs Debian's chromium package)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=exe, args=BROWSER_FLAGS)
+        yield b
+        b.close()
+
+
+# ------------------------------------------------------------------------------------------------ the CLI
+def run_cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, *args: str) -> tuple[int, str, str]:
+    """Run `movierec ARGS` in this process (so monkeypatches apply); (exit code, stdout, stderr)."""
+    import sys
+
+    from movierec.cli import main
+    from movierec.cli.common import console
+
+    monkeypatch.setattr(sys, "argv", ["movierec", *args])
+    monkeypatch.setattr(console, "width", 400)
+    code = 0
+    try:
+        main()
+    except SystemExit as e:
+        code = int(e.code or 0)
+    out, err = capsys.readouterr()
+    return code, out, err

@@ -5,12 +5,13 @@ id, a table for every user, EDA and a study, end to end."""
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+
+from tests.conftest import run_cli
 
 N_USERS, N_ITEMS, PER_USER = 60, 240, 25  # leave-one-out draws 99 negatives per user: more items than that
 
@@ -38,20 +39,6 @@ def interactions(seed: int = 0, *, timestamps: bool = True, ratings: bool = Fals
     return frame.drop(columns="day")
 
 
-def run_cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, *args: str) -> tuple[int, str, str]:
-    """Run `movierec ARGS` in this process (so monkeypatches apply); (exit code, stdout, stderr)."""
-    from movierec.cli import main
-    from movierec.cli.common import console
-
-    monkeypatch.setattr(sys, "argv", ["movierec", *args])
-    monkeypatch.setattr(console, "width", 400)
-    code = 0
-    try:
-        main()
-    except SystemExit as e:
-        code = int(e.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture

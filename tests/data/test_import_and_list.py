@@ -8,7 +8,6 @@ import dataclasses
 import hashlib
 import io
 import json
-import sys
 import urllib.error
 import zipfile
 from pathlib import Path
@@ -19,6 +18,7 @@ from movierec.data import cache as data_cache
 from movierec.data import download, releases
 from movierec.data.load import load_catalog, load_dataset
 from movierec.errors import DataError, MovieRecError
+from tests.conftest import run_cli
 
 RATINGS_HEADER = "userId,movieId,rating,timestamp\n"
 GOOD_RATINGS = RATINGS_HEADER + "1,10,4.0,100\n1,20,3.5,101\n2,10,5.0,102\n3,30,1.0,103\n"
@@ -43,20 +43,6 @@ def parsed_kinds(cache: Path) -> list[str]:
     return sorted(x.name.split("-")[1] for x in p.iterdir()) if p.exists() else []
 
 
-def run_cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, *args: str) -> tuple[int, str, str]:
-    """Run `movierec ARGS` in this process (so monkeypatches apply); (exit code, stdout, stderr)."""
-    from movierec.cli import main
-    from movierec.cli.common import console
-
-    monkeypatch.setattr(sys, "argv", ["movierec", *args])
-    monkeypatch.setattr(console, "width", 400)
-    code = 0
-    try:
-        main()
-    except SystemExit as e:
-        code = int(e.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 # ------------------------------------------------------------------------------------------ import

@@ -3,28 +3,9 @@ Playwright, against the live app serving ItemKNN and GMF trained on ml-latest-sm
 
 from __future__ import annotations
 
-import os
 import re
 
-import pytest
-
-from tests.study.test_browser import BROWSER_FLAGS, chromium_path
-
 TIMEOUT_MS = 20_000
-
-
-@pytest.fixture(scope="module")
-def browser():
-    exe = chromium_path()
-    if exe is None:
-        if os.environ.get("MOVIEREC_REQUIRE_BROWSER"):
-            pytest.fail("chromium is not installed (make test installs Debian's chromium package)")
-        pytest.skip("chromium is not installed (make test installs Debian's chromium package)")
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=exe, args=BROWSER_FLAGS)
-        yield b
-        b.close()
 
 
 def open_app(browser, base_url: str, width: int = 1280, height: int = 900):

@@ -3,32 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
-
-import pytest
-
-BROWSER_FLAGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--disable-dev-shm-usage"]
-
-
-def chromium_path() -> str | None:
-    return shutil.which("chromium") or shutil.which("chromium-browser")
-
-
-@pytest.fixture(scope="module")
-def browser():
-    exe = chromium_path()
-    if exe is None:
-        if os.environ.get("MOVIEREC_REQUIRE_BROWSER"):
-            pytest.fail("chromium is not installed (make test installs Debian's chromium package)")
-        pytest.skip("chromium is not installed (make test installs Debian's chromium package)")
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=exe, args=BROWSER_FLAGS)
-        yield b
-        b.close()
 
 
 def open_page(browser, path, tmp_path):

@@ -8,7 +8,6 @@ import os
 import platform
 import shutil
 import sys
-from pathlib import Path
 from typing import Any
 
 from rich.markup import escape
@@ -52,21 +51,10 @@ def _torch_device() -> dict[str, Any]:
     return out
 
 
-def _folder_size(path: Path) -> int:
-    total = 0
-    for root, _, files in os.walk(path):
-        for f in files:
-            try:
-                total += (Path(root) / f).stat().st_size
-            except OSError:
-                pass
-    return total
-
-
 def collect() -> dict[str, Any]:
     """Everything ``doctor`` reports, as JSON-able values."""
     from movierec.data import list_releases
-    from movierec.data.cache import cache_dir
+    from movierec.data.cache import cache_dir, folder_size
 
     cache = cache_dir()
     data_dirs = [d for d in os.environ.get("MOVIEREC_DATA_DIR", "").split(os.pathsep) if d]
@@ -84,7 +72,7 @@ def collect() -> dict[str, Any]:
         "data": {"MOVIEREC_DATA_DIR": data_dirs, "cache_releases": str(cache / "releases"),
                  "found": [r for r in releases if r["status"] not in (None, "not downloaded", "missing")]},
         "cache": {"path": str(cache), "exists": cache.is_dir(),
-                  "size_mb": round(_folder_size(cache) / 1e6, 1) if cache.is_dir() else 0.0,
+                  "size_mb": round(folder_size(cache) / 1e6, 1) if cache.is_dir() else 0.0,
                   "set_by": "MOVIEREC_CACHE_DIR" if os.environ.get("MOVIEREC_CACHE_DIR") else "default"},
         "chromium": chromium,
     }

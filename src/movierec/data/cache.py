@@ -131,7 +131,8 @@ def clear_cache(parsed_only: bool = True) -> None:
         shutil.rmtree(releases_dir(), ignore_errors=True)
 
 
-def _size(path: Path) -> int:
+def folder_size(path: Path) -> int:
+    """Bytes of every file under ``path`` (0 when it is not a folder)."""
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else 0
 
 
@@ -169,14 +170,15 @@ def cache_entries() -> list[dict]:
         status, meta = _entry_status(entry)
         used = (entry / "meta.json").stat().st_mtime if (entry / "meta.json").exists() else entry.stat().st_mtime
         out.append({"kind": meta.get("kind", "parsed"), "name": meta.get("name", entry.name), "status": status,
-                    "size_bytes": _size(entry), "last_used": used, "path": str(entry),
+                    "size_bytes": folder_size(entry), "last_used": used, "path": str(entry),
                     "age_days": round((time.time() - used) / 86400, 1)})
     releases = releases_dir()
     for folder in sorted(releases.iterdir()) if releases.is_dir() else []:
         if folder.is_dir():
             used = folder.stat().st_mtime
-            out.append({"kind": "download", "name": folder.name, "status": "download", "size_bytes": _size(folder),
-                        "last_used": used, "path": str(folder), "age_days": round((time.time() - used) / 86400, 1)})
+            out.append({"kind": "download", "name": folder.name, "status": "download",
+                        "size_bytes": folder_size(folder), "last_used": used, "path": str(folder),
+                        "age_days": round((time.time() - used) / 86400, 1)})
     return out
 
 
@@ -194,4 +196,5 @@ def clear_entries(older_than_days: float | None = None, everything: bool = False
     return removed
 
 
-__all__ = ["FORMAT_VERSION", "cache_dir", "cache_entries", "cached", "clear_cache", "clear_entries", "releases_dir"]
+__all__ = ["FORMAT_VERSION", "cache_dir", "cache_entries", "cached", "clear_cache", "clear_entries", "folder_size",
+           "releases_dir"]

@@ -100,10 +100,10 @@ class IdMap:
         """Index of an original id: matched against the labels when there are any, else read as an integer raw
         id; :class:`UnknownIdError` when there is no such id."""
         if self.labels is not None:
-            hits = np.flatnonzero(self.labels == str(label_or_id).strip())
-            if not len(hits):
+            hit = int(self.indices_of_labels(np.array([str(label_or_id).strip()]))[0])
+            if hit < 0:
                 raise UnknownIdError(self.kind, str(label_or_id).strip())
-            return int(hits[0])
+            return hit
         if isinstance(label_or_id, str):
             text = label_or_id.strip()
             if not re.fullmatch(r"[-+]?\d+", text):

@@ -53,16 +53,10 @@ def _int_ids(values: pd.Series, path: Path) -> np.ndarray:
     return values.astype(np.int64).to_numpy()
 
 
-def read_user_file(path: str | Path) -> np.ndarray:
-    """Raw user ids from a file: one id per line, or a CSV whose ``userId`` / ``user`` column (else its first
-    column) holds them. DataError naming the file and line of the first value that is not an integer id."""
-    return _int_ids(read_user_values(path), Path(path))
-
-
 def user_ids_of_values(served: ServedModel, values: pd.Series, path: str | Path) -> np.ndarray:
     """Raw (integer) user ids of a file's values (:func:`read_user_values`): matched against the bundle's own ids
     where it has them (data imported with string ids; MovieRecError naming the first unknown one and its line),
-    else read as integer ids as :func:`read_user_file` does."""
+    else read as integer ids (DataError naming the file and line of one that is not)."""
     users = served.bundle.users
     first = str(values.iloc[0])
     if users.labels is None:

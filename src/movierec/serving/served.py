@@ -36,7 +36,7 @@ from movierec.data.splits import Split
 from movierec.errors import DataError, MovieRecError
 from movierec.fsutil import read_json
 from movierec.models.base import Recommender, top_k_unseen
-from movierec.models.ncf_numpy import KINDS
+from movierec.models.ncf_numpy import KINDS, NumpyNCF
 
 #: ratings accepted from a new person when the bundle does not record its data's scale (MovieLens' scale)
 DEFAULT_RATING_SCALE = (0.5, 5.0)
@@ -74,6 +74,7 @@ class ServedModel:
     cache_users: int = 50_000
     _liked: sp.csr_matrix | None = field(default=None, repr=False)
     _titles: np.ndarray | None = field(default=None, repr=False)
+    _test_metrics: dict | None = field(default=None, repr=False)
     _cache: OrderedDict = field(default_factory=OrderedDict, repr=False)
     _cache_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -93,7 +94,8 @@ class ServedModel:
         bundle = load_bundle(path, engine="exact")
         known: Recommender = bundle.model
         if bundle.config.get("model") in KINDS and not _on_gpu(bundle.model):
-            known = load_bundle(path, engine="fast").model
+            known = NumpyNCF(bundle.config["model"], bundle.config.get("config", {}))
+            known.load_state_dict(bundle.model.state_dict())  # the weights already read, not the file again
         split = _split_beside(path, study_dir, bundle)
         exclude = bundle.model.seen_.tocsr(copy=True)
         if split is not None:
@@ -223,6 +225,15 @@ class ServedModel:
         keep = (top[0] >= 0) & (scores[0] > -np.inf)
         return top[0][keep], scores[0][keep]
 
+    def test_metrics_at_10(self) -> dict | None:
+        """The bundle's test metrics at the headline cut-off, {protocol: {metric@10: value}} (read once)."""
+        if self._test_metrics is None:
+            file = self.path / "metrics.json"
+            test = read_json(file).get("test") if file.is_file() else None
+            self._test_metrics = {p: {k: v for k, v in ms.items() if k.endswith("@10")} for p, ms in test.items()
+                                  if isinstance(ms, dict)} if isinstance(test, dict) else {}
+        return self._test_metrics or None
+
     # -- segments ------------------------------------------------------------------------------------
     def segments_dir(self) -> Path | None:
         """The segments folder given to serve, or that of the study this model comes from, when there is one."""
@@ -286,11 +297,14 @@ def best_study_bundle(study_dir: Path) -> Path:
 
 def _split_beside(path: Path, study_dir: Path | None, bundle: Bundle) -> Split | None:
     """The split the model was trained on: ``split/`` in the run folder, else the study's; None when there is
-    none, or when it does not match the model's users and movies."""
+    none, or when its summary (protocol, seed, part sizes) or shape differs from what the bundle recorded."""
+    recorded = bundle.config.get("dataset", {})
     for folder in (path / "split", study_dir / "split" if study_dir is not None else None):
         if folder is not None and (folder / "split.json").is_file():
             split = Split.load(folder)
-            if (split.n_users, split.n_items) == (bundle.model.n_users, bundle.model.n_items):
+            summary = split.summary()
+            same = all(recorded[k] == v for k, v in summary.items() if k in recorded)  # protocol, seed, sizes
+            if same and (split.n_users, split.n_items) == (bundle.model.n_users, bundle.model.n_items):
                 return split
     return None
 

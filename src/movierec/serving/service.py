@@ -96,17 +96,12 @@ class Service:
                 m.recommend_history(np.array([0]), np.array([m.rating_scale[1]]), 1)
 
     def model_info(self) -> list[dict]:
-        from movierec.fsutil import read_json
         from movierec.models.registry import REGISTRY
 
         out = []
         for label, m in self.models.items():
             entry = REGISTRY.get(m.model_name)
-            metrics_file = m.path / "metrics.json"
-            test = read_json(metrics_file).get("test") if metrics_file.is_file() else None
-            if isinstance(test, dict):  # the headline cut-off only
-                test = {p: {k: v for k, v in ms.items() if k.endswith("@10")} for p, ms in test.items()
-                        if isinstance(ms, dict)}
+            test = m.test_metrics_at_10()
             out.append({"name": label, "model": m.model_name, "family": entry.family if entry else None,
                         "summary": entry.summary if entry else None, "path": str(m.path),
                         "users": int(m.model.n_users), "movies": int(m.model.n_items),

@@ -21,7 +21,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("movierec.models", "movierec.training"),
     ("movierec.artifacts", "movierec.fitting"),
     ("movierec.similar", "movierec.segments", "movierec.eda", "movierec.comparison", "movierec.testing"),
-    ("movierec.run_folders", "movierec.experiments"),
+    ("movierec.run_folders", "movierec.experiments", "movierec.tuning"),
     ("movierec.study", "movierec.serving"),
     ("movierec.cli", "movierec.__main__"),
 ]

@@ -6,6 +6,7 @@ This is the Python API behind ``movierec train``, ``evaluate``, ``recommend`` an
 from __future__ import annotations
 
 import shutil
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -26,9 +27,38 @@ from movierec.models.settings import parse_pairs
 PROTOCOLS = ("sampled-100", "full")
 
 
-def parse_overrides(model_name: str, pairs: list[str]) -> dict[str, Any]:
-    """``["k=50", "shrink=10"]`` -> settings of model ``model_name``, checked for names, types and ranges."""
-    return validate_settings(model_name, parse_pairs(pairs, f"{model_name} --set"), f"{model_name} --set")
+def parse_overrides(model_name: str, pairs: list[str], config: Path | None = None) -> dict[str, Any]:
+    """``["k=50", "shrink=10"]`` -> settings of model ``model_name``, checked for names, types and ranges. With
+    ``config`` (a TOML file: ``best.toml`` of ``movierec tune``, an experiment or study config), the settings of
+    its one ``[[run]]`` of that model come first (or its top-level keys when it has no runs); ``--set`` wins."""
+    base: dict[str, Any] = {}
+    if config is not None:
+        base = validate_settings(model_name, settings_from_config(config, model_name), str(config))
+    return {**base, **validate_settings(model_name, parse_pairs(pairs, f"{model_name} --set"), f"{model_name} --set")}
+
+
+def settings_from_config(path: Path, model_name: str) -> dict[str, Any]:
+    """The settings for ``model_name`` in TOML file ``path``: its single ``[[run]]`` of that model (name, model
+    and label dropped), or its top-level keys when it has no ``[[run]]`` tables; a one-line error otherwise."""
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover
+        import tomli as tomllib
+
+    try:
+        doc = tomllib.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise MovieRecError(f"{path}: config file not found") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise MovieRecError(f"{path}: invalid TOML ({e})") from None
+    runs = doc.get("run")
+    if runs is None:
+        return {k: v for k, v in doc.items() if not isinstance(v, dict)}
+    mine = [r for r in runs if isinstance(r, dict) and r.get("model") == model_name]
+    if len(mine) != 1:
+        names = ", ".join(repr(r.get("name", r.get("model"))) for r in mine) or "none"
+        raise MovieRecError(f"{path}: expected one [[run]] with model = {model_name!r}, found {len(mine)} ({names})")
+    return {k: v for k, v in mine[0].items() if k not in ("name", "model", "label")}
 
 
 

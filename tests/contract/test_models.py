@@ -26,6 +26,14 @@ class TestItemKNN(ModelContract):
     model_factory = _factory("itemknn", k=50)
 
 
+class TestEASE(ModelContract):
+    model_factory = _factory("ease")
+
+
+class TestIALS(ModelContract):
+    model_factory = _factory("ials", factors=16, iterations=5)
+
+
 class TestContent(ModelContract):
     model_factory = _factory("content")
 

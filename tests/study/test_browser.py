@@ -60,3 +60,56 @@ def test_the_checks_catch_a_broken_page(browser, tmp_path) -> None:
     images = image_states(page)
     assert images[0]["w"] == 0
     assert any("boom" in p for p in problems) and any("undefinedFunction" in p for p in problems)
+
+
+#: the quick study's page (6 models) at 1280 px, EDA and long tables folded: measured 6,466 px; the 13-model
+#: study's page was 21,987 px before (7,591 after), an 18-model one 8,331; the bound leaves some room
+QUICK_PAGE_HEIGHT_MAX = 8000
+
+
+def _page_at(browser, path, width: int):
+    page = browser.new_page(viewport={"width": width, "height": 844})
+    page.goto(path.resolve().as_uri(), wait_until="load")
+    return page
+
+
+def test_study_report_fits_a_phone(browser, quick_study) -> None:
+    """At 390 px the page never scrolls sideways: wide tables scroll in their own box, images scale down."""
+    out, _, _ = quick_study
+    page = _page_at(browser, out / "report.html", 390)
+    page.evaluate("document.querySelectorAll('details').forEach(d => d.open = true)")  # open everything too
+    size = page.evaluate("({sw: document.documentElement.scrollWidth, vw: window.innerWidth})")
+    assert size["sw"] <= size["vw"] == 390, size
+    widths = page.eval_on_selector_all("img", "els => els.map(e => e.getBoundingClientRect().right)")
+    assert widths and max(widths) <= 390
+    box = page.evaluate("(() => { const t = document.querySelector('#comparison'); const b = t.parentElement;"
+                        " return {table: t.scrollWidth, box: b.clientWidth, over: getComputedStyle(b).overflowX}; })()")
+    assert box["table"] > box["box"] and box["over"] == "auto", box  # the table scrolls inside its box
+    page.close()
+
+
+def test_study_report_is_short_and_its_figures_readable(browser, quick_study) -> None:
+    from movierec.study import charts
+
+    out, _, _ = quick_study
+    page = _page_at(browser, out / "report.html", 1280)
+    height = page.evaluate("document.documentElement.scrollHeight")
+    assert height <= QUICK_PAGE_HEIGHT_MAX, height
+    assert page.evaluate("document.documentElement.scrollWidth") <= 1280
+    # the EDA (and its tables) and the per-segment tables are there, folded
+    assert page.locator("#data-details section.eda").count() >= 6
+    assert page.evaluate("document.querySelector('#data-details').open") is False
+    assert page.locator("details.segment-table-box table.segment-table").count() >= 1
+    # the segment heatmap's numbers at the size the page shows them: at least 10 px
+    img = page.eval_on_selector("img[alt^='NDCG@10 [full] by segment']",
+                                "e => ({w: e.getBoundingClientRect().width, n: e.naturalWidth})")
+    px = charts.HEATMAP_FONT_PT * charts.DPI / 72 * img["w"] / img["n"]
+    assert px >= 10, (px, img)
+    # the protocol scatter has one numbered row per model in its key
+    results = json.loads((out / "results.json").read_text())
+    assert page.locator("#protocol-key tbody tr").count() == len(results)
+    assert page.locator("#protocol-key tbody tr td.text").all_inner_texts() == [r["model"] for r in results]
+    # the significance method is stated
+    note = page.locator("#significance").inner_text()
+    assert "paired t-test" in note and "Holm" in note and "alpha = 0.05" in note
+    page.close()

@@ -9,6 +9,7 @@ so ``movierec --help`` stays fast.
 - ``training``: ``train``, ``evaluate``, ``compare``
 - ``serving``: ``recommend`` (known users, new people, every user) and ``serve`` (HTTP and a web page)
 - ``study``: ``experiment``, ``eda``, ``segments``, ``study``
+- ``tune``: ``tune`` (Optuna search of a model's settings on validation)
 - ``similar``: ``similar``
 - ``models``: ``models`` (the registry: families, summaries, settings)
 - ``doctor``: ``doctor`` (versions, extras, compute device, data found, cache, Chromium) and ``--version``
@@ -24,7 +25,7 @@ from typing import Annotated, Any
 
 import typer
 
-from movierec.cli import data, doctor, models, serving, similar, study, training
+from movierec.cli import data, doctor, models, serving, similar, study, training, tune
 from movierec.cli.common import COMPACT, comparison_table, console
 from movierec.errors import MovieRecError
 
@@ -106,6 +107,7 @@ app.command("eda")(_command(study.eda_cmd))
 app.command("segments")(_command(study.segments_cmd))
 app.command("study")(_command(study.study_cmd))
 app.command("compare")(_command(training.compare_cmd))
+app.command("tune")(_command(tune.tune_cmd))
 app.command("similar")(_command(similar.similar_cmd))
 app.command("models")(_command(models.models_cmd))
 app.command("serve")(_command(serving.serve_cmd))

@@ -32,6 +32,9 @@ def train_cmd(
     out: Annotated[Path, typer.Option("--out", help="Run folder to write (a model bundle plus its split).")],
     settings: Annotated[list[str] | None, typer.Option(
         "--set", help="A setting key=value (repeatable); `movierec models MODEL` lists them.")] = None,
+    config: Annotated[Path | None, typer.Option(
+        "--config", help="Settings from a TOML file: its [[run]] of MODEL (tune's best.toml, an experiment or "
+        "study config) or its top-level keys; --set wins.")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the split.")] = 42,
     resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run from OUT.ckpt/.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Replace the run folder at --out if there is one.")] = False,
@@ -43,7 +46,7 @@ def train_cmd(
     from movierec.fsutil import claim_output
     from movierec.run_folders import parse_overrides, train_run
 
-    overrides = parse_overrides(model, settings or [])
+    overrides = parse_overrides(model, settings or [], config)
     claim_output(out, "run", force=force or resume)
     rep = Reporter(f"train {model}")
     ds = load_dataset(data)
@@ -77,7 +80,8 @@ train_cmd.__doc__ = "Train MODEL on the leave-one-out split of --data.\n\nModels
     f"{family}: {', '.join(e.name for e in ENTRIES if e.family == family)}"
     for family in dict.fromkeys(e.family for e in ENTRIES)) + (
     ". `movierec models MODEL` lists a model's settings.\n\nExamples: movierec train itemknn --data ml-latest-small "
-    "--out runs/knn --set k=50; movierec train neumf --data ml-latest-small --out runs/neumf --resume")
+    "--out runs/knn --set k=50; movierec train ials --data ml-latest-small --out runs/ials --config "
+    "tuned/ials/best.toml; movierec train neumf --data ml-latest-small --out runs/neumf --resume")
 
 
 def evaluate_cmd(

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -311,6 +312,17 @@ def export_ncf(split: Split, out_dir: str | Path, name: str) -> list[Path]:
 
 def _write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def with_valid_in_train(split: Split) -> Split:
+    """The same split with its validation interactions moved into training: each user trains on everything
+    but the test item (how the peer libraries in ../shared/reference/peers.md were measured). The test part
+    and its negatives are unchanged; the returned split has no validation part."""
+    if split.valid is None:
+        return split
+    rating = float(split.train.rating.max()) if len(split.train) else 1.0
+    return dataclasses.replace(split, train=_concat(split.train, split.valid, rating), valid=None,
+                               meta={**split.meta, "valid_in_train": True})
 
 
 def _concat(tr: Interactions, part: HeldOut, rating: float) -> Interactions:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -11,7 +12,9 @@ from movierec._html import save_figure
 from movierec._optional import pyplot
 
 FAMILY_COLOURS = {"baseline": "#8c8c8c", "collaborative": "#2a6fdb", "content": "#e07b39", "hybrid": "#3a9a5b",
-                  "other": "#7f5fbf"}
+                  "autoencoder": "#c2418f", "sequential": "#b8860b", "other": "#7f5fbf"}
+DPI = 110  # every chart's PNG resolution
+HEATMAP_FONT_PT = 9.0  # the heatmap's numbers: 9 pt at 110 dpi is 13.75 px before the page scales the image
 
 
 def _colours(families: list[str]) -> list[str]:
@@ -23,9 +26,10 @@ def _legend(fig_or_ax, families: list[str]) -> None:
     from matplotlib.patches import Patch
 
     seen = list(dict.fromkeys(families))
-    handles = [Patch(color=FAMILY_COLOURS.get(f, "#7f5fbf"), label=f) for f in seen]
+    handles = [Patch(color=FAMILY_COLOURS.get(f, FAMILY_COLOURS["other"]), label=f) for f in seen]
     if hasattr(fig_or_ax, "suptitle"):
-        fig_or_ax.legend(handles=handles, loc="outside lower center", ncol=len(seen), fontsize=8, frameon=False)
+        fig_or_ax.legend(handles=handles, loc="outside lower center", ncol=min(len(seen), 6), fontsize=8,
+                         frameon=False)
     else:
         fig_or_ax.legend(handles=handles, loc="lower right", fontsize=8, frameon=False)
 
@@ -44,7 +48,7 @@ def _finish_panels(fig, axes, table: pd.DataFrame, title: str, path: Path) -> Pa
     axes[0].invert_yaxis()
     _legend(fig, table["family"].tolist())
     fig.suptitle(title, fontsize=10)
-    return save_figure(fig, path)
+    return save_figure(fig, path, dpi=DPI)
 
 
 def accuracy_chart(table: pd.DataFrame, errors: pd.DataFrame, path: Path) -> Path:
@@ -63,7 +67,7 @@ def accuracy_chart(table: pd.DataFrame, errors: pd.DataFrame, path: Path) -> Pat
         ax.grid(axis="x", alpha=0.3)
         err = errors[col].fillna(0) if col in errors else pd.Series(0.0, index=table.index)
         for yi, v, e in zip(y, table[col], err, strict=True):
-            ax.text(v + e, yi, f" {v:.3f}", va="center", fontsize=7)
+            ax.text(v + e, yi, f" {v:.3f}", va="center", fontsize=8)
         ax.set_xlim(0, (table[col] + err).max() * 1.35 if table[col].max() > 0 else 1)
     return _finish_panels(fig, axes, table, "Accuracy on the test item (bars: mean over users, lines: ±1 standard "
                           "error)", path)
@@ -81,42 +85,131 @@ def beyond_chart(table: pd.DataFrame, path: Path) -> Path:
     return _finish_panels(fig, axes, table, "Beyond accuracy: the top-10 lists of all evaluated users", path)
 
 
+def _free_spot(box: tuple[float, float, float, float], taken: list[tuple[float, float, float, float]],
+               frame: tuple[float, float, float, float]) -> float:
+    """How much of ``box`` (x0, y0, x1, y1 in pixels) overlaps the boxes taken or sticks out of ``frame``."""
+    x0, y0, x1, y1 = box
+    cost = sum(max(0.0, min(x1, b[2]) - max(x0, b[0])) * max(0.0, min(y1, b[3]) - max(y0, b[1])) for b in taken)
+    fx0, fy0, fx1, fy1 = frame
+    inside = max(0.0, min(x1, fx1) - max(x0, fx0)) * max(0.0, min(y1, fy1) - max(y0, fy0))
+    return cost + 4 * ((x1 - x0) * (y1 - y0) - inside)
+
+
+def place_labels(ax, xs: np.ndarray, ys: np.ndarray, labels: list[str], fontsize: float = 8.0) -> list[Any]:
+    """Label each point next to it where the label overlaps no marker and no label placed before (greedy, the
+    points in a crowded neighbourhood first, each trying rings of spots further and further out); a label
+    away from its point gets a thin leader line."""
+    fig = ax.figure
+    fig.canvas.draw()  # fixes the layout, so data -> pixel is final
+    fig.set_layout_engine("none")
+    renderer = fig.canvas.get_renderer()
+    px = ax.transData.transform(np.column_stack([xs, ys])) if len(xs) else np.zeros((0, 2))
+    scale = fig.dpi / 72.0
+    r = 4.0 * scale  # marker radius in pixels (s=40 points^2 is about 3.6 pt)
+    pad = 1.0 * scale
+    bb = ax.get_window_extent()
+    frame = (bb.x0, bb.y0, bb.x1, bb.y1)
+    taken = [(x - r, y - r, x + r, y + r) for x, y in px]
+    dists = np.linalg.norm(px[:, None, :] - px[None, :, :], axis=2) + np.eye(len(px)) * 1e9
+    order = np.argsort(dists.min(axis=1) if len(px) > 1 else np.zeros(len(px)), kind="stable")
+    angles = np.deg2rad(np.arange(0, 360, 22.5))
+    texts: list[Any] = [None] * len(px)
+    for i in order:
+        t = ax.annotate(labels[i], (xs[i], ys[i]), xytext=(0, 0), textcoords="offset points", ha="center",
+                        va="center", fontsize=fontsize, zorder=4)
+        ext = t.get_window_extent(renderer)
+        w, h = ext.width + 2 * pad, ext.height + 2 * pad
+        best = None
+        for ring, gap in enumerate((1.0, 5.0, 10.0, 16.0, 23.0, 31.0, 40.0, 50.0, 62.0)):
+            for a in angles:
+                # the box's centre on a rounded rectangle around the marker, so it just clears the marker
+                cx = px[i, 0] + np.cos(a) * (r + gap * scale + w / 2)
+                cy = px[i, 1] + np.sin(a) * (r + gap * scale + h / 2)
+                box = (cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2)
+                cost = _free_spot(box, taken, frame)
+                if best is None or cost < best[0] - 1e-9:
+                    best = (cost, box, ring)
+            if best[0] < 1e-6:
+                break
+        _, box, ring = best
+        taken.append(box)
+        cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+        t.xyann = ((cx - px[i, 0]) / scale, (cy - px[i, 1]) / scale)  # offset in points
+        if ring >= 1:
+            t.arrow_patch = None
+            t.remove()
+            t = ax.annotate(labels[i], (xs[i], ys[i]), xytext=t.xyann, textcoords="offset points", ha="center",
+                            va="center", fontsize=fontsize, zorder=4,
+                            arrowprops={"arrowstyle": "-", "lw": 0.5, "color": "#777777", "shrinkA": 0,
+                                        "shrinkB": 3})
+        texts[i] = t
+    return texts
+
+
 def protocol_scatter(table: pd.DataFrame, path: Path) -> Path:
-    """NDCG@10 under sampled-100 against full ranking: orderings that the two protocols disagree on."""
+    """NDCG@10 under sampled-100 against full ranking: orderings that the two protocols disagree on.
+
+    Each model is a dot in its family's colour, labelled with its number: its row (from 1) in ``table``, which
+    the page's key beside the chart lists (:func:`scatter_key`); the numbers are placed clear of each other."""
     plt = pyplot()
-    fig, ax = plt.subplots(figsize=(5.6, 3.9), layout="constrained")
-    x, y = table["NDCG@10 [sampled-100]"], table["NDCG@10 [full]"]
-    ax.scatter(x, y, c=_colours(table["family"].tolist()), s=40, zorder=3)
-    for name, xi, yi in zip(table.index, x, y, strict=True):
-        ax.annotate(name, (xi, yi), fontsize=7, xytext=(4, 2), textcoords="offset points")
+    fig, ax = plt.subplots(figsize=(6.4, 4.6), layout="constrained")
+    x = table["NDCG@10 [sampled-100]"].to_numpy(np.float64)
+    y = table["NDCG@10 [full]"].to_numpy(np.float64)
+    ax.scatter(x, y, c=_colours(table["family"].tolist()), s=40, zorder=3, edgecolors="white", linewidths=0.6)
     ax.set_xlabel("NDCG@10 [sampled-100]")
     ax.set_ylabel("NDCG@10 [full]")
     ax.grid(alpha=0.3)
-    ax.set_title("The two protocols side by side", fontsize=10)
+    for lim, v in ((ax.set_xlim, x), (ax.set_ylim, y)):  # room for the labels around the extreme points
+        ok = v[np.isfinite(v)]
+        if len(ok):
+            span = float(ok.max() - ok.min()) or max(float(ok.max()), 1e-3)
+            lim(ok.min() - 0.08 * span, ok.max() + 0.08 * span)
+    ax.set_title("The two protocols side by side (numbers: the key beside the chart)", fontsize=10)
     _legend(ax, table["family"].tolist())
-    return save_figure(fig, path)
+    ok = np.isfinite(x) & np.isfinite(y)
+    place_labels(ax, x[ok], y[ok], [str(i + 1) for i in np.flatnonzero(ok)])
+    return save_figure(fig, path, dpi=DPI)
+
+
+def scatter_key(table: pd.DataFrame) -> list[dict[str, Any]]:
+    """The scatter's key: number, model, family and each protocol's NDCG@10 with the model's rank under it."""
+    s, f = table["NDCG@10 [sampled-100]"], table["NDCG@10 [full]"]
+    rs, rf = s.rank(ascending=False, method="min"), f.rank(ascending=False, method="min")
+    return [{"number": i + 1, "name": n, "family": table.at[n, "family"], "colour": FAMILY_COLOURS.get(
+        table.at[n, "family"], FAMILY_COLOURS["other"]), "sampled": s[n], "full": f[n],
+        "rank_sampled": None if pd.isna(rs[n]) else int(rs[n]), "rank_full": None if pd.isna(rf[n]) else int(rf[n])}
+        for i, n in enumerate(table.index)]
 
 
 def segment_heatmap(per_segment: pd.DataFrame, names: dict[str, str], protocol: str, path: Path) -> Path:
-    """Mean NDCG@10 per segment (rows) and model (columns); each row's best model is outlined."""
+    """Mean NDCG@10 per model (rows) and segment (columns); each segment's best model is outlined.
+
+    Models run down the page, so more models make the chart taller, not narrower: its numbers stay at
+    ``HEATMAP_FONT_PT`` with three decimals, and the chart is only as wide as the segments need."""
+    import textwrap
+
     plt = pyplot()
-    data = per_segment.drop(columns="users")
-    labels = [f"{names.get(s, s)} (n={int(n)})" for s, n in zip(data.index, per_segment["users"], strict=True)]
-    fig, ax = plt.subplots(figsize=(1.0 * data.shape[1] + 3.5, 0.55 * data.shape[0] + 2.2), layout="constrained")
-    im = ax.imshow(data.to_numpy(np.float64), cmap="Blues", aspect="auto")
-    ax.set_xticks(np.arange(data.shape[1]), data.columns, rotation=40, ha="right", fontsize=8)
-    ax.set_yticks(np.arange(data.shape[0]), labels, fontsize=8)
-    vmax = np.nanmax(data.to_numpy(np.float64))
-    for i in range(data.shape[0]):
-        row = data.iloc[i].to_numpy(np.float64)
-        top = np.nanmax(row) if np.isfinite(row).any() else np.nan
-        for j in range(data.shape[1]):
-            v = row[j]
+    data = per_segment.drop(columns="users").T  # rows: models, columns: segments
+    labels = ["\n".join(textwrap.wrap(names.get(str(s), str(s)), 16)) + f"\n(n={int(n)})"
+              for s, n in zip(data.columns, per_segment["users"], strict=True)]
+    n_models, n_segs = data.shape
+    fig, ax = plt.subplots(figsize=(0.95 * n_segs + 3.6, 0.36 * n_models + 2.4), layout="constrained")
+    values = data.to_numpy(np.float64)
+    im = ax.imshow(values, cmap="Blues", aspect="auto")
+    ax.set_xticks(np.arange(n_segs), labels, fontsize=8)
+    ax.xaxis.tick_top()
+    ax.set_yticks(np.arange(n_models), data.index, fontsize=9)
+    vmax = np.nanmax(values) if np.isfinite(values).any() else 1.0
+    for j in range(n_segs):
+        col = values[:, j]
+        top = np.nanmax(col) if np.isfinite(col).any() else np.nan
+        for i in range(n_models):
+            v = col[i]
             best = bool(v == top)
-            ax.text(j, i, f"{v:.3f}", ha="center", va="center", fontsize=7,
+            ax.text(j, i, "–" if np.isnan(v) else f"{v:.3f}", ha="center", va="center", fontsize=HEATMAP_FONT_PT,
                     color="white" if v > 0.6 * vmax else "black", fontweight="bold" if best else "normal")
             if best:  # every model that ties the segment's best value
                 ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, ec="#d62728", lw=1.5))
-    fig.colorbar(im, ax=ax, fraction=0.03, pad=0.02)
+    fig.colorbar(im, ax=ax, fraction=0.04, pad=0.02)
     ax.set_title(f"NDCG@10 [{protocol}] by user segment (red: the segment's best model)", fontsize=10)
-    return save_figure(fig, path)
+    return save_figure(fig, path, dpi=DPI)

@@ -1,13 +1,19 @@
 """Conclusions the numbers support: sentences generated from the study's own results.
 
-Differences between two models are paired over the same users: the mean per-user difference and its
-standard error; a difference counts as real only when it exceeds two standard errors ("within noise"
-otherwise).
+Differences between two models are paired over the same users: the mean per-user difference, its standard error
+and a paired t-test over the users both were evaluated on. With many models there are many pairs, and at 5%
+one pair in twenty would "differ" by chance alone; so every pairwise test of the study (all pairs of models,
+under each protocol) is one family, and its p-values are adjusted together with Holm's step-down method
+(:func:`adjust_p`; it controls the family-wise error rate, hence also the false-discovery rate, under any
+dependence between the tests). A difference is called only when its adjusted p-value is below ``ALPHA``
+("within noise" otherwise).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -15,28 +21,153 @@ import pandas as pd
 
 from movierec.models.registry import REGISTRY
 
+ALPHA = 0.05
+METHOD = "holm"
+METHOD_NAMES = {"holm": "Holm", "bh": "Benjamini-Hochberg"}
+TEST_NAME = "paired t-test over users"
+
+
+def adjust_p(p: Sequence[float], method: str = METHOD) -> np.ndarray:
+    """Multiple-testing adjusted p-values, in the input order (NaN counts as 1).
+
+    ``holm``: Holm's step-down, family-wise error control under any dependence; ``bh``: Benjamini-Hochberg's
+    step-up, false-discovery-rate control (independent or positively dependent tests)."""
+    q = np.nan_to_num(np.asarray(p, np.float64), nan=1.0).clip(0.0, 1.0)
+    m = len(q)
+    if m == 0:
+        return q
+    order = np.argsort(q, kind="stable")
+    ranked = q[order]
+    if method == "holm":
+        adj = np.maximum.accumulate(np.minimum(1.0, (m - np.arange(m)) * ranked))
+    elif method == "bh":
+        adj = np.minimum.accumulate(np.minimum(1.0, ranked * m / np.arange(1, m + 1))[::-1])[::-1]
+    else:
+        raise ValueError(f"unknown adjustment {method!r} (holm, bh)")
+    out = np.empty(m)
+    out[order] = adj
+    return out
+
+
+def _fmt_p(p: float) -> str:
+    return "< 0.001" if p < 0.001 else f"{p:.3f}" if p < 0.1 else f"{p:.2f}"
+
 
 @dataclass
 class Paired:
+    """Model a minus model b over the users both were evaluated on. ``p``: the paired t-test's two-sided
+    p-value; ``p_adj``: the same after the study-wide correction (None: not corrected)."""
     diff: float
     se: float
     n: int
+    p: float = 1.0
+    p_adj: float | None = None
+    alpha: float = ALPHA
+    method: str = METHOD
 
     @property
     def significant(self) -> bool:
-        return abs(self.diff) > 2 * self.se and self.se > 0
+        p = self.p if self.p_adj is None else self.p_adj
+        return self.n > 1 and p < self.alpha
+
+    def flipped(self) -> Paired:
+        return Paired(-self.diff, self.se, self.n, self.p, self.p_adj, self.alpha, self.method)
 
     def words(self) -> str:
-        verdict = "beyond 2 standard errors" if self.significant else "within noise"
-        return f"{self.diff:+.4f} ± {self.se:.4f} over {self.n} users, {verdict}"
+        head = f"{self.diff:+.4f} ± {self.se:.4f} over {self.n} users"
+        if self.p_adj is None:
+            return f"{head}, uncorrected p = {_fmt_p(self.p)}"
+        verdict = "significant" if self.significant else "within noise"
+        return f"{head}, {verdict} (adjusted p = {_fmt_p(self.p_adj)})"
+
+
+def _paired_arrays(d: np.ndarray) -> Paired:
+    d = d[np.isfinite(d)]
+    n = len(d)
+    if n < 2:
+        return Paired(float(d.mean()) if n else 0.0, 0.0, n, 1.0)
+    mean, sd = float(d.mean()), float(d.std(ddof=1))
+    se = sd / math.sqrt(n)
+    if se == 0.0:  # every user the same difference: none at all, or a certain one
+        return Paired(mean, 0.0, n, 1.0 if mean == 0.0 else 0.0)
+    from scipy import stats
+
+    p = float(2 * stats.t.sf(abs(mean / se), n - 1))
+    return Paired(mean, se, n, p)
 
 
 def paired(a: pd.Series, b: pd.Series) -> Paired:
-    """Mean of a - b over the users both were evaluated on, with its standard error."""
-    d = (a - b).dropna().to_numpy(np.float64)
-    if len(d) < 2:
-        return Paired(float(d.mean()) if len(d) else 0.0, 0.0, len(d))
-    return Paired(float(d.mean()), float(d.std(ddof=1) / np.sqrt(len(d))), len(d))
+    """Mean of a - b over the users both were evaluated on, its standard error and the paired t-test's
+    (uncorrected) p-value."""
+    return _paired_arrays((a - b).dropna().to_numpy(np.float64))
+
+
+@dataclass
+class PairwiseTests:
+    """Every pair of models under each metric column, tested over users and corrected together."""
+    tests: dict[tuple[str, str, str], Paired] = field(default_factory=dict)  # (column, a, b), a listed first
+    alpha: float = ALPHA
+    method: str = METHOD
+
+    def get(self, a: str, b: str, col: str) -> Paired | None:
+        if (col, a, b) in self.tests:
+            return self.tests[(col, a, b)]
+        t = self.tests.get((col, b, a))
+        return None if t is None else t.flipped()
+
+    @property
+    def n_tests(self) -> int:
+        return len(self.tests)
+
+    def columns(self) -> list[str]:
+        return list(dict.fromkeys(c for c, _, _ in self.tests))
+
+    def count(self, col: str) -> tuple[int, int]:
+        """(pairs tested, pairs that differ after the correction) under one column."""
+        mine = [t for (c, _, _), t in self.tests.items() if c == col]
+        return len(mine), sum(t.significant for t in mine)
+
+    def users(self) -> int:
+        return max((t.n for t in self.tests.values()), default=0)
+
+    def description(self) -> str:
+        """One sentence for the page: the test, the correction, how many tests, the alpha."""
+        cols = self.columns()
+        if not cols:
+            return "No pairs of models to test."
+        per = [self.count(c) for c in cols]
+        families = ", ".join(f"{n} pairs of models under {c}" for c, (n, _) in zip(cols, per, strict=True))
+        found = "; ".join(f"{s} of {n} pairs differ under {c}" for c, (n, s) in zip(cols, per, strict=True))
+        return (f"Each difference between two models is a {TEST_NAME} on per-user values (up to {self.users()} "
+                f"users). All {self.n_tests} such tests of this study ({families}) are corrected together with "
+                f"{METHOD_NAMES.get(self.method, self.method)}'s method at alpha = {self.alpha:g}: a difference "
+                f"is called only when its adjusted p-value is below alpha, otherwise it is reported as within "
+                f"noise. {found[:1].upper() + found[1:]}.")
+
+
+def _by_user(frame: pd.DataFrame, col: str) -> pd.Series:
+    """One model's per-user values, indexed by user where the frame says which user each row is."""
+    return frame.set_index("user")[col] if "user" in frame.columns else frame[col]
+
+
+def pairwise_tests(per_user: dict[str, pd.DataFrame], columns: Sequence[str], alpha: float = ALPHA,
+                   method: str = METHOD) -> PairwiseTests:
+    """Paired t-tests for every pair of models on each of ``columns`` (models lacking a column skip it), with
+    one multiple-testing adjustment over all of them."""
+    raw: dict[tuple[str, str, str], Paired] = {}
+    for col in columns:
+        names = [n for n, f in per_user.items() if col in f]
+        if len(names) < 2:
+            continue
+        wide = pd.concat({n: _by_user(per_user[n], col) for n in names}, axis=1).to_numpy(np.float64)
+        for i, a in enumerate(names):
+            for j in range(i + 1, len(names)):
+                raw[(col, a, names[j])] = _paired_arrays(wide[:, i] - wide[:, j])
+    keys = list(raw)
+    adj = adjust_p([raw[k].p for k in keys], method)
+    tests = {k: Paired(raw[k].diff, raw[k].se, raw[k].n, raw[k].p, float(q), alpha, method)
+             for k, q in zip(keys, adj, strict=True)}
+    return PairwiseTests(tests, alpha, method)
 
 
 def discordant_pairs(x: pd.Series, y: pd.Series) -> list[tuple[str, str]]:
@@ -52,19 +183,51 @@ def _best(table: pd.DataFrame, col: str, mask: pd.Series | None = None) -> str |
     return None if t.empty else str(t.idxmax())
 
 
+def tested_columns(table: pd.DataFrame) -> list[str]:
+    """The metric columns whose pairs of models the study tests: NDCG@10 under each protocol present."""
+    return [c for c in ("NDCG@10 [full]", "NDCG@10 [sampled-100]") if c in table]
+
+
+def family_order(families: Sequence[str]) -> list[str]:
+    from movierec.models.registry import FAMILIES
+
+    present = list(dict.fromkeys(families))
+    return [f for f in FAMILIES if f in present] + [f for f in present if f not in FAMILIES]
+
+
+def best_per_family(table: pd.DataFrame, tests: PairwiseTests, col: str = "NDCG@10 [full]") -> list[dict[str, Any]]:
+    """One row per family present: its best model on ``col``, how many models it has, and that model against
+    the overall best (None for the overall best itself)."""
+    best = _best(table, col)
+    rows = []
+    for f in family_order(table["family"].tolist()):
+        mask = table["family"] == f
+        b = _best(table, col, mask)
+        if b is None:
+            continue
+        rows.append({"family": f, "best": b, "value": float(table.at[b, col]), "models": int(mask.sum()),
+                     "overall_best": b == best, "against_best": None if b == best else tests.get(b, best, col)})
+    return rows
+
+
 def conclusions(table: pd.DataFrame, per_user: dict[str, pd.DataFrame], settings: dict[str, dict[str, Any]],
                 model_class: dict[str, str], per_segment: dict[str, pd.DataFrame],
-                segment_names: dict[str, str]) -> list[str]:
+                segment_names: dict[str, str], tests: PairwiseTests | None = None,
+                split_protocol: str | None = None) -> list[str]:
     """Sentences for the report. table: one row per model (index: name) with ``family`` and metric columns;
     per_user: {name: per-user frame with ``NDCG@10 [protocol]`` columns}; settings/model_class: each run's
-    settings and model name; per_segment: {protocol: segment x model NDCG@10 table}."""
+    settings and model name; per_segment: {protocol: segment x model NDCG@10 table}; tests: the study's
+    corrected pairwise tests (computed here from per_user when not given)."""
     out: list[str] = []
     full, sampled = "NDCG@10 [full]", "NDCG@10 [sampled-100]"
     has_sampled = sampled in table
     fam = table["family"]
+    if tests is None:
+        tests = pairwise_tests(per_user, tested_columns(table))
 
     def cmp(a: str, b: str, col: str) -> Paired:
-        return paired(per_user[a][col], per_user[b][col])
+        t = tests.get(a, b, col)
+        return t if t is not None else paired(per_user[a][col], per_user[b][col])  # uncorrected, says so
 
     best_full = _best(table, full)
     if best_full is not None:
@@ -80,6 +243,16 @@ def conclusions(table: pd.DataFrame, per_user: dict[str, pd.DataFrame], settings
             runner = str(others.idxmax())
             text += f"; against the runner-up {runner}: {cmp(best_full, runner, full).words()}"
         out.append(text + ".")
+        n_pairs, n_sig = tests.count(full)
+        if n_pairs:
+            level = [n for n in table.index if n != best_full and not cmp(best_full, n, full).significant]
+            if level:
+                out.append(f"After the correction over all {tests.n_tests} paired tests, {len(level)} of the other "
+                           f"{len(table) - 1} models cannot be told apart from {best_full} under full ranking: "
+                           f"{', '.join(level)}. In all, {n_sig} of the {n_pairs} pairs differ.")
+            else:
+                out.append(f"{best_full} is ahead of each of the other {len(table) - 1} models after the "
+                           f"correction; in all, {n_sig} of the {n_pairs} pairs of models differ under full ranking.")
     if has_sampled and best_full is not None and len(table) > 1 and _best(table, sampled) is not None:
         best_s = _best(table, sampled)
         same = "the same model" if best_s == best_full else f"a different model, {best_s}"
@@ -99,11 +272,41 @@ def conclusions(table: pd.DataFrame, per_user: dict[str, pd.DataFrame], settings
     if pop and best_full is not None and best_full != pop[0]:
         p = pop[0]
         d = cmp(best_full, p, full)
-        text = f"Against the Popularity baseline, {best_full} gains {d.words()} (NDCG@10 [full])"
+        text = f"Against the Popularity baseline, {best_full}'s NDCG@10 [full] differs by {d.words()}"
         beaten = [n for n in table.index if n != p and table.at[n, full] < table.at[p, full]]  # NaN: never
         if beaten:
             text += (f"; {len(beaten)} of the {len(table) - 1} other models rank the held-out movie worse than "
                      "Popularity")
+        out.append(text + ".")
+    fams = best_per_family(table, tests, full) if best_full is not None else []
+    if len(fams) > 1:
+        parts = []
+        for r in fams:
+            d = r["against_best"]
+            parts.append(f"{r['family']}: {r['best']} {r['value']:.4f}" + (
+                " (the best overall)" if r["overall_best"] else f", against {best_full} {d.words()}" if d else ""))
+        level = [r["family"] for r in fams if r["against_best"] is not None and not r["against_best"].significant]
+        text = f"The best of each family under full ranking (NDCG@10 [full]): {'; '.join(parts)}."
+        if level:
+            text += (f" The best {' and '.join(level)} model{'s are' if len(level) > 1 else ' is'} within noise of "
+                     f"{best_full}: the data do not separate {'these families' if len(level) > 1 else 'the families'}"
+                     " at the top.")
+        else:
+            text += f" The family of {best_full} ({fam[best_full]}) is ahead of the best of every other family."
+        out.append(text)
+    seq = [n for n in table.index if fam[n] == "sequential"]
+    if seq:
+        seq_classes = {model_class.get(n) for n in seq}
+        on_seq = [n for n in table.index if fam[n] != "sequential" and
+                  {settings.get(n, {}).get(k) for k in ("a", "b")} & seq_classes]
+        many = len(seq) > 1
+        text = (f"{', '.join(seq)} {'are' if many else 'is'} sequential: {'they read' if many else 'it reads'}"
+                f" each user's ratings in the order they were made, while the other models"
+                f"{' (apart from ' + ', '.join(on_seq) + ', built on them)' if on_seq else ''} treat a history as an "
+                "unordered set")
+        if split_protocol == "loo":
+            text += ("; under leave-one-out the held-out movie is each user's latest rating, the next step of that "
+                     "order, a test that suits sequential models")
         out.append(text + ".")
     cf, content = fam == "collaborative", fam == "content"
     best_cf, best_ct = _best(table, full, cf), _best(table, full, content)

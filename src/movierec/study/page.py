@@ -18,7 +18,7 @@ from movierec.data.splits import Split
 from movierec.errors import MovieRecError
 from movierec.fsutil import atomic_write_text
 from movierec.study import charts
-from movierec.study.conclusions import conclusions
+from movierec.study.conclusions import best_per_family, conclusions, family_order, pairwise_tests, tested_columns
 
 TABLE_COLUMNS = [
     ("sampled-100", ["HR@10", "NDCG@10"]),
@@ -35,7 +35,7 @@ SPLIT_NOTES = {
     "vae-cf": "Strong generalisation (Liang et al. 2018): held-out users, ratings of 4 or more; 80% of a held-out "
               "user's ratings are folded in, the other 20% are the test items.",
 }
-EXAMPLE_MODELS = 5  # model columns shown beside each example user's history
+EXAMPLE_MODELS = 5  # model columns shown beside each example user's history (more: one per family)
 
 
 def comparison_table(runs: list[Any]) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -111,7 +111,9 @@ def _example_models(runs: list[Any], table: pd.DataFrame) -> list[Any]:
     """Popularity, the best model of each family under full ranking, then the next best overall."""
     col = "NDCG@10 [full]"
     chosen: list[str] = [n for n in table.index if n == "Popularity" or table.at[n, "family"] == "baseline"][:1]
-    for fam in ("collaborative", "content", "hybrid"):
+    for fam in family_order(table["family"].tolist()):
+        if fam == "baseline":
+            continue
         sub = table[table["family"] == fam]
         if len(sub):
             chosen.append(str(sub[col].idxmax()))
@@ -153,6 +155,10 @@ def write_report(out: Path, dataset: Dataset, split: Split, eda: dict[str, Any],
                  per_segment: dict[str, pd.DataFrame], examples: np.ndarray, context: dict[str, Any]) -> Path:
     """Render report.html (and study.json with the numbers behind it) into ``out``.
 
+    study.json's "pairwise" lists every paired test between two models with its raw and adjusted p-value
+    (:func:`movierec.study.conclusions.pairwise_tests`); the page's conclusions call a difference only when
+    its adjusted p-value is below the alpha stated on the page.
+
     study.json also records what this run of the study reused from an earlier one ("reused": run names),
     what it retrained instead and why ("retrained": {run name: reason}), and the EDA's fate ("eda")."""
     from movierec.segments import segment_names
@@ -165,9 +171,13 @@ def write_report(out: Path, dataset: Dataset, split: Split, eda: dict[str, Any],
         ("Beyond accuracy", charts.beyond_chart(table, fig_dir / "beyond.png"),
          "Catalogue coverage, intra-list genre diversity, novelty and the Gini index of the top-10 lists."),
     ]
-    if "NDCG@10 [sampled-100]" in table:
-        figures.append(("Sampled-100 against full ranking", charts.protocol_scatter(table, fig_dir / "protocols.png"),
-                        "Each dot is a model; a protocol that agreed with the other would put them on a rising line."))
+    scatter = None
+    if "NDCG@10 [sampled-100]" in table and "NDCG@10 [full]" in table:
+        path = charts.protocol_scatter(table, fig_dir / "protocols.png")
+        scatter = {"title": "Sampled-100 against full ranking", "src": data_uri(path),
+                   "caption": "Each dot is a model, numbered as in the key; a protocol that agreed with the other "
+                              "would put them on a rising line, in the same order.",
+                   "key": charts.scatter_key(table)}
     names = segment_names(seg.profiles)
     seg_figures = [(f"NDCG@10 [{p}] by segment", charts.segment_heatmap(t, names, p, fig_dir / f"segments-{p}.png"),
                     "Mean per-user NDCG@10 of each model within each segment; 'all' is every evaluated user.")
@@ -175,7 +185,11 @@ def write_report(out: Path, dataset: Dataset, split: Split, eda: dict[str, Any],
     settings = {r.name: r.settings for r in runs}
     model_class = {r.name: r.model for r in runs}
     per_user = {r.name: r.per_user for r in runs}
-    facts = conclusions(table, per_user, settings, model_class, per_segment, names)
+    tests = pairwise_tests(per_user, tested_columns(table))
+    facts = conclusions(table, per_user, settings, model_class, per_segment, names, tests, split.protocol)
+    families = [{**f, "against": f["against_best"].words() if f["against_best"] is not None else "",
+                 "level": f["against_best"] is not None and not f["against_best"].significant}
+                for f in (best_per_family(table, tests) if "NDCG@10 [full]" in table else [])]
     profiles = [{"name": names[str(s)], **{k: (v.item() if hasattr(v, "item") else v) for k, v in p.items()}}
                 for s, p in seg.profiles.iterrows()]
     ctx = {
@@ -184,6 +198,9 @@ def write_report(out: Path, dataset: Dataset, split: Split, eda: dict[str, Any],
         "eda_html": _checked_fragment(eda["html"]),
         "table": _table_context(table),
         "figures": [{"title": t, "src": data_uri(p), "caption": c} for t, p, c in figures],
+        "scatter": scatter,
+        "families": families,
+        "significance": tests.description(),
         "segment_figures": [{"title": t, "src": data_uri(p), "caption": c} for t, p, c in seg_figures],
         "segments": {"k": seg.k, "silhouette": seg.silhouette, "profiles": profiles,
                      "tables": {p: _segment_rows(t, names) for p, t in per_segment.items()}},
@@ -194,10 +211,14 @@ def write_report(out: Path, dataset: Dataset, split: Split, eda: dict[str, Any],
         "config_text": _toml(context["config"]),
     }
     html = template("study.html.j2").render(**ctx)
+    pairwise = {"test": "paired t-test over users", "method": tests.method, "alpha": tests.alpha,
+                "tests": [{"metric": c, "a": a, "b": b, "diff": t.diff, "se": t.se, "users": t.n, "p": t.p,
+                           "p_adjusted": t.p_adj, "significant": t.significant}
+                          for (c, a, b), t in tests.tests.items()]}
     atomic_write_text(out / "study.json", json_dumps({k: ctx[k] for k in (
-        "dataset", "split", "machine", "created", "seconds", "conclusions", "reused", "retrained", "eda",
-        "fingerprint") if k in ctx} | {
-        "results": table.reset_index().to_dict("records"), "segments": {
+        "dataset", "split", "machine", "created", "seconds", "conclusions", "significance", "reused", "retrained",
+        "eda", "fingerprint") if k in ctx} | {
+        "results": table.reset_index().to_dict("records"), "pairwise": pairwise, "segments": {
             "k": seg.k, "silhouette": seg.silhouette, "profiles": profiles}}))
     return atomic_write_text(out / "report.html", html)
 
@@ -222,13 +243,14 @@ def _checked_fragment(html: str) -> str:
 
 
 def _segment_rows(t: pd.DataFrame, names: dict[str, str]) -> dict[str, Any]:
+    """The per-segment table turned on its side: one row per model, one column per segment (so that more
+    models make it longer, not wider); each segment's best model is marked."""
     models = [c for c in t.columns if c != "users"]
-    rows = []
-    for s, r in t.iterrows():
-        top = r[models].max()
-        rows.append({"name": names.get(str(s), str(s)), "users": int(r["users"]),
-                     "cells": [{"value": r[m], "top": bool(r[m] == top)} for m in models]})
-    return {"models": models, "rows": rows}
+    segments = [{"name": names.get(str(s), str(s)), "users": int(n)} for s, n in t["users"].items()]
+    top = t[models].max(axis=1)
+    rows = [{"name": m, "cells": [{"value": t.at[s, m], "top": bool(t.at[s, m] == top[s])} for s in t.index]}
+            for m in models]
+    return {"segments": segments, "rows": rows}
 
 
 def _toml(config: dict[str, Any]) -> str:

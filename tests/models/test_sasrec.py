@@ -1,0 +1,94 @@
+"""SASRec through the shared contract (short training, small network), plus what is particular to it:
+the order of a history matters, the window it reads is the latest max_len items, padding does not change a
+sequence's representation, and the epoch kept is the one with the best validation NDCG@10."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from movierec.data.history import History
+from movierec.evaluation.protocols import evaluate_heldout_sampled
+from movierec.models.sasrec import SASRec, SASRecConfig, SASRecNet
+from movierec.testing import ModelContract, contract_dataset, contract_split
+
+FAST = {"epochs": 3, "batch_size": 32, "patience": 0, "dim": 16, "heads": 2, "blocks": 1, "max_len": 30,
+        "lr": 0.005, "sampled_items": 64}
+
+
+def _fast(**kw) -> SASRec:
+    return SASRec(**{**FAST, **kw})
+
+
+class TestSASRec(ModelContract):
+    model_factory = staticmethod(_fast)
+
+
+@pytest.fixture(scope="module")
+def fitted() -> SASRec:
+    split = contract_split()
+    return _fast().fit(split.train, contract_dataset().catalog, split.valid)
+
+
+def test_order_matters(fitted: SASRec) -> None:
+    session = [3, 1, 4, 15, 9, 2, 6, 5]
+    forward = fitted.score_history(History.of(session))
+    backward = fitted.score_history(History.of(session[::-1]))
+    assert not np.allclose(forward, backward, atol=1e-4)
+    assert not np.array_equal(fitted.recommend_history(History.of(session), 10)[0],
+                              fitted.recommend_history(History.of(session[::-1]), 10)[0])
+
+
+def test_trained_user_scores_exactly_as_their_own_history(fitted: SASRec) -> None:
+    split = contract_split()
+    users = np.arange(12)
+    own = fitted.score_history(History.from_interactions(split.train, users))
+    assert np.array_equal(own, fitted.score(users))
+
+
+def test_only_the_latest_max_len_items_count(fitted: SASRec) -> None:
+    rng = np.random.default_rng(0)
+    recent = rng.choice(fitted.n_items, fitted.config.max_len, replace=False)
+    older = rng.choice(fitted.n_items, 25)
+    a = fitted.score_history(History.of(np.concatenate([older, recent])))
+    b = fitted.score_history(History.of(recent))
+    assert np.array_equal(a, b)
+
+
+def test_left_padding_does_not_change_a_sequence() -> None:
+    torch.manual_seed(0)
+    net = SASRecNet(50, 12, 16, 2, 2, 0.0).eval()
+    seq = torch.tensor([[7, 3, 9, 1]])
+    padded = torch.cat([torch.full((1, 8), 50), seq], dim=1)
+    with torch.no_grad():
+        assert torch.allclose(net(seq), net(padded)[:, -4:], atol=1e-5)
+
+
+@pytest.mark.parametrize("loss", ["ce", "bce"])
+def test_other_losses_train(loss: str) -> None:
+    split = contract_split()
+    model = _fast(loss=loss, epochs=1).fit(split.train, None, split.valid)
+    assert np.isfinite(model.fit_report_.train_log[0]["loss"])
+    assert np.isfinite(model.score(np.arange(3))).all()
+
+
+def test_early_stopping_keeps_the_best_validation_epoch() -> None:
+    split = contract_split()
+    model = _fast(epochs=12, patience=2, lr=0.05).fit(split.train, None, split.valid)
+    report = model.fit_report_
+    ndcg = [r["valid_NDCG@10"] for r in report.train_log]
+    best = int(np.argmax(ndcg)) + 1
+    assert report.best_epoch == best
+    if report.stopped_early:
+        assert report.epochs == best + 2
+    # the model holds the kept epoch's weights: its validation NDCG@10 is that epoch's
+    assert evaluate_heldout_sampled(model, split.valid, (10,)).metrics["NDCG@10"] == pytest.approx(max(ndcg))
+
+
+def test_config_defaults_are_valid_settings() -> None:
+    from movierec.models.settings import validate
+
+    cfg = SASRecConfig()
+    assert cfg.dim % cfg.heads == 0
+    validate(SASRecConfig, {"max_len": cfg.max_len, "loss": cfg.loss}, "test")

@@ -86,3 +86,16 @@ def test_validation_ranks_all_items_by_default_or_the_sampled_candidates() -> No
     assert full.fit_report_.best_valid["NDCG@10"] == pytest.approx(expected, abs=1e-9)
     sampled = MultDAE(**{**FAST, "epochs": 1}, select_on="sampled").fit(split.train, None, split.valid)
     assert "MRR@10" in sampled.fit_report_.best_valid
+
+
+def test_the_paper_config_holds_the_paper_settings() -> None:
+    from pathlib import Path
+
+    from movierec.experiments import expand_runs, load_config, validate_config
+
+    config = load_config(Path(__file__).parents[2] / "configs" / "vae-paper.toml")
+    validate_config(config, "experiment", "vae-paper.toml")
+    assert config["experiment"]["split"] == "vae-cf" and {20, 50, 100} <= set(config["experiment"]["ks"])
+    runs = {r.name: r for r in expand_runs(config)}
+    assert runs["Mult-VAE"].settings["beta_max"] == 0.2 and runs["Mult-VAE"].settings["latent"] == 200
+    assert runs["Mult-DAE"].settings["l2"] == 0.01 and runs["EASE"].settings["l2"] == 500

@@ -6,12 +6,14 @@ caption included, from one file under docs/results/:
     study.json               the study's results.json (``make run``: out/study-ml-latest-small/)
     content-hybrid.json      the content-hybrid experiment's results.json (out/content-hybrid/)
     similar-toy-story.json   movies like Toy Story under three measures (computed here, from the data)
+    peers.json               benchmarks/bench_models.py's results: our strong models beside the peer libraries
 
 Each file holds a copy of the results it was made from plus where, when and on what they were produced
 (date, nproc, CPU model, movierec version).
 
     python scripts/readme_tables.py collect --study out/study-ml-latest-small   # copy results into docs/results
     python scripts/readme_tables.py collect --experiment out/content-hybrid
+    python scripts/readme_tables.py collect --models benchmarks/results/bench_models.json
     python scripts/readme_tables.py similar --data ml-latest-small              # recompute the similar movies
     python scripts/readme_tables.py render                                      # rewrite README.md's tables
     python scripts/readme_tables.py render --check                              # exit 1 if a table is stale
@@ -37,6 +39,7 @@ SOURCES = {
     "study": "study.json",
     "similar": "similar-toy-story.json",
     "content-hybrid": "content-hybrid.json",
+    "peers": "peers.json",
 }
 
 SIMILAR_QUERY = 1  # Toy Story (1995)
@@ -116,6 +119,13 @@ def collect_experiment(folder: Path, note: str = "") -> Path:
         **({"note": note} if note else {}),
         "results": results,
     })
+
+
+def collect_models(path: Path) -> Path:
+    """Copy benchmarks/bench_models.py's JSON (it carries its own date and machine) into docs/results."""
+    doc = json.loads(path.read_text())
+    return _write(SOURCES["peers"], {"source": path.as_posix(), "date": doc["date"], "machine": machine(),
+                                     "movierec": version(), **{k: doc[k] for k in ("data", "rows", "peers")}})
 
 
 def compute_similar(data: str = "ml-latest-small") -> Path:
@@ -242,7 +252,29 @@ def render_content_hybrid(doc: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-RENDERERS = {"study": render_study, "similar": render_similar, "content-hybrid": render_content_hybrid}
+def render_peers(doc: dict[str, Any]) -> str:
+    lines = [
+        *_caption(f"`python benchmarks/bench_models.py` ({Path(doc['data']).name}, the same leave-one-out test "
+                  f"items; {caption_machine(doc)}; movierec {doc['movierec']}). Our rows train on everything but "
+                  "the test item, as the peers did, with the choices (λ, best epoch) made on validation first; "
+                  "in brackets, the study's way (validation held out). Peer rows: ../shared/reference/peers.md:"),
+        "",
+        "| model | HR@10 s100 | NDCG@10 s100 | NDCG@10 full | Recall@20 full | fit s |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for r in doc["rows"]:
+        a, b = r["peer_protocol"], r["study"]
+        cells = [f"{a[k]:.4f} ({b[k]:.4f})" for k in ("sampled_HR@10", "sampled_NDCG@10", "full_NDCG@10")]
+        cells.append(f"{a['full_Recall@20']:.3f} ({b['full_Recall@20']:.3f})")
+        lines.append(f"| movierec {r['model']} | " + " | ".join(cells) + f" | {r['refit_s']:.1f} ({r['fit_s']:.1f}) |")
+    for name, p in doc["peers"].items():
+        lines.append(f"| {name} | {p['sampled_HR@10']:.4f} | {p['sampled_NDCG@10']:.4f} | {p['full_NDCG@10']:.4f} "
+                     f"| {p['full_Recall@20']:.3f} | {p['fit_s']:.0f} |")
+    return "\n".join(lines)
+
+
+RENDERERS = {"study": render_study, "similar": render_similar, "content-hybrid": render_content_hybrid,
+             "peers": render_peers}
 
 
 def render(name: str, results_dir: Path = RESULTS) -> str:
@@ -276,6 +308,7 @@ def main(argv: list[str] | None = None) -> int:
     c = sub.add_parser("collect", help="copy results into docs/results/ with date, machine and version")
     c.add_argument("--study", type=Path)
     c.add_argument("--experiment", type=Path)
+    c.add_argument("--models", type=Path, help="benchmarks/results/bench_models.json")
     c.add_argument("--note", default="", help="a clause for the caption, e.g. 'other jobs shared the CPU'")
     s = sub.add_parser("similar", help="recompute the similar-movies table's source")
     s.add_argument("--data", default="ml-latest-small")
@@ -288,6 +321,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"wrote {collect_study(args.study, args.note)}")
         if args.experiment:
             print(f"wrote {collect_experiment(args.experiment, args.note)}")
+        if args.models:
+            print(f"wrote {collect_models(args.models)}")
         return 0
     if args.cmd == "similar":
         print(f"wrote {compute_similar(args.data)}")

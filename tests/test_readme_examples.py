@@ -29,6 +29,7 @@ SKIP = {
     "movierec train neumf --data ml-1m": "ml-1m ratings are not in ../shared/data",
     "movierec experiment configs/ncf-paper.toml": "needs the NCF paper's ml-1m files",
     "movierec experiment configs/seed-study.toml": "trains 13 neural runs (minutes)",
+    "movierec experiment configs/vae-paper.toml": "ml-20m ratings are not in ../shared/data",
 }
 #: command prefix -> why it runs after the others (it reads what a later README command writes)
 LATER = {"movierec segments --data ml-latest-small --embeddings runs/neumf": "runs/neumf is trained further down"}
@@ -36,6 +37,9 @@ LATER = {"movierec segments --data ml-latest-small --embeddings runs/neumf": "ru
 FAST = {
     "movierec train neumf": ["--set", "epochs=1"],
     "movierec train mlp": ["--set", "epochs=1"],
+    "movierec train multvae": ["--set", "epochs=1"],
+    "movierec train sasrec": ["--set", "epochs=1"],
+    "movierec tune ials": ["--trials", "2"],
 }
 
 

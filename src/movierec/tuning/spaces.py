@@ -103,6 +103,14 @@ SPACES: dict[str, tuple[Param, ...]] = {
     "ease": (Param("l2", "log", 1.0, 5000.0),),
     "ials": (Param("factors", "int", 32, 256), Param("regularization", "log", 1e-3, 1.0),
              Param("alpha", "log", 0.1, 50.0), Param("iterations", "int", 5, 30)),
+    "multvae": (Param("latent", "int", 32, 256, log=True), Param("hidden", "int", 100, 800, log=True),
+                Param("dropout", "float", 0.2, 0.7), Param("lr", "log", 3e-4, 3e-3),
+                Param("total_anneal_steps", "int", 200, 20000, log=True)),
+    "multdae": (Param("latent", "int", 32, 256, log=True), Param("hidden", "int", 100, 800, log=True),
+                Param("dropout", "float", 0.2, 0.7), Param("lr", "log", 3e-4, 3e-3), Param("l2", "log", 1e-6, 1e-1)),
+    "sasrec": (Param("dim", "categorical", choices=(32, 64, 128)), Param("blocks", "int", 1, 3),
+               Param("dropout", "float", 0.1, 0.6), Param("lr", "log", 3e-4, 3e-3),
+               Param("max_len", "categorical", choices=(50, 100, 200))),
 }
 """The built-in search space of every tunable model (the models with settings worth searching)."""
 

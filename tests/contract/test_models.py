@@ -63,6 +63,20 @@ class TestNeuMFFeatures(ModelContract):
     history_overlap = FOLD_IN_OVERLAP
 
 
+class TestMultVAE(ModelContract):
+    model_factory = _factory("multvae", epochs=3, batch_size=64, patience=0, hidden=32, latent=16,
+                             total_anneal_steps=10)
+
+
+class TestMultDAE(ModelContract):
+    model_factory = _factory("multdae", epochs=3, batch_size=64, patience=0, hidden=32, latent=16, l2=0.001)
+
+
+class TestSASRec(ModelContract):
+    model_factory = _factory("sasrec", epochs=3, batch_size=32, patience=0, dim=16, heads=2, blocks=1, max_len=30,
+                             lr=0.005, sampled_items=64)
+
+
 class TestHybridBlend(ModelContract):
     model_factory = _factory("hybrid-blend", a="itemknn", b="content")
 

@@ -11,7 +11,7 @@ from movierec.data.history import History
 from movierec.errors import MovieRecError
 from movierec.models import build_model
 from movierec.models.ease import EASE, ease_memory_bytes
-from movierec.testing import contract_dataset, contract_split
+from movierec.testing import contract_split
 
 
 def _steck(x: np.ndarray, lam: float) -> np.ndarray:

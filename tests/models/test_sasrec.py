@@ -10,8 +10,8 @@ import torch
 
 from movierec.data.history import History
 from movierec.evaluation.protocols import evaluate_heldout_sampled
-from movierec.models.sasrec import SASRec, SASRecConfig, SASRecNet
-from movierec.testing import ModelContract, contract_dataset, contract_split
+from movierec.models.sasrec import SASRec, SASRecConfig, SASRecNet, _NextItemStep
+from movierec.testing import contract_dataset, contract_split
 
 FAST = {"epochs": 3, "batch_size": 32, "patience": 0, "dim": 16, "heads": 2, "blocks": 1, "max_len": 30,
         "lr": 0.005, "sampled_items": 64}
@@ -21,8 +21,7 @@ def _fast(**kw) -> SASRec:
     return SASRec(**{**FAST, **kw})
 
 
-class TestSASRec(ModelContract):
-    model_factory = staticmethod(_fast)
+# TestSASRec (the shared contract) lives in tests/contract/test_models.py with every model's.
 
 
 @pytest.fixture(scope="module")
@@ -65,12 +64,26 @@ def test_left_padding_does_not_change_a_sequence() -> None:
         assert torch.allclose(net(seq), net(padded)[:, -4:], atol=1e-5)
 
 
-@pytest.mark.parametrize("loss", ["ce", "bce"])
-def test_other_losses_train(loss: str) -> None:
+@pytest.mark.parametrize(("loss", "horizon"), [("ce", 1), ("bce", 1), ("ce", 3), ("sampled", 1)])
+def test_other_losses_train(loss: str, horizon: int) -> None:
     split = contract_split()
-    model = _fast(loss=loss, epochs=1).fit(split.train, None, split.valid)
+    model = _fast(loss=loss, horizon=horizon, epochs=1).fit(split.train, None, split.valid)
     assert np.isfinite(model.fit_report_.train_log[0]["loss"])
     assert np.isfinite(model.score(np.arange(3))).all()
+
+
+def test_training_windows_pair_each_input_with_the_next_items() -> None:
+    seq = np.arange(10, 17)  # 7 items: 6 transitions
+    step = _NextItemStep([seq], 20, SASRecConfig(max_len=4, horizon=2), torch.device("cpu"))
+    inputs, targets = step._windows(torch.Generator().manual_seed(0))
+    assert inputs.shape == (len(inputs), 4) and targets.shape == (len(inputs), 4, 2)
+    assert inputs[0].tolist() == [12, 13, 14, 15]  # the window ending at the latest transition comes first
+    assert targets[0, :, 0].tolist() == [13, 14, 15, 16] and targets[0, :, 1].tolist() == [14, 15, 16, 20]
+    for x, y in zip(inputs, targets, strict=True):  # every real input is followed by its next item
+        real = x != 20
+        assert (y[real, 0] == x[real] + 1).all() and (y[~real] == 20).all()
+    covered = {int(t) for y in targets for t in y[:, 0] if t != 20}
+    assert covered == set(range(11, 17))
 
 
 def test_early_stopping_keeps_the_best_validation_epoch() -> None:

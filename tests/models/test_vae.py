@@ -11,17 +11,12 @@ from movierec.evaluation import evaluate_full
 from movierec.models import build_model
 from movierec.models.base import RunContext
 from movierec.models.vae import MultDAE, MultVAE, anneal_beta
-from movierec.testing import ModelContract, contract_dataset, contract_split
+from movierec.testing import contract_dataset, contract_split
 
 FAST = {"epochs": 3, "batch_size": 64, "patience": 0, "hidden": 32, "latent": 16}
 
 
-class TestMultVAE(ModelContract):
-    model_factory = staticmethod(lambda: MultVAE(**FAST, total_anneal_steps=10))
-
-
-class TestMultDAE(ModelContract):
-    model_factory = staticmethod(lambda: MultDAE(**FAST, l2=0.001))
+# TestMultVAE and TestMultDAE (the shared contract) live in tests/contract/test_models.py with every model's.
 
 
 def test_beta_anneals_and_the_chosen_beta_is_reported() -> None:

@@ -7,15 +7,18 @@ last position and has the same learned position embedding for every user. ``bloc
 blocks (``heads`` heads, a GELU feed-forward layer ``4 x dim`` wide) with a causal mask turn it into one
 ``dim``-wide vector per position; position t predicts item t + 1.
 
-Training: next-item prediction at every non-pad position, with a full softmax cross-entropy over all items
-(``loss="ce"``, RecBole's default), a sampled softmax over the target and ``sampled_items`` uniform
-negatives shared by the batch, their logits raised by log((n_items - 1) / K) so that they stand for all
-other items (``loss="sampled"``: about as good, and several times cheaper on a CPU), or binary cross-entropy
-against ``negatives`` sampled items per position (``loss="bce"``, the paper's). The item embedding table
-is shared with the output layer: the score of item i after a sequence is h_last . e_i. Long histories are cut into windows of
-``max_len`` transitions ending at the latest one, plus, each epoch, windows shifted by a random offset so
-every transition is seen in many contexts. The trainer shell (:mod:`movierec.training`) runs the epochs,
-keeps the epoch with the best validation NDCG@10 (sampled-100) and stops after ``patience`` bad epochs.
+Training: at every non-pad position, the next item (and, with ``horizon`` > 1, each of the next
+``horizon`` items: on MovieLens a user rates many movies in one sitting, so their order is loose, and
+the held-out test item comes after the validation item the model never sees) is predicted with a full
+softmax cross-entropy over all items (``loss="ce"``, RecBole's default), a sampled softmax over the target
+and ``sampled_items`` uniform negatives shared by the batch, their logits raised by
+log((n_items - 1) / K) so that they stand for all other items (``loss="sampled"``, several times cheaper
+on a CPU), or binary cross-entropy against ``negatives`` sampled items per position (``loss="bce"``, the
+paper's). The item embedding table is shared with the output layer: the score of item i after a sequence
+is h_last . e_i. Long histories are cut into windows of ``max_len`` transitions ending at the latest one,
+plus, each epoch, windows shifted by a random offset so every transition is seen in several contexts. The
+trainer shell (:mod:`movierec.training`) runs the epochs, keeps the epoch with the best validation NDCG@10
+(sampled-100) and stops after ``patience`` epochs without improvement.
 
 Scoring: ``score(users)`` and ``score_history(history)`` run the same network on the same kind of padded
 sequence (a trained user's stored training sequence, or a history's items in array order), so a trained
@@ -49,24 +52,31 @@ _POSITIONS_PER_BATCH = 1 << 16  # sequence positions encoded per forward pass wh
 
 @dataclass
 class SASRecConfig(TrainConfig):
-    """SASRec settings. batch_size counts sequences (windows of up to max_len transitions) per step."""
+    """SASRec settings. batch_size counts sequences (windows of up to max_len transitions) per step.
 
-    epochs: int = setting(40, "training epochs (at most: early stopping may end sooner)", ge=1)
-    batch_size: int = setting(128, "sequences (windows of up to max_len items) per step on a CPU", ge=1)
-    lr: float = setting(0.001, "Adam learning rate", gt=0)
+    The defaults were picked on ml-latest-small's validation items (leave-one-out, 2026-11-30) within a fit
+    of about two and a half minutes on a 2-core CPU: small batches (about 100 steps an epoch) learn far
+    faster per epoch than 128-sequence ones; dropout 0.5 beat 0.2; 4096 sampled items beat 1024 (valid
+    full-ranking NDCG@10 0.062 vs 0.056) at about 1.6x the epoch time; max_len 100 learned as well as 200 and
+    faster; horizon > 1 raised sampled HR@10 but lowered full-ranking NDCG@10, so it stays 1.
+    """
+
+    epochs: int = setting(20, "training epochs (at most: early stopping may end sooner)", ge=1)
+    batch_size: int = setting(16, "sequences (windows of up to max_len items) per step on a CPU", ge=1)
+    lr: float = setting(0.002, "Adam learning rate", gt=0)
     patience: int = setting(5, "stop after this many epochs without a better validation NDCG@10; 0 = never", ge=0)
     gpu_batch_factor: int = setting(4, "batch multiplier on a GPU (learning rate scaled by its square root)", ge=1)
-    max_len: int = setting(200, "most recent items of a history the model reads (sequence length)", ge=1)
+    max_len: int = setting(100, "most recent items of a history the model reads (sequence length)", ge=1)
     dim: int = setting(64, "width of the item and position embeddings and of every layer", ge=1)
     heads: int = setting(2, "attention heads per block (must divide dim)", ge=1)
     blocks: int = setting(2, "self-attention blocks", ge=1)
-    dropout: float = setting(0.2, "dropout on embeddings, attention weights and block outputs", ge=0, lt=1)
+    dropout: float = setting(0.5, "dropout on embeddings, attention weights and block outputs", ge=0, lt=1)
     loss: str = setting("sampled", "softmax cross-entropy over all items (ce), over the target and "
                         "sampled_items shared uniform negatives (sampled), or BCE against `negatives` per "
                         "position (bce)",
                         choices=("ce", "sampled", "bce"))
     horizon: int = setting(1, "each position predicts each of the next `horizon` items (1: the next only)", ge=1)
-    sampled_items: int = setting(1024, "uniform negatives shared by a batch for loss=sampled", ge=1)
+    sampled_items: int = setting(4096, "uniform negatives shared by a batch for loss=sampled", ge=1)
 
 
 class _Block(nn.Module):

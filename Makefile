@@ -1,7 +1,8 @@
 # make test: create or reuse .venv, install torch (CPU wheel) then the project with its test extras, run all tests.
 # make run:  the main job: the study on ml-latest-small (EDA, every model, segments, out/study-*/report.html);
 #            on ml-latest-small it then refreshes README.md's study table (docs/results/study.json).
-# make docs: make run, the content-hybrid experiment and the similar-movies query, then every README table
+# make docs: make run, the content-hybrid experiment, the similar-movies query and bench_models (the strong
+#            models beside the peer libraries, about 8 minutes), then every README table
 #            from docs/results/ (scripts/readme_tables.py), and the web page's screenshot.
 # make serve: the HTTP API and web page on the `make run` output: the study's best model beside ItemKNN and
 #            NeuMF, at http://127.0.0.1:8000/ (PORT=... to change).
@@ -63,6 +64,8 @@ docs: run
 	$(BIN)/movierec experiment configs/content-hybrid.toml --data ml-latest-small --out out/content-hybrid
 	$(BIN)/python scripts/readme_tables.py collect --experiment out/content-hybrid
 	$(BIN)/python scripts/readme_tables.py similar --data ml-latest-small
+	$(BIN)/python benchmarks/bench_models.py
+	$(BIN)/python scripts/readme_tables.py collect --models benchmarks/results/bench_models.json
 	$(BIN)/python scripts/readme_tables.py render
 	$(BIN)/python scripts/serve_screenshot.py $(STUDY) $(STUDY)/runs/ItemKNN/model $(STUDY)/runs/NeuMF/model \
 	  --out docs/images/serve.png --viewport-only

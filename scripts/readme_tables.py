@@ -125,7 +125,8 @@ def collect_models(path: Path) -> Path:
     """Copy benchmarks/bench_models.py's JSON (it carries its own date and machine) into docs/results."""
     doc = json.loads(path.read_text())
     return _write(SOURCES["peers"], {"source": path.as_posix(), "date": doc["date"], "machine": machine(),
-                                     "movierec": version(), **{k: doc[k] for k in ("data", "rows", "peers")}})
+                                     "movierec": version(), "data": doc["data"], "peers": doc["peers"],
+                                     "results": doc["rows"]})
 
 
 def compute_similar(data: str = "ml-latest-small") -> Path:
@@ -262,7 +263,7 @@ def render_peers(doc: dict[str, Any]) -> str:
         "| model | HR@10 s100 | NDCG@10 s100 | NDCG@10 full | Recall@20 full | fit s |",
         "|---|---:|---:|---:|---:|---:|",
     ]
-    for r in doc["rows"]:
+    for r in doc["results"]:
         a, b = r["peer_protocol"], r["study"]
         cells = [f"{a[k]:.4f} ({b[k]:.4f})" for k in ("sampled_HR@10", "sampled_NDCG@10", "full_NDCG@10")]
         cells.append(f"{a['full_Recall@20']:.3f} ({b['full_Recall@20']:.3f})")

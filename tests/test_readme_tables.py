@@ -49,7 +49,7 @@ def test_a_hand_edited_number_is_caught(tmp_path):
     doc = rt.load("content-hybrid")
     doc["results"][0]["NDCG@10 [full]"] = 0.123456
     (tmp_path / rt.SOURCES["content-hybrid"]).write_text(json.dumps(doc))
-    for name in ("study", "similar"):
+    for name in ("study", "similar", "peers"):
         (tmp_path / rt.SOURCES[name]).write_text(json.dumps(rt.load(name)))
     assert "0.1235" in rt.render("content-hybrid", tmp_path)
     assert rt.readme_table(rt.rewrite(README, tmp_path), "content-hybrid") != rt.readme_table(README, "content-hybrid")

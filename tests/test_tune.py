@@ -164,6 +164,14 @@ def test_tune_itemknn_writes_four_files_and_best_toml_trains(syn: Path, tmp_path
     assert bundle["config"]["k"] == run["k"] and bundle["config"]["shrink"] == run["shrink"]
     # the same split and protocol: train's validation NDCG@10 is the best trial's value
     assert json.loads(trained)["valid"]["metrics"]["NDCG@10"] == pytest.approx(info["best_value"], abs=1e-12)
+    # train --config reads the file as it stands, to the same settings
+    code, _, err = run_cli(monkeypatch, capsys, "train", "itemknn", "--data", str(syn), "--out",
+                           str(tmp_path / "run-config"), "--config", str(out / "best.toml"), "--json")
+    assert code == 0, err
+    assert json.loads((tmp_path / "run-config" / "config.json").read_text())["config"] == bundle["config"]
+    code, _, err = run_cli(monkeypatch, capsys, "train", "gmf", "--data", str(syn), "--out",
+                           str(tmp_path / "run-wrong"), "--config", str(out / "best.toml"))
+    assert code == 2 and "expected one [[run]] with model = 'gmf', found 0" in err and err.count("\n") == 1
     # and as an experiment config
     code, _, err = run_cli(monkeypatch, capsys, "experiment", str(out / "best.toml"), "--data", str(syn), "--out",
                            str(tmp_path / "exp"), "--json")

@@ -105,6 +105,10 @@ def validate_settings(name: str, values: dict[str, Any], where: str | None = Non
     cls = get_model_class(name)
     where = where or name
     checked = validate(cls.config_class, values, where)
+    try:  # checks across settings live in the config's __post_init__ (e.g. SASRec: heads must divide dim)
+        cls.config_class(**{k: v for k, v in checked.items() if not k.endswith("_settings")})
+    except (TypeError, ValueError) as e:
+        raise MovieRecError(f"{where}: {e}") from None
     for part in ("a", "b"):  # a two-model hybrid: its parts' settings are checked against the part's model
         key = f"{part}_settings"
         if key in checked:

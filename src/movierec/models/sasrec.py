@@ -78,6 +78,10 @@ class SASRecConfig(TrainConfig):
     horizon: int = setting(1, "each position predicts each of the next `horizon` items (1: the next only)", ge=1)
     sampled_items: int = setting(4096, "uniform negatives shared by a batch for loss=sampled", ge=1)
 
+    def __post_init__(self) -> None:
+        if self.dim % self.heads:
+            raise ValueError(f"heads ({self.heads}) must divide dim ({self.dim})")
+
 
 class _Block(nn.Module):
     """One pre-norm transformer block: x + Attn(LN(x)), then x + FFN(LN(x)). x: [B, L, dim]."""

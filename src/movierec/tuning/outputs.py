@@ -61,6 +61,8 @@ def best_toml(result: TuneResult, data: str, split: dict[str, Any], out_hint: st
         if best else "# no trial finished: the table holds the fixed settings only",
         "# Use them with:",
         f"#   movierec train {result.model} --data {data} --out runs/{result.model}-tuned {sets}".rstrip(),
+        f"#   movierec train {result.model} --data {data} --out runs/{result.model}-tuned "
+        f"--config {out_hint}/best.toml",
         f"#   movierec experiment {out_hint}/best.toml --data {data} --out out/{result.model}-tuned",
         "#   or paste the [[run]] table below into an experiment or study config.",
         "",

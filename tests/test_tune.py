@@ -310,3 +310,16 @@ def test_trial_values_do_not_depend_on_the_test_part(ds, split, metric: str) -> 
     b = tune("itemknn", scrambled, ds.catalog, space, trials=3, seed=1, metric=metric)
     assert [(r.params, r.value) for r in a.trials] == [(r.params, r.value) for r in b.trials]
     assert len({r.value for r in a.trials}) > 1  # the trials differ, so equality above means something
+
+
+def test_cross_setting_checks_see_config_and_set_together(tmp_path: Path) -> None:
+    from movierec.errors import MovieRecError
+    from movierec.run_folders import parse_overrides
+
+    cfg = tmp_path / "sas.toml"
+    cfg.write_text('[[run]]\nname = "s"\nmodel = "sasrec"\ndim = 96\n')
+    assert parse_overrides("sasrec", ["heads=3"], cfg) == {"dim": 96, "heads": 3}
+    with pytest.raises(MovieRecError, match=r"heads \(5\) must divide dim \(96\)"):
+        parse_overrides("sasrec", ["heads=5"], cfg)
+    with pytest.raises(MovieRecError, match=r"sasrec --set: heads \(3\) must divide dim \(64\)"):
+        parse_overrides("sasrec", ["heads=3"])

@@ -25,7 +25,8 @@ def refit_with_choices(name: str, settings: dict[str, Any] | None, report: FitRe
     """Fit model ``name`` again on the training and validation interactions together, with what the first fit
     (``report``) chose on validation held fixed: its chosen settings (EASE's λ) and, for models trained in
     epochs, its best epoch count with early stopping off. Returns the model and its report; evaluate it on
-    ``with_valid_in_train(split)``."""
+    ``with_valid_in_train(split)``. Choices that are not settings (the content blend's learned weights, a
+    hybrid's parts' own choices) are made again without validation items, so they fall back to defaults."""
     from dataclasses import fields
 
     from movierec.data.splits import with_valid_in_train

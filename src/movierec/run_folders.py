@@ -31,10 +31,12 @@ def parse_overrides(model_name: str, pairs: list[str], config: Path | None = Non
     """``["k=50", "shrink=10"]`` -> settings of model ``model_name``, checked for names, types and ranges. With
     ``config`` (a TOML file: ``best.toml`` of ``movierec tune``, an experiment or study config), the settings of
     its one ``[[run]]`` of that model come first (or its top-level keys when it has no runs); ``--set`` wins."""
-    base: dict[str, Any] = {}
-    if config is not None:
-        base = validate_settings(model_name, settings_from_config(config, model_name), str(config))
-    return {**base, **validate_settings(model_name, parse_pairs(pairs, f"{model_name} --set"), f"{model_name} --set")}
+    where = f"{model_name} --set"
+    if config is None:
+        return validate_settings(model_name, parse_pairs(pairs, where), where)
+    base = validate_settings(model_name, settings_from_config(config, model_name), str(config), cross=False)
+    sets = validate_settings(model_name, parse_pairs(pairs, where), where, cross=False)
+    return validate_settings(model_name, {**base, **sets}, f"{model_name} --config {config} --set")
 
 
 def settings_from_config(path: Path, model_name: str) -> dict[str, Any]:

@@ -105,3 +105,12 @@ def test_config_defaults_are_valid_settings() -> None:
     cfg = SASRecConfig()
     assert cfg.dim % cfg.heads == 0
     validate(SASRecConfig, {"max_len": cfg.max_len, "loss": cfg.loss}, "test")
+
+
+def test_no_sequence_to_learn_from_is_one_line() -> None:
+    from movierec.data.dataset import Interactions
+    from movierec.errors import MovieRecError
+
+    one_each = Interactions(np.arange(3), np.arange(3), np.ones(3), np.zeros(3, np.int64), 3, 5)
+    with pytest.raises(MovieRecError, match="at least one user with 2 or more"):
+        _fast().fit(one_each)

@@ -317,7 +317,9 @@ def _write_text(path: Path, text: str) -> None:
 def with_valid_in_train(split: Split) -> Split:
     """The same split with its validation interactions moved into training: each user trains on everything
     but the test item (how the peer libraries in ../shared/reference/peers.md were measured). The test part
-    and its negatives are unchanged; the returned split has no validation part."""
+    and its negatives are unchanged; the returned split has no validation part. Held-out parts carry no
+    ratings, so the moved interactions get the training maximum: fine for models of binary data, not for
+    rating-weighted ones (content's profile and mean-rating prior)."""
     if split.valid is None:
         return split
     rating = float(split.train.rating.max()) if len(split.train) else 1.0

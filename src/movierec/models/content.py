@@ -20,6 +20,7 @@ training rating is dropped), so held-out ratings cannot leak through their tags.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -238,6 +239,10 @@ class ContentRecommender(Recommender):
         self.x_ = sp.csr_matrix((state["x.data"], state["x.indices"], state["x.indptr"]), shape=shape)
         self.popularity_ = state["popularity"]
         self.priors_ = state["priors"] if "priors" in state else _item_priors(None, self.popularity_)
-        self.blend_ = state["blend"] if "blend" in state else np.array([1.0, 0.0, 0.0, 0.0], np.float32)
+        if "blend" in state:
+            self.blend_ = state["blend"]
+        else:  # a bundle saved before the blend existed scores by the match alone, as it did then
+            self.config = dataclasses.replace(self.config, prior="none")
+            self.blend_ = np.array([1.0, 0.0, 0.0, 0.0], np.float32)
         self.profiles_ = sp.csr_matrix((state["profiles.data"], state["profiles.indices"], state["profiles.indptr"]),
                                        shape=(self.seen_.shape[0], shape[1]))

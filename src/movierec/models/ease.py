@@ -85,6 +85,7 @@ class EASE(Recommender):
         tried: dict[float, float] = {}
 
         def trial(lam: float) -> float:
+            self.w_ = None  # the previous weights go before the next factorisation (the memory bound above)
             self.w_ = _weights(gram, lam)
             tried[lam] = evaluate_heldout_sampled(self, valid, (10,)).metrics["NDCG@10"]
             return tried[lam]
@@ -101,6 +102,7 @@ class EASE(Recommender):
             if score <= best:
                 break
             lam, best = nxt, score
+        self.w_ = None
         self.w_ = _weights(gram, lam)
         self.l2_tried_ = {float(k): float(v) for k, v in tried.items()}  # λ -> validation NDCG@10
         report.chosen, report.tuned = {"l2": float(lam)}, True

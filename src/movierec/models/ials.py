@@ -6,10 +6,10 @@ target 0; L2 weight ``regularization`` on all factors. With W the user and H the
 vector solves (HᵀH + Hᵤᵀ(c-1)Hᵤ + λI) w = c·Hᵤᵀ1 over the items Hᵤ of the user's history: that solve is
 exact and vectorised here (numpy, one batched solve), so any history is folded in the same way, and the
 fit ends with that user step so a trained user's own history gives exactly the trained user's scores.
-Settings follow Rendle et al. 2021 ("Revisiting the performance of iALS on item recommendation
-benchmarks"): many factors, a small unobserved weight relative to observed (here a large ``alpha``), and a
-regularisation tuned on validation (`movierec tune ials`). Rendle's frequency-scaled regularisation is not
-available in ``implicit``'s solver; the constant λ is used.
+Following Rendle et al. 2021 ("Revisiting the performance of iALS on item recommendation benchmarks"), the
+factors, confidence and regularisation are tuned together on validation items (`movierec tune ials`; the
+defaults are that search's best on ml-latest-small). Rendle's frequency-scaled regularisation is not
+available in ``implicit``'s solver; a constant λ is used.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ _CHUNK_NNZ = 65536  # padded interactions per batched solve (memory: that many f
 class IALSConfig:
     # defaults: `movierec tune ials --data ml-latest-small --trials 25` (validation NDCG@10), 2026-11-30
     factors: int = setting(73, "latent factors per user and item", ge=1)
-    regularization: float = setting(0.0426, "L2 weight λ on every factor vector", ge=0)
+    regularization: float = setting(0.0426, "L2 weight λ on every factor vector", gt=0)
     alpha: float = setting(2.18, "confidence of an observed pair (unobserved pairs weigh 1)", gt=0)
     iterations: int = setting(16, "alternating least-squares sweeps", ge=1)
     seed: int = setting(42, "seed of the factors' initialisation", ge=0)

@@ -60,7 +60,7 @@ ENTRIES = (
     ModelEntry("ease", "movierec.models.ease:EASE", "collaborative",
                "EASE (Steck 2019): closed-form item-item weights, L2 weight tuned on validation"),
     ModelEntry("ials", "movierec.models.ials:IALS", "collaborative",
-               "Implicit ALS (Hu et al. 2008) with Rendle et al. 2021's regularisation, solved by `implicit`"),
+               "Implicit ALS (Hu et al. 2008), solved by `implicit`, tuned as Rendle et al. 2021 advise"),
     ModelEntry("multvae", "movierec.models.vae:MultVAE", "autoencoder",
                "Mult-VAE (Liang et al. 2018): variational autoencoder of a user's row, multinomial likelihood"),
     ModelEntry("multdae", "movierec.models.vae:MultDAE", "autoencoder",
@@ -98,15 +98,18 @@ def get_model_class(name: str) -> type[Recommender]:
     return model_entry(name).load()
 
 
-def validate_settings(name: str, values: dict[str, Any], where: str | None = None) -> dict[str, Any]:
-    """Settings for model ``name`` checked for names, types and ranges (a hybrid's part settings too)."""
+def validate_settings(name: str, values: dict[str, Any], where: str | None = None, cross: bool = True
+                      ) -> dict[str, Any]:
+    """Settings for model ``name`` checked for names, types and ranges (a hybrid's part settings too), and,
+    with ``cross``, against each other with the defaults filling the rest (the config's ``__post_init__``)."""
     from movierec.models.settings import validate
 
     cls = get_model_class(name)
     where = where or name
     checked = validate(cls.config_class, values, where)
     try:  # checks across settings live in the config's __post_init__ (e.g. SASRec: heads must divide dim)
-        cls.config_class(**{k: v for k, v in checked.items() if not k.endswith("_settings")})
+        if cross:
+            cls.config_class(**{k: v for k, v in checked.items() if not k.endswith("_settings")})
     except (TypeError, ValueError) as e:
         raise MovieRecError(f"{where}: {e}") from None
     for part in ("a", "b"):  # a two-model hybrid: its parts' settings are checked against the part's model

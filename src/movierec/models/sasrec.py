@@ -39,6 +39,7 @@ from torch.nn import functional as F
 from movierec.data.dataset import Catalog, Interactions
 from movierec.data.history import History
 from movierec.data.splits import HeldOut
+from movierec.errors import MovieRecError
 from movierec.evaluation.protocols import evaluate_heldout_sampled
 from movierec.models.base import FitReport, Recommender, RunContext
 from movierec.models.settings import setting
@@ -300,6 +301,9 @@ class SASRec(Recommender):
             def validate() -> dict[str, float]:
                 return evaluate_heldout_sampled(self, valid, (10,)).metrics
         step = _NextItemStep(seqs, train.n_items, cfg, device)
+        if not step.seqs:
+            raise MovieRecError("sasrec needs at least one user with 2 or more training interactions "
+                                "(a sequence to predict the next item of)")
         return Trainer(net, step, cfg, context, validate).run()
 
     # -- scoring -----------------------------------------------------------------------------------

@@ -279,12 +279,15 @@ class _RowAutoencoder(Recommender):
     def _one_item_full_metrics(self, valid: HeldOut) -> dict[str, float]:
         """Full-ranking HR@10 and NDCG@10 of one held-out item per user (leave-one-out validation): its rank
         is the number of the user's untrained items scoring strictly higher (ties counted in its favour)."""
-        users = valid.user.astype(np.int64)
-        s = self.score(users)
-        seen = self.seen_[users]
-        s[np.repeat(np.arange(len(users)), np.diff(seen.indptr)), seen.indices] = -np.inf
-        target = s[np.arange(len(users)), valid.item.astype(np.int64)]
-        rank = (s > target[:, None]).sum(axis=1)
+        all_users, all_items = valid.user.astype(np.int64), valid.item.astype(np.int64)
+        rank = np.empty(len(all_users), dtype=np.int64)
+        for b in range(0, len(all_users), _ROWS_PER_SCORE_BATCH):  # never one dense [users, n_items] matrix
+            users = all_users[b: b + _ROWS_PER_SCORE_BATCH]
+            s = self.score(users)
+            seen = self.seen_[users]
+            s[np.repeat(np.arange(len(users)), np.diff(seen.indptr)), seen.indices] = -np.inf
+            target = s[np.arange(len(users)), all_items[b: b + _ROWS_PER_SCORE_BATCH]]
+            rank[b: b + len(users)] = (s > target[:, None]).sum(axis=1)
         hit = rank < 10
         return {"HR@10": float(hit.mean()), "NDCG@10": float(np.where(hit, 1.0 / np.log2(rank + 2.0), 0.0).mean())}
 

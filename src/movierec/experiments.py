@@ -45,15 +45,15 @@ from movierec.data.dataset import Dataset
 from movierec.data.splits import Split, make_split
 from movierec.errors import MovieRecError
 from movierec.fitting import fit_model
-from movierec.fsutil import atomic_write_text
+from movierec.fsutil import atomic_write_text, read_toml
 from movierec.models import ENTRIES, RunContext, build_model, get_model_class, validate_settings
 from movierec.models.settings import unknown_key_error
 from movierec.run_folders import evaluate_test, item_genre_features, protocol_columns
 
 if sys.version_info >= (3, 11):
-    import tomllib
+    pass
 else:  # pragma: no cover
-    import tomli as tomllib
+    pass
 
 _RESERVED = {"name", "model", "label"}
 
@@ -66,13 +66,7 @@ class RunSpec:
 
 
 def load_config(path: str | Path) -> dict[str, Any]:
-    path = Path(path)
-    try:
-        return tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        raise MovieRecError(f"{path}: config file not found") from None
-    except tomllib.TOMLDecodeError as e:
-        raise MovieRecError(f"{path}: invalid TOML ({e})") from None
+    return read_toml(path)
 
 
 _SPLITS = Literal["loo", "vae-cf", "cold-items"]

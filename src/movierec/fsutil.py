@@ -204,3 +204,24 @@ def read_json(path: str | Path, hint: str = "") -> Any:
         raise DataError(f"cannot read ({getattr(e, 'strerror', None) or e})", path) from e
     except json.JSONDecodeError as e:
         raise DataError(f"invalid JSON ({e.msg}){hint}", path, e.lineno) from e
+
+
+def read_toml(path: str | Path) -> dict[str, Any]:
+    """The TOML document in ``path``; a one-line MovieRecError naming the file when it is missing, unreadable
+    or not TOML (the one reader of experiment, study, tune and ``train --config`` files)."""
+    import sys
+
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover
+        import tomli as tomllib
+
+    from movierec.errors import MovieRecError
+
+    path = Path(path)
+    try:
+        return tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise MovieRecError(f"{path}: config file not found") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise MovieRecError(f"{path}: invalid TOML ({e})") from None

@@ -6,7 +6,6 @@ This is the Python API behind ``movierec train``, ``evaluate``, ``recommend`` an
 from __future__ import annotations
 
 import shutil
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -42,17 +41,9 @@ def parse_overrides(model_name: str, pairs: list[str], config: Path | None = Non
 def settings_from_config(path: Path, model_name: str) -> dict[str, Any]:
     """The settings for ``model_name`` in TOML file ``path``: its single ``[[run]]`` of that model (name, model
     and label dropped), or its top-level keys when it has no ``[[run]]`` tables; a one-line error otherwise."""
-    if sys.version_info >= (3, 11):
-        import tomllib
-    else:  # pragma: no cover
-        import tomli as tomllib
+    from movierec.fsutil import read_toml
 
-    try:
-        doc = tomllib.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise MovieRecError(f"{path}: config file not found") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-        raise MovieRecError(f"{path}: invalid TOML ({e})") from None
+    doc = read_toml(path)
     runs = doc.get("run")
     if runs is None:
         return {k: v for k, v in doc.items() if not isinstance(v, dict)}

@@ -123,6 +123,13 @@ def top_k_unseen(scores: np.ndarray, seen: sp.csr_matrix | None, k: int) -> tupl
     return idx, vals
 
 
+def binary_rows(m: sp.spmatrix) -> sp.csr_matrix:
+    """A float32 CSR copy of ``m`` [n, n_items] with every stored value 1 (who interacted, not how)."""
+    out = sp.csr_matrix(m, dtype=np.float32, copy=True)
+    out.data[:] = 1.0
+    return out
+
+
 class Recommender(ABC):
     """Base class: settings, the training-interaction matrix (for ``exclude_seen``), the fit report."""
 

@@ -30,7 +30,7 @@ from movierec.data.dataset import Catalog, Interactions
 from movierec.data.sampling import positive_keys
 from movierec.data.splits import HeldOut
 from movierec.errors import MovieRecError
-from movierec.models.base import FitReport, History, Recommender, RunContext
+from movierec.models.base import FitReport, History, Recommender, RunContext, binary_rows
 from movierec.models.settings import setting
 
 __all__ = ["ContentConfig", "ContentRecommender"]
@@ -95,12 +95,6 @@ def _item_priors(train: Interactions | None, popularity: np.ndarray) -> np.ndarr
     total = np.bincount(train.item, weights=train.rating.astype(np.float64), minlength=train.n_items)
     mean = (total + _PRIOR_SHRINK * float(train.rating.mean())) / (popularity + _PRIOR_SHRINK)
     return np.stack([pop, _standardise(mean)])
-
-
-def _binary(m: sp.csr_matrix) -> sp.csr_matrix:
-    m = m.tocsr().astype(np.float32)
-    m.data[:] = 1.0
-    return m
 
 
 def user_weights(train: Interactions) -> sp.csr_matrix:
@@ -190,7 +184,7 @@ class ContentRecommender(Recommender):
         """[4, n, n_items]: the rating-weighted profile's match and the watched profile's match (the mean
         features of every movie in the row), each standardised over the row, then the two item priors."""
         out = np.empty((4, profiles.shape[0], self.x_.shape[0]), np.float32)
-        watched = (_binary(rows) @ self.x_).tocsr()
+        watched = (binary_rows(rows) @ self.x_).tocsr()
         for k, prof in enumerate((profiles, watched)):
             s = match(prof, self.x_, self.config.measure)
             sd = s.std(axis=1, keepdims=True)

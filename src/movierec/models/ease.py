@@ -23,7 +23,7 @@ from movierec.data.dataset import Catalog, Interactions
 from movierec.data.splits import HeldOut
 from movierec.errors import MovieRecError
 from movierec.evaluation.protocols import evaluate_heldout_sampled
-from movierec.models.base import FitReport, History, Recommender, RunContext
+from movierec.models.base import FitReport, History, Recommender, RunContext, binary_rows
 from movierec.models.settings import setting
 from movierec.training import resolve_device
 
@@ -119,9 +119,7 @@ class EASE(Recommender):
 
     def _rows_times_w(self, rows: sp.csr_matrix) -> np.ndarray:
         """Binary rows [n, n_items] times the weights: float32 [n, n_items]."""
-        rows = rows.tocsr().astype(np.float32)
-        rows.data[:] = 1.0
-        return np.asarray(rows @ self.w_, dtype=np.float32)
+        return np.asarray(binary_rows(rows) @ self.w_, dtype=np.float32)
 
     def item_similarity(self, items: np.ndarray, others: np.ndarray | None = None) -> np.ndarray:
         """The learned weights, either direction: max(B[a, b], B[b, a])."""

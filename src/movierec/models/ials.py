@@ -23,7 +23,7 @@ from threadpoolctl import threadpool_limits
 from movierec.data.dataset import Catalog, Interactions
 from movierec.data.splits import HeldOut
 from movierec.errors import MovieRecError
-from movierec.models.base import History, Recommender, RunContext
+from movierec.models.base import History, Recommender, RunContext, binary_rows
 from movierec.models.settings import setting
 
 __all__ = ["IALS", "IALSConfig"]
@@ -98,9 +98,7 @@ class IALS(Recommender):
         return self._scores(self.user_factors_[users], items)
 
     def _score_history(self, history: History, items: np.ndarray | None) -> np.ndarray:
-        m = history.matrix(self.n_items).tocsr()
-        m.data[:] = 1.0
-        return self._scores(self._fold_in(m), items)
+        return self._scores(self._fold_in(binary_rows(history.matrix(self.n_items))), items)
 
     def _scores(self, w: np.ndarray, items: np.ndarray | None) -> np.ndarray:
         if items is None:

@@ -85,11 +85,14 @@ def train_run(model_name: str, dataset: Dataset, out: str | Path | None, overrid
               protocol: str = "loo", seed: int = 42, split: Split | None = None, resume: bool = False,
               progress: bool = False, device: str = "auto",
               on_fit_start: Callable[[Split], None] | None = None,
-              on_epoch_end: Callable[[dict[str, Any]], None] | None = None) -> tuple[Recommender, Split, dict]:
+              on_epoch_end: Callable[[dict[str, Any]], None] | None = None,
+              rank: int = 0, world_size: int = 1) -> tuple[Recommender, Split, dict]:
     """Split ``dataset``, fit the model on train, score the validation part, and save a run folder.
 
     Models trained in epochs checkpoint into ``OUT.ckpt/`` after every epoch; with ``resume`` an
     interrupted run continues from there. The checkpoint is removed once the run folder is written.
+    In a data-parallel run (``world_size`` > 1, the process group joined) every rank trains; rank 0 alone
+    validates, checkpoints and writes the run folder (``info`` is empty on the other ranks).
     Progress: ``on_fit_start(split)`` is called once the split is made, ``on_epoch_end(record)`` after every
     epoch of a model trained in epochs (the epoch that stops training early included); neither stops anything.
     """
@@ -105,8 +108,11 @@ def train_run(model_name: str, dataset: Dataset, out: str | Path | None, overrid
         on_epoch_end(record)  # its result is ignored: progress never stops training
 
     context = RunContext(device=device, checkpoint_dir=ckpt, resume=resume, progress=progress,
-                         on_epoch_end=epoch_end if on_epoch_end is not None else None)
+                         on_epoch_end=epoch_end if on_epoch_end is not None else None, rank=rank,
+                         world_size=world_size)
     model, report = fit_model(model_name, overrides, split, dataset.catalog, context)
+    if rank != 0:
+        return model, split, {}
     if on_epoch_end is not None and report.train_log and report.train_log[-1].get("epoch", 0) > max(seen, default=0):
         on_epoch_end(report.train_log[-1])  # the trainer stops early before calling the hook for that epoch
     info: dict[str, Any] = {"fit_seconds": report.seconds}

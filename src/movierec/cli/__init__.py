@@ -150,5 +150,6 @@ def main() -> None:
     except (_Interrupted, KeyboardInterrupt) as e:
         if _debug_requested():
             raise (e.__cause__ if isinstance(e, _Interrupted) and e.__cause__ is not None else e) from None
-        print(INTERRUPTED, file=sys.stderr)
+        if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 speaks for every process
+            print(INTERRUPTED, file=sys.stderr)
         sys.exit(130)

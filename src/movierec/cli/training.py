@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -40,15 +41,43 @@ def train_cmd(
     force: Annotated[bool, typer.Option("--force", help="Replace the run folder at --out if there is one.")] = False,
     device: Annotated[str, typer.Option("--device", help="auto (CUDA when available), cpu, cuda, cuda:1, ...")]
     = "auto",
+    nproc: Annotated[int | None, typer.Option(
+        "--nproc", help="Train data-parallel in N processes on this machine (torchrun; one per GPU with "
+        "--device cuda, gloo on CPUs). For several machines run `torchrun ... -m movierec train ...` instead.",
+        show_default=False)] = None,
     as_json: JsonOpt = False,
 ) -> None:
     from movierec.data import load_dataset
     from movierec.fsutil import claim_output
-    from movierec.run_folders import parse_overrides, train_run
+    from movierec.run_folders import check_device, parse_overrides
+    from movierec.training import distributed
 
+    check_device(device)
+    if nproc is not None:
+        distributed.check_nproc(nproc, device)
     overrides = parse_overrides(model, settings or [], config)
     claim_output(out, "run", force=force or resume)
-    rep = Reporter(f"train {model}")
+    if nproc is not None and nproc > 1:
+        load_dataset(data)  # bad data is told once, here, and the processes read the parsed cache
+        distributed.launch(nproc, distributed.without_nproc(sys.argv[1:]))
+        return
+    rank, world = 0, 1
+    if distributed.launched():
+        rank, world, device = distributed.setup(device)
+    try:
+        _train(model, data, out, overrides, seed, resume, device, as_json, rank, world)
+    finally:
+        distributed.teardown()
+
+
+def _train(model: str, data: str, out: Path, overrides: dict, seed: int, resume: bool, device: str,
+           as_json: bool, rank: int, world: int) -> None:
+    from movierec.data import load_dataset
+    from movierec.run_folders import train_run
+
+    rep = Reporter(f"train {model}" + (f" (rank {rank} of {world})" if world > 1 else ""))
+    if rank != 0:
+        rep.plain = False  # only rank 0 speaks
     ds = load_dataset(data)
 
     def fit_start(split: Split) -> None:
@@ -59,15 +88,20 @@ def train_cmd(
 
     t0 = time.perf_counter()
     _, split, info = train_run(model, ds, out, overrides, seed=seed, resume=resume,
-                               progress=not as_json and not rep.plain, device=device, on_fit_start=fit_start,
-                               on_epoch_end=rep.epoch_printer(configured_epochs(model, overrides)))
+                               progress=not as_json and not rep.plain and rank == 0, device=device,
+                               on_fit_start=fit_start,
+                               on_epoch_end=rep.epoch_printer(configured_epochs(model, overrides)),
+                               rank=rank, world_size=world)
+    if rank != 0:
+        return
     done = f"done in {time.perf_counter() - t0:.1f} s (fit {info['fit_seconds']:.1f} s"
     if info.get("epochs_run"):
         done += f", {info['epochs_run']} epochs, best epoch {info['best_epoch']}"
     if "NDCG@10" in info.get("valid", {}).get("metrics", {}):
         done += f", valid NDCG@10 {info['valid']['metrics']['NDCG@10']:.4f}"
     rep.line(f"{done}) -> {out}")
-    result = {"model": model, "run": str(out), "split": split.summary(), **info}
+    result = {"model": model, "run": str(out), "split": split.summary(), **info,
+              **({"processes": world} if world > 1 else {})}
     if as_json:
         _print_json(result)
         return

@@ -47,6 +47,7 @@ class GMFNet(nn.Module):
         self.user = _embedding(n_users, factors)
         self.item = _embedding(n_items, factors)
         self.out = nn.Linear(factors, 1)
+        self.pair_floats = factors + 1  # a candidate list gathers each pair's item vector
 
     def features(self, u: torch.Tensor, i: torch.Tensor) -> torch.Tensor:
         return self.user(u) * self.item(i)
@@ -86,6 +87,7 @@ class MLPNet(nn.Module):
         self.out_dim = widths[-1]
         self.out = nn.Linear(self.out_dim, 1)
         self.embedding_dim = embedding_dim
+        self.pair_floats = embedding_dim + sum(widths[1:]) + 1  # item vectors and every layer, per pair
 
     @torch.no_grad()
     def _init_alive_tower(self, tries: int = 50) -> None:
@@ -156,6 +158,7 @@ class NeuMFNet(nn.Module):
         self.mlp = MLPNet(n_users, n_items, factors << max(layers - 1, 0), layers)
         self.out = nn.Linear(factors + self.mlp.out_dim, 1)
         self.factors = factors
+        self.pair_floats = self.gmf.pair_floats + self.mlp.pair_floats
 
     def embedding_l2(self, u: torch.Tensor, i: torch.Tensor) -> torch.Tensor:
         return self.gmf.embedding_l2(u, i) + self.mlp.embedding_l2(u, i)

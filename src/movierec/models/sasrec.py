@@ -44,6 +44,7 @@ from movierec.evaluation.protocols import evaluate_heldout_sampled
 from movierec.models.base import FitReport, Recommender, RunContext
 from movierec.models.settings import setting
 from movierec.training import TrainConfig, Trainer, resolve_device
+from movierec.training.sharding import shard
 
 __all__ = ["SASRec", "SASRecConfig"]
 
@@ -221,7 +222,7 @@ class _NextItemStep:
     def batches(self, generator: torch.Generator, batch_size: int, rank: int, world_size: int) -> Iterator:
         inputs, targets = self._windows(generator)
         order = torch.randperm(len(inputs), generator=generator, device=self.device).cpu().numpy()
-        order = order[rank::world_size]
+        order = shard(order, rank, world_size)
         inputs_t = torch.from_numpy(inputs).to(self.device)
         targets_t = torch.from_numpy(targets).to(self.device)
         for s in range(0, len(order), batch_size):

@@ -28,7 +28,7 @@ from movierec.evaluation.protocols import evaluate_heldout_sampled
 from movierec.models.base import FitReport, History, Recommender, RunContext
 from movierec.training import PairwiseNegativeStep, TrainConfig, Trainer, TrainingStep, resolve_device
 
-_PAIRS_PER_BATCH = 1 << 18  # (user, item) pairs scored per forward pass
+_CPU_SCORING_FLOATS = 1 << 25  # floats a scoring pass may hold on a CPU (128 MiB)
 
 
 class TorchRecommender(Recommender):
@@ -80,12 +80,16 @@ class TorchRecommender(Recommender):
         return next(self.net_.parameters()).device
 
     def score(self, users: np.ndarray, items: np.ndarray | None = None) -> np.ndarray:
+        return self.score_tensor(users, items).float().cpu().numpy()
+
+    def score_tensor(self, users: np.ndarray, items: np.ndarray | None = None) -> torch.Tensor:
+        """:meth:`score` as a float32 tensor left on the model's device (the evaluation ranks it there)."""
         self._check_fitted()
         return _score_with(self.net_, np.atleast_1d(np.asarray(users, dtype=np.int64)), items, self.n_items)
 
     def _score_history(self, history: History, items: np.ndarray | None) -> np.ndarray:
         net = self.fold_in(history)
-        return _score_with(net, np.arange(history.n, dtype=np.int64), items, self.n_items)
+        return _score_with(net, np.arange(history.n, dtype=np.int64), items, self.n_items).float().cpu().numpy()
 
     def fold_in(self, history: History) -> nn.Module:
         """A copy of the network whose users are the ``history.n`` histories (see the module docstring)."""
@@ -150,13 +154,24 @@ class TorchRecommender(Recommender):
         self.net_ = net.to(device).eval()
 
 
-def _score_with(net: nn.Module, users: np.ndarray, items: np.ndarray | None, n_items: int) -> np.ndarray:
-    """Scores float32 [len(users), n_items or m] from ``net.score_all`` / ``net.score_pairs`` in batches."""
+def scoring_floats(device: torch.device) -> int:
+    """Floats one scoring pass may hold: 128 MiB on a CPU, a quarter of the free memory on a GPU."""
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return max(1 << 20, free // 16)
+    return _CPU_SCORING_FLOATS
+
+
+def _score_with(net: nn.Module, users: np.ndarray, items: np.ndarray | None, n_items: int) -> torch.Tensor:
+    """Scores float32 [len(users), n_items or m] on the network's device from ``net.score_all`` /
+    ``net.score_pairs``, in batches of users sized by the floats each (user, item) pair needs (``pair_floats``
+    of the network: the widest per-pair activations, e.g. the MLP tower's first layer)."""
     net.eval()
     device = next(net.parameters()).device
     width = n_items if items is None else np.asarray(items).shape[1]
-    step = max(1, _PAIRS_PER_BATCH // max(width, 1))
-    out = np.empty((len(users), width), dtype=np.float32)
+    per_pair = getattr(net, "pair_floats", 256)
+    step = max(1, scoring_floats(device) // max(width * per_pair, 1))
+    out = torch.empty((len(users), width), dtype=torch.float32, device=device)
     with torch.no_grad():
         for s in range(0, len(users), step):
             u = torch.from_numpy(users[s: s + step]).to(device)
@@ -165,5 +180,5 @@ def _score_with(net: nn.Module, users: np.ndarray, items: np.ndarray | None, n_i
             else:
                 res = net.score_pairs(u, torch.as_tensor(np.asarray(items[s: s + step]), dtype=torch.int64,
                                                          device=device))
-            out[s: s + step] = res.float().cpu().numpy()
+            out[s: s + step] = res
     return out

@@ -54,6 +54,7 @@ from movierec.data.splits import HeldOut, Split
 from movierec.models.base import FitReport, Recommender, RunContext
 from movierec.models.settings import setting
 from movierec.training import Trainer, resolve_device
+from movierec.training.sharding import shard
 
 __all__ = ["MultDAE", "MultDAEConfig", "MultVAE", "MultVAEConfig"]
 
@@ -199,7 +200,7 @@ class UserRowStep:
 
     def batches(self, generator: torch.Generator, batch_size: int, rank: int, world_size: int):
         perm = self.users[torch.randperm(len(self.users), generator=generator, device=generator.device)]
-        perm = perm[rank::world_size]
+        perm = shard(perm, rank, world_size)
         for s in range(0, len(perm), batch_size):
             yield perm[s: s + batch_size]
 

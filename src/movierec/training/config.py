@@ -26,6 +26,10 @@ class TrainConfig:
     gpu_batch_factor: int = setting(16, "batch multiplier on a GPU (learning rate scaled by its square root)", ge=1)
     amp: bool = setting(True, "bf16 autocast on CUDA (ignored on CPU)")
     compile: bool = setting(False, "torch.compile the network")
+    sparse: str = setting("auto", "row-wise (lazy) Adam on the embedding tables, so a step costs what its batch "
+                          "touches, not the whole tables: on (on a CPU in one process), off, or auto (on when the "
+                          "tables hold over 8 rows per sample of a batch; dense fused Adam on a GPU and under "
+                          "torchrun)", choices=("auto", "on", "off"))
     diversity: float = setting(0.0, "weight of the genre-diversity regulariser (the study used 0.001)", ge=0)
     diversity_users: int = setting(16, "users per regulariser evaluation", ge=0)
     diversity_pool: int = setting(256, "candidate items (one random list shared by those users)", ge=2)

@@ -22,6 +22,7 @@ from movierec.data.sampling import positive_keys
 from movierec.training.config import TrainConfig
 from movierec.training.negatives import DeviceNegativeSampler
 from movierec.training.regularizers import GenreDiversityRegularizer
+from movierec.training.sharding import shard
 
 
 def unique_positives(train: Interactions) -> tuple[np.ndarray, np.ndarray]:
@@ -31,7 +32,12 @@ def unique_positives(train: Interactions) -> tuple[np.ndarray, np.ndarray]:
 
 
 class PairwiseNegativeStep:
-    """Batches of (user, item, label) with ``cfg.negatives`` sampled negatives per positive."""
+    """Batches of (user, item, label) with ``cfg.negatives`` sampled negatives per positive.
+
+    The loss reads the embedding tables only by lookup, so the trainer may give them row-wise updates.
+    """
+
+    row_wise_tables = True
 
     def __init__(self, net: torch.nn.Module, train: Interactions, cfg: TrainConfig, device: torch.device,
                  genres: np.ndarray | None = None) -> None:
@@ -66,8 +72,7 @@ class PairwiseNegativeStep:
                 ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
         all_i = torch.cat([self.pos_i, self.sampler.sample(self.neg_u, generator)])
         perm = torch.randperm(len(self.all_u), generator=generator, device=self.all_u.device)
-        if world_size > 1:  # every rank draws the same permutation (same seed) and takes its own slice of it
-            perm = perm[rank::world_size]
+        perm = shard(perm, rank, world_size)  # every rank draws the same epoch and trains on its own share
         for start in range(0, len(perm), batch_size):
             idx = perm[start: start + batch_size]
             yield self.all_u[idx], all_i[idx], self.labels[idx]

@@ -1,10 +1,17 @@
 """The trainer shell: what every iterative torch model shares, with the model's own step plugged in.
 
-The shell owns the epoch loop, the optimiser (Adam, fused where available), the seeded device generator,
-validation after each epoch with model selection (the best epoch by validation NDCG@10 is kept) and early
-stopping after ``patience`` epochs without improvement, atomic per-epoch checkpoints and ``resume``, the
-progress bar, a time budget, and the hooks of a distributed run (checkpoints and validation on rank 0 only;
-the step receives rank and world size to shard its samples).
+The shell owns the epoch loop, the optimiser (:mod:`movierec.training.optim`: fused Adam, row-wise Adam on
+the embedding tables on a CPU), the seeded device generator, validation after each epoch with model
+selection (the best epoch by validation NDCG@10 is kept) and early stopping after ``patience`` epochs without
+improvement, atomic per-epoch checkpoints and ``resume``, the progress bar and a time budget.
+
+Data-parallel runs (``RunContext.world_size > 1``, under torchrun; :mod:`movierec.training.distributed`):
+every rank holds the whole training data and the same seeded generator, so all ranks draw the same epoch
+(negatives and order) and each trains on its own 1/world_size of it, with batch_size / world_size samples
+per step, so one step of N ranks is one step of one process at the same batch. Gradients are all-reduced by
+``DistributedDataParallel`` around a module that computes the step's loss. Rank 0 alone validates, writes
+checkpoints and shows progress, and tells the others when to stop. Since the generator is the same on every
+rank, a checkpoint resumes with any number of ranks.
 
 A model supplies a :class:`TrainingStep`: its device-resident data, its batches for one epoch and its loss.
 NCF's pairwise negatives are one step (:mod:`movierec.training.pairwise`); a user-row model with a softmax
@@ -18,13 +25,14 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 import torch
 
 from movierec.models.base import FitReport, RunContext
 from movierec.training.checkpoint import load_checkpoint, save_checkpoint
 from movierec.training.config import TrainConfig
+from movierec.training.optim import TrainerOptimizer
 
 
 class TrainingStep(Protocol):
@@ -37,7 +45,8 @@ class TrainingStep(Protocol):
         """Sizes of the training data (users, items, samples...): a checkpoint of other data is refused."""
 
     def batches(self, generator: torch.Generator, batch_size: int, rank: int, world_size: int) -> Iterator[Any]:
-        """One epoch's batches, drawn with ``generator`` (this rank's share when world_size > 1)."""
+        """One epoch's batches, drawn with ``generator`` (this rank's share when world_size > 1: cut the epoch's
+        order with :func:`movierec.training.sharding.shard`, so every rank gets as many batches)."""
 
     def loss(self, net: torch.nn.Module, batch: Any, step: int, generator: torch.Generator) -> torch.Tensor:
         """The scalar loss of one batch; ``step`` counts batches within the epoch from 0."""
@@ -76,14 +85,34 @@ class Trainer:
         self.net, self.step, self.cfg, self.context, self.validate = net, step, cfg, context, validate
         self.device = next(net.parameters()).device
         self.batch_size, lr = effective_batch_and_lr(cfg, self.device)
-        # fused Adam: one kernel over all parameters; the embedding tables' dense update dominates a step otherwise
-        self.opt = torch.optim.Adam(net.parameters(), lr=lr, fused=self.device.type in ("cpu", "cuda"))
+        self.opt = TrainerOptimizer(net, lr, self.device, self._row_wise(step, context))
         self.generator = torch.Generator(device=self.device)
         self.generator.manual_seed(cfg.seed if context.seed is None else context.seed)
         self.use_amp = cfg.amp and self.device.type == "cuda"
 
+    # Above this many table rows per sample of a batch, a dense Adam step over whole tables costs more than
+    # a row-wise one over what the batch touched (benchmarks/bench_sparse.py: GMF-64 on one CPU core, the
+    # two cross between ml-latest-small's 9,600 rows and ml-20m's 165,000 at batch 4,096).
+    ROW_WISE_ROWS_PER_SAMPLE: ClassVar[int] = 8
+
+    def _row_wise(self, step: TrainingStep, context: RunContext) -> bool:
+        mode = getattr(self.cfg, "sparse", "off")
+        if not getattr(step, "row_wise_tables", False) or mode == "off" or self.device.type != "cpu" \
+                or context.world_size > 1:
+            return False
+        rows = sum(m.num_embeddings for m in self.net.modules() if isinstance(m, torch.nn.Embedding))
+        return mode == "on" or rows > self.ROW_WISE_ROWS_PER_SAMPLE * self.batch_size
+
     def run(self) -> FitReport:
+        try:
+            return self._run()
+        finally:
+            self.opt.close()
+
+    def _run(self) -> FitReport:
         cfg, ctx, net, step = self.cfg, self.context, self.net, self.step
+        parallel = _data_parallel(net, step, self.device) if ctx.world_size > 1 else None
+        batch_size = max(1, self.batch_size // ctx.world_size)
         ckpt = Path(ctx.checkpoint_dir) if ctx.checkpoint_dir is not None else None
         write_ckpt = ckpt is not None and ctx.is_main
         log: list[dict[str, Any]] = []
@@ -111,9 +140,10 @@ class Trainer:
             t0 = time.perf_counter()
             total_loss = torch.zeros((), device=self.device)
             n_batches = 0
-            for batch in step.batches(self.generator, self.batch_size, ctx.rank, ctx.world_size):
+            for batch in step.batches(self.generator, batch_size, ctx.rank, ctx.world_size):
                 with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.use_amp):
-                    loss = step.loss(net, batch, n_batches, self.generator)
+                    loss = (step.loss(net, batch, n_batches, self.generator) if parallel is None
+                            else parallel(batch, n_batches, self.generator))
                 self.opt.zero_grad(set_to_none=True)
                 loss.backward()
                 self.opt.step()
@@ -126,7 +156,8 @@ class Trainer:
             train_seconds += seconds
             samples_done += n_samples
             record: dict[str, Any] = {"epoch": epoch, "loss": float(total_loss) / max(n_batches, 1),
-                                      "seconds": seconds, "samples": n_samples, "samples_per_s": n_samples / seconds}
+                                      "seconds": seconds, "samples": n_samples, "samples_per_s": n_samples / seconds,
+                                      "row_wise": self.opt.row_wise}
             if self.validate is not None and ctx.is_main:
                 net.eval()
                 record.update({f"valid_{k}": v for k, v in self.validate().items()})
@@ -147,19 +178,63 @@ class Trainer:
                         "bad_epochs": bad_epochs, "best_valid": best_valid, "log": log, "finished": stop,
                         "config": asdict(cfg), "data": signature}
                 save_checkpoint(ckpt, net, best_state, self.opt, self.generator, meta)
-            if stop:
-                stopped_early = True
-                break
-            if ctx.on_epoch_end is not None and ctx.on_epoch_end(record) is False:
-                break
-            if ctx.time_budget_s is not None and time.perf_counter() - t_start >= ctx.time_budget_s:
+            # 0: go on, 1: stopped early, 2: stopped by the caller or the time budget (rank 0 decides)
+            verdict = 1 if stop else 0
+            if not stop and ctx.is_main and ctx.on_epoch_end is not None and ctx.on_epoch_end(record) is False:
+                verdict = 2
+            if not stop and ctx.time_budget_s is not None and time.perf_counter() - t_start >= ctx.time_budget_s:
+                verdict = 2
+            if parallel is not None:
+                verdict = _from_rank0(verdict, self.device)
+            if verdict:
+                stopped_early = verdict == 1
                 break
         bar.close()
         if best_state is not None:
             net.load_state_dict(best_state)
+        if parallel is not None:  # every rank ends with rank 0's kept weights
+            _broadcast_state(net)
         net.eval()
         return FitReport(epochs=epoch, best_epoch=best_epoch, samples_per_s=samples_done / max(train_seconds, 1e-9),
                          stopped_early=stopped_early, best_valid=best_valid, train_log=log)
+
+
+class _StepLoss(torch.nn.Module):
+    """The step's loss as a module's forward, so DistributedDataParallel sees one forward per step whatever
+    methods of the network the loss calls."""
+
+    def __init__(self, net: torch.nn.Module, step: TrainingStep) -> None:
+        super().__init__()
+        self.net = net
+        self.step = step
+
+    def forward(self, batch: Any, k: int, generator: torch.Generator) -> torch.Tensor:
+        return self.step.loss(self.net, batch, k, generator)
+
+
+def _data_parallel(net: torch.nn.Module, step: TrainingStep, device: torch.device) -> torch.nn.Module:
+    from torch.nn.parallel import DistributedDataParallel
+
+    ids = [device.index if device.index is not None else torch.cuda.current_device()] \
+        if device.type == "cuda" else None
+    # static_graph: the same weights take part in every step (NeuMF leaves its parts' output layers unused),
+    # which DDP then learns once instead of searching the graph every step
+    return DistributedDataParallel(_StepLoss(net, step), device_ids=ids, static_graph=True)
+
+
+def _from_rank0(value: int, device: torch.device) -> int:
+    import torch.distributed as dist
+
+    t = torch.tensor([value], dtype=torch.int64, device=device)
+    dist.broadcast(t, src=0)
+    return int(t.item())
+
+
+def _broadcast_state(net: torch.nn.Module) -> None:
+    import torch.distributed as dist
+
+    for t in net.state_dict().values():
+        dist.broadcast(t, src=0)
 
 
 def _check_resumable(checkpoint_dir: Path, config: dict[str, Any], signature: list[int]) -> None:

@@ -1,0 +1,114 @@
+"""Data-parallel training with torch.distributed, launched by torchrun (or ``movierec train --nproc N``).
+
+``movierec train MODEL ... --nproc N`` starts N copies of the same command through
+``torch.distributed.run`` (torchrun's own code) on this machine; the same command runs unchanged under
+``torchrun --nproc-per-node N -m movierec train MODEL ...`` on one or many machines. Each copy reads the
+environment torchrun sets (RANK, WORLD_SIZE, LOCAL_RANK) and joins the process group: NCCL on GPUs (each
+process takes the GPU of its local rank), gloo on CPUs. What each rank does in training is in
+:mod:`movierec.training.trainer`.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import torch
+
+from movierec.errors import MovieRecError
+
+
+def launched() -> bool:
+    """True in a process started by torchrun for a run of more than one process."""
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1 and "RANK" in os.environ
+
+
+def setup(device: str) -> tuple[int, int, str]:
+    """Join the process group of this torchrun process; returns (rank, world size, this rank's device)."""
+    import torch.distributed as dist
+
+    from movierec.training.trainer import resolve_device
+
+    rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    dev = resolve_device(device)
+    if dev.type == "cuda":
+        if device not in ("auto", "cuda"):
+            raise MovieRecError(f"--device {device}: under torchrun give --device cuda (each process takes the "
+                                "GPU of its local rank) or cpu")
+        if local >= torch.cuda.device_count():
+            raise MovieRecError(f"local rank {local} has no GPU ({torch.cuda.device_count()} on this machine); "
+                                "start at most one process per GPU")
+        torch.cuda.set_device(local)
+        device = f"cuda:{local}"
+    elif dev.type != "cpu":
+        raise MovieRecError(f"--device {device}: data-parallel training runs on CUDA GPUs or CPUs")
+    else:
+        device = "cpu"
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
+    return rank, world, device
+
+
+def teardown() -> None:
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def check_nproc(nproc: int, device: str) -> None:
+    """Refuse, before any work, a process count this machine cannot run (one line)."""
+    if nproc < 1:
+        raise MovieRecError(f"--nproc {nproc}: must be at least 1")
+    if launched():
+        raise MovieRecError("--nproc: this command already runs under torchrun; leave --nproc out")
+    from movierec.training.trainer import resolve_device
+
+    dev = resolve_device(device)
+    if dev.type == "cuda":
+        if device not in ("auto", "cuda"):
+            raise MovieRecError(f"--device {device} with --nproc: give --device cuda (process k takes GPU k) or cpu")
+        if nproc > torch.cuda.device_count():
+            raise MovieRecError(f"--nproc {nproc}: this machine has {torch.cuda.device_count()} GPU(s); "
+                                "use at most that many, or --device cpu")
+    elif dev.type != "cpu":
+        raise MovieRecError(f"--device {device}: data-parallel training runs on CUDA GPUs or CPUs")
+
+
+def without_nproc(argv: list[str]) -> list[str]:
+    """``argv`` with its ``--nproc N`` / ``--nproc=N`` removed."""
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a == "--nproc":
+            skip = True
+        elif not a.startswith("--nproc="):
+            out.append(a)
+    return out
+
+
+def launch(nproc: int, argv: list[str]) -> None:
+    """Run ``python -m movierec ARGV`` in ``nproc`` processes on this machine with torchrun; wait for them.
+
+    Raises MovieRecError naming the first process that failed (its own error line is printed above).
+    """
+    from torch.distributed.elastic.multiprocessing.api import SignalException
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.run import get_args_parser, run
+
+    if "OMP_NUM_THREADS" not in os.environ:  # torchrun would set 1 and say so; share the cores instead
+        os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // nproc))
+    args = get_args_parser().parse_args(["--standalone", "--nproc-per-node", str(nproc), "--module",
+                                         "movierec", *argv])
+    try:
+        run(args)
+    except SignalException:  # Ctrl-C (or a kill): torchrun stopped the processes; rank 0 said what was kept
+        raise SystemExit(130) from None
+    except ChildFailedError as e:
+        rank, failure = min(e.failures.items()) if e.failures else (0, None)
+        code = failure.exitcode if failure is not None else "?"
+        raise MovieRecError(f"training process {rank} of {nproc} failed (exit code {code}); its error is "
+                            "above") from None
+    sys.stdout.flush()

@@ -4,6 +4,11 @@ Ties. Scores are compared as float32. Equal scores are ordered by a pseudo-rando
 on (user, item, seed), so results do not depend on the batch size or on item ids: each score is nudged
 down by less than half a float32 step, by ``key * step / 2`` in float64, which breaks ties uniformly at
 random and never reorders distinct float32 scores.
+
+Where. Ranking runs in torch (:mod:`movierec.evaluation.ranking`, bit-identical keys to the numpy ones here)
+on the device the scores come from: a model with ``score_tensor`` (the torch models) leaves its scores on its
+GPU, and the masking of seen items, the top-k and the tie-breaking happen there, in batches of users sized
+to the free memory; only the top-k lists come back. Other models' numpy scores are ranked on the CPU.
 """
 
 from __future__ import annotations
@@ -17,12 +22,13 @@ import torch
 from movierec.data.history import History
 from movierec.data.sampling import is_positive, positive_keys
 from movierec.data.splits import HeldOut, Split
+from movierec.evaluation import ranking
 from movierec.evaluation.beyond import beyond_accuracy_metrics
 from movierec.evaluation.metrics import accuracy_metrics
 
 DEFAULT_KS = (1, 5, 10, 20)
 TIE_SEED = 42
-_SCORE_BUDGET = 1 << 23  # float64 scores held per batch (64 MiB)
+_SCORE_BUDGET = 1 << 23  # scores held per batch on a CPU (32 MiB of float32)
 
 
 @dataclass
@@ -76,9 +82,29 @@ def _nudge(scores: np.ndarray, keys: np.ndarray) -> np.ndarray:
     return out
 
 
-def _batches(n: int, width: int) -> list[slice]:
-    size = max(1, _SCORE_BUDGET // max(width, 1))
+def _batches(n: int, width: int, device: torch.device | None = None) -> list[slice]:
+    budget = _SCORE_BUDGET
+    if device is not None and device.type == "cuda":  # scores, their mask and top-k work: ~16 bytes each
+        budget = max(budget, torch.cuda.mem_get_info(device)[0] // 32)
+    size = max(1, budget // max(width, 1))
     return [slice(s, min(s + size, n)) for s in range(0, n, size)]
+
+
+def _device(model) -> torch.device | None:
+    """The device a model scores on when it can hand back tensors there (``score_tensor``), else None."""
+    if getattr(model, "score_tensor", None) is None:
+        return None
+    try:
+        return model.device
+    except (AttributeError, StopIteration, TypeError):
+        return None
+
+
+def _scores(model, users: np.ndarray, items: np.ndarray | None) -> torch.Tensor:
+    """float32 scores as a tensor: on the model's device when it has ``score_tensor``, else a CPU copy."""
+    if _device(model) is not None:
+        return model.score_tensor(users, items)
+    return torch.from_numpy(np.array(model.score(users, items), dtype=np.float32))
 
 
 def evaluate_sampled(model, split: Split, part: str = "test", ks: tuple[int, ...] = DEFAULT_KS,
@@ -92,13 +118,15 @@ def evaluate_heldout_sampled(model, held: HeldOut, ks: tuple[int, ...] = DEFAULT
     """Sampled-100 on one held-out part (used directly by training loops for early stopping)."""
     if held.negatives is None:
         raise ValueError(f"the {part} part of this split has no sampled negatives")
-    cand = np.concatenate([held.item[:, None], held.negatives], axis=1).astype(np.int32)  # [n, 100]
+    cand = np.concatenate([held.item[:, None], held.negatives], axis=1).astype(np.int64)  # [n, 100]
     kmax = min(max(ks), cand.shape[1])
     ranks = np.empty(len(held), dtype=np.int64)
-    for b in _batches(len(held), cand.shape[1]):
-        s = np.asarray(model.score(held.user[b], cand[b]))
-        adj = break_ties(s, held.user[b], cand[b], seed)
-        ranks[b] = (adj[:, 1:] > adj[:, :1]).sum(axis=1)
+    users = held.user.astype(np.int64)
+    for b in _batches(len(held), cand.shape[1], _device(model)):
+        s = _scores(model, users[b], cand[b])
+        u = torch.from_numpy(users[b]).to(s.device)
+        adj = ranking.break_ties(s, u, torch.from_numpy(cand[b]).to(s.device), seed)
+        ranks[b] = (adj[:, 1:] > adj[:, :1]).sum(dim=1).cpu().numpy()
     hits = ranks[:, None] == np.arange(kmax)[None, :]
     per_user = accuracy_metrics(hits, np.ones(len(held), np.int64), tuple(k for k in ks if k <= kmax),
                                 "sampled-100")
@@ -133,22 +161,27 @@ def evaluate_full(model, split: Split, part: str = "test", ks: tuple[int, ...] =
     rel_keys = positive_keys(row, held.item, n_items)  # (row in `users`, item), sorted, unique
     n_relevant = np.bincount(rel_keys // n_items, minlength=len(users))
     recs = np.empty((len(users), kmax), dtype=np.int64)
-    hits = np.empty((len(users), kmax), dtype=bool)
-    for b in _batches(len(users), n_items):
-        ub = users[b]
+    device = _device(model) if held.fold_in is None else None
+    seen_rows = seen[users] if held.fold_in is None else None  # the evaluated users' rows, in order
+    excluded = None if split.candidates is None else torch.from_numpy(~candidate_mask)
+    for b in _batches(len(users), n_items, device):
+        ub = users[b].astype(np.int64)
         if held.fold_in is not None:
             history = History.from_interactions(held.fold_in, ub)
-            s = np.array(model.score_history(history), dtype=np.float32)
+            s = torch.from_numpy(np.array(model.score_history(history), dtype=np.float32))
             mask = history.matrix(n_items)
         else:
-            s = np.array(model.score(ub, None), dtype=np.float32)
-            mask = seen[ub]
-        if split.candidates is not None:
-            s[:, ~candidate_mask] = -np.inf
-        s[np.repeat(np.arange(len(ub)), np.diff(mask.indptr)), mask.indices] = -np.inf
-        top = _top_k_tie_broken(s, ub, kmax, seed)
-        recs[b] = top
-        hits[b] = is_positive(rel_keys, np.arange(b.start, b.stop)[:, None], top, n_items)
+            s = _scores(model, ub, None)
+            mask = seen_rows[b]
+        dev = s.device
+        if excluded is not None:
+            s[:, excluded.to(dev)] = -torch.inf
+        mask_rows = torch.repeat_interleave(torch.arange(len(ub), device=dev),
+                                            torch.from_numpy(np.diff(mask.indptr)).to(dev))
+        s[mask_rows, torch.from_numpy(mask.indices.astype(np.int64)).to(dev)] = -torch.inf
+        recs[b] = ranking.top_k(s, torch.from_numpy(ub).to(dev), kmax, seed).cpu().numpy()
+        del s
+    hits = is_positive(rel_keys, np.arange(len(users))[:, None], recs, n_items)
     per_user = accuracy_metrics(hits, n_relevant, ks, split.protocol if split.protocol == "vae-cf" else "full")
     metrics = {k: float(v.mean()) for k, v in per_user.items()}
     item_users = np.asarray(train_matrix.sum(axis=0)).ravel().astype(np.int64)
@@ -157,22 +190,6 @@ def evaluate_full(model, split: Split, part: str = "test", ks: tuple[int, ...] =
         feats = item_features if k >= 2 else None
         metrics.update(beyond_accuracy_metrics(recs[:, :k], item_users, n_train_users, feats))
     return EvalResult("full", part, metrics, users, per_user, recs)
-
-
-def _top_k_tie_broken(s: np.ndarray, users: np.ndarray, k: int, seed: int) -> np.ndarray:
-    """Top-k item indices [n, k] of float32 scores [n, n_items] under the seeded tie-breaking order.
-
-    Only items scoring at least the k-th best float32 score can enter the top k, and tie-breaking never
-    reorders distinct float32 scores, so ties are broken just among those (about k per row).
-    """
-    st = torch.from_numpy(s)
-    kth = torch.topk(st, k, dim=1).values[:, -1:]
-    rows, cols = torch.nonzero(st >= kth, as_tuple=True)
-    rows_np, cols_np = rows.numpy(), cols.numpy()
-    adj = _nudge(s[rows_np, cols_np], tie_keys(users[rows_np], cols_np, seed))
-    full = torch.full(st.shape, -np.inf, dtype=torch.float64)
-    full[rows, cols] = torch.from_numpy(adj)
-    return torch.topk(full, k, dim=1).indices.numpy()
 
 
 def evaluate(model, split: Split, protocol: str, part: str = "test", ks: tuple[int, ...] = DEFAULT_KS,

@@ -35,15 +35,19 @@ def test_nudged_scores_are_bit_identical_to_numpy() -> None:
     assert np.array_equal(got.view(np.int64), ref.view(np.int64))
 
 
-@pytest.mark.parametrize("k", [1, 10, 40])
-def test_top_k_follows_the_numpy_order_with_ties(k: int) -> None:
+@pytest.mark.parametrize(("k", "m", "decimals"), [(1, 300, 1), (10, 300, 1), (40, 300, 1), (10, 3000, 1),
+                                                   (10, 3001, 3), (5, 5000, 6), (20, 4096, 2)])
+def test_top_k_follows_the_numpy_order_with_ties(k: int, m: int, decimals: int) -> None:
+    """Narrow rows take the all-candidates path; wide ones the 64-item blocks, with and without ties at the k-th
+    block maximum (fewer decimals: more ties)."""
     rng = np.random.default_rng(2)
-    s = np.round(rng.standard_normal((50, 300)), 1).astype(np.float32)  # heavy ties
+    s = np.round(rng.standard_normal((50, m)), decimals).astype(np.float32)
     s[rng.random(s.shape) < 0.3] = -np.inf  # masked items
     s[:3, :] = -np.inf  # rows with nothing left to recommend
     s[3, 5:] = -np.inf  # a row with fewer than k candidates
+    s[4, 7] = np.nan  # NaN counts as -inf
     users = rng.permutation(1000)[:50]
-    adj = protocols.break_ties(s, users, np.arange(300))
+    adj = protocols.break_ties(s, users, np.arange(m))
     ref = np.argsort(-adj, axis=1, kind="stable")[:, :k]
     got = ranking.top_k(torch.from_numpy(s), torch.from_numpy(users), k, 42).numpy()
     finite = np.take_along_axis(s, ref, axis=1) > -np.inf

@@ -114,3 +114,31 @@ def test_no_sequence_to_learn_from_is_one_line() -> None:
     one_each = Interactions(np.arange(3), np.arange(3), np.ones(3), np.zeros(3, np.int64), 3, 5)
     with pytest.raises(MovieRecError, match="at least one user with 2 or more"):
         _fast().fit(one_each)
+
+
+def _windows_by_loop(step: _NextItemStep, generator: torch.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """The windows built one user and one window at a time (the plain reading of the step's docstring)."""
+    L, pad, horizon = step.cfg.max_len, step.n_items, step.cfg.horizon
+    shifts = torch.randint(1, L + 1, (len(step.seqs),), generator=generator).numpy()
+    inputs, targets = [], []
+    for s, n, r in zip(step.seqs, step.lengths, shifts, strict=True):
+        for e in [n] + (list(range(n - int(r), 0, -L)) if n > L else []):
+            a = max(0, e - L)
+            row_in, row_out = np.full(L, pad), np.full((L, horizon), pad)
+            row_in[L - (e - a):] = s[a:e]
+            for h in range(horizon):
+                ahead = s[a + 1 + h: e + 1 + h]
+                row_out[L - (e - a): L - (e - a) + len(ahead), h] = ahead
+            inputs.append(row_in)
+            targets.append(row_out)
+    return np.stack(inputs), np.stack(targets)
+
+
+@pytest.mark.parametrize(("max_len", "horizon"), [(4, 1), (5, 3), (50, 2)])
+def test_vectorised_windows_equal_the_loop(max_len: int, horizon: int) -> None:
+    rng = np.random.default_rng(max_len)
+    seqs = [rng.integers(0, 30, rng.integers(1, 40)) for _ in range(60)]
+    step = _NextItemStep(seqs, 30, SASRecConfig(max_len=max_len, horizon=horizon), torch.device("cpu"))
+    got = step._windows(torch.Generator().manual_seed(1))
+    ref = _windows_by_loop(step, torch.Generator().manual_seed(1))
+    assert np.array_equal(got[0], ref[0]) and np.array_equal(got[1], ref[1])

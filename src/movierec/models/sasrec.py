@@ -193,6 +193,8 @@ class _NextItemStep:
         self.n_items, self.cfg, self.device = n_items, cfg, device
         self.lengths = np.array([len(s) - 1 for s in self.seqs], dtype=np.int64)  # transitions per user
         self._samples = int(self.lengths.sum())
+        self._flat = np.concatenate(self.seqs) if self.seqs else np.zeros(0, dtype=np.int64)  # every sequence
+        self._offsets = np.concatenate([[0], np.cumsum(self.lengths + 1)[:-1]]).astype(np.int64)
 
     def samples_per_epoch(self) -> int:
         return self._samples
@@ -201,23 +203,27 @@ class _NextItemStep:
         return [len(self.seqs), self.n_items, self._samples, self.cfg.max_len]
 
     def _windows(self, generator: torch.Generator) -> tuple[np.ndarray, np.ndarray]:
-        """Inputs int64 [W, L] and targets int64 [W, L, horizon] (pad where there is no item) of one epoch."""
+        """Inputs int64 [W, L] and targets int64 [W, L, horizon] (pad where there is no item) of one epoch,
+        user by user and, per user, the window ending at the latest transition first (vectorised: no loop over
+        users or windows)."""
         L, pad, horizon = self.cfg.max_len, self.n_items, self.cfg.horizon
         shifts = torch.randint(1, L + 1, (len(self.seqs),), generator=generator, device=self.device).cpu().numpy()
-        inputs, targets = [], []
-        for s, n, r in zip(self.seqs, self.lengths, shifts, strict=True):
-            ends = [n] + (list(range(n - int(r), 0, -L)) if n > L else [])
-            for e in ends:
-                a = max(0, e - L)
-                row_in = np.full(L, pad, dtype=np.int64)
-                row_out = np.full((L, horizon), pad, dtype=np.int64)
-                row_in[L - (e - a):] = s[a:e]
-                for h in range(horizon):
-                    ahead = s[a + 1 + h: e + 1 + h]
-                    row_out[L - (e - a): L - (e - a) + len(ahead), h] = ahead
-                inputs.append(row_in)
-                targets.append(row_out)
-        return np.stack(inputs), np.stack(targets)
+        n = self.lengths
+        # windows per user: the latest, plus those ending r, r + L, ... transitions earlier (long histories)
+        extra = np.where(n > L, (n - shifts - 1) // L + 1, 0)
+        per_user = 1 + extra
+        user = np.repeat(np.arange(len(n)), per_user)
+        j = np.arange(len(user)) - np.repeat(np.cumsum(per_user) - per_user, per_user)  # 0, 1, ... per user
+        end = np.where(j == 0, n[user], n[user] - shifts[user] - (j - 1) * L)  # [W] transitions before the end
+        idx = end[:, None] - L + np.arange(L)[None, :]  # [W, L] position in the user's sequence
+        base = self._offsets[user][:, None]
+        inputs = np.where(idx >= 0, self._flat[np.maximum(base + idx, 0)], pad)
+        targets = np.empty((len(user), L, horizon), dtype=np.int64)
+        for h in range(horizon):
+            ahead = idx + 1 + h
+            ok = (idx >= 0) & (ahead <= n[user][:, None])
+            targets[:, :, h] = np.where(ok, self._flat[np.minimum(base + ahead, len(self._flat) - 1)], pad)
+        return inputs, targets
 
     def batches(self, generator: torch.Generator, batch_size: int, rank: int, world_size: int) -> Iterator:
         inputs, targets = self._windows(generator)

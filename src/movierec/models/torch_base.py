@@ -169,8 +169,14 @@ def _score_with(net: nn.Module, users: np.ndarray, items: np.ndarray | None, n_i
     net.eval()
     device = next(net.parameters()).device
     width = n_items if items is None else np.asarray(items).shape[1]
-    per_pair = getattr(net, "pair_floats", 256)
+    per_pair = getattr(net, "pair_floats", 256) if items is not None else getattr(net, "all_floats", 256)
     step = max(1, scoring_floats(device) // max(width * per_pair, 1))
+    if len(users) <= step:  # one batch: its result is the answer (no copy)
+        with torch.no_grad():
+            u = torch.from_numpy(users).to(device)
+            if items is None:
+                return net.score_all(u)
+            return net.score_pairs(u, torch.as_tensor(np.asarray(items), dtype=torch.int64, device=device))
     out = torch.empty((len(users), width), dtype=torch.float32, device=device)
     with torch.no_grad():
         for s in range(0, len(users), step):

@@ -128,6 +128,11 @@ class Trainer:
             best_valid, log = meta["best_valid"], meta["log"]
             if meta.get("finished"):
                 start_epoch = cfg.epochs + 1
+        if parallel is not None and _from_rank0(start_epoch, self.device) != start_epoch:
+            from movierec.errors import MovieRecError
+
+            raise MovieRecError(f"{ckpt}: rank {ctx.rank} does not see the checkpoint rank 0 resumes from (or sees "
+                                "another); put the run's .ckpt folder where every machine reads it")
 
         bar = _Progress(ctx.progress if ctx.is_main else False, cfg.epochs, start_epoch - 1)
         train_seconds = sum(r.get("seconds", 0.0) for r in log)

@@ -30,6 +30,7 @@ SKIP = {
     "movierec experiment configs/ncf-paper.toml": "needs the NCF paper's ml-1m files",
     "movierec experiment configs/seed-study.toml": "trains 13 neural runs (minutes)",
     "movierec experiment configs/vae-paper.toml": "ml-20m ratings are not in ../shared/data",
+    "movierec study --data ml-20m": "ml-20m ratings are not in ../shared/data",
 }
 #: command prefix -> why it runs after the others (it reads what a later README command writes)
 LATER = {"movierec segments --data ml-latest-small --embeddings runs/neumf": "runs/neumf is trained further down"}

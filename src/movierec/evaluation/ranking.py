@@ -58,42 +58,43 @@ def top_k(scores: torch.Tensor, users: torch.Tensor, k: int, seed: int) -> torch
     """Item indices int64 [n, k] of float32 ``scores`` [n, n_items] in the seeded tie-breaking order.
 
     ``scores`` may be changed in place (NaN becomes -inf). Where ranking costs: one pass over the scores takes
-    the maximum of each block of 64 items (items g, g + G, g + 2G, ...). With t the k-th highest block
-    maximum, the row's k best items all score at least t (the k best blocks hold k items that do), so they
-    are among the items scoring at least t in those k blocks (about k of them) when no other block reaches
-    t: those few are nudged and sorted.
-    Rows where another block's maximum equals t (a tie), or t is not finite (fewer than k finite scores,
-    a NaN), are ranked over every item scoring at least the k-th; where a row has fewer than k finite
-    scores its last slots hold -inf items, lowest index first.
+    the maximum of each block of 64 items (block g: items g, g + G, g + 2G, ... with G = n_items // 64; the
+    last n_items mod 64 items, the tail, are no block). With t the k-th highest block maximum, the row's k
+    best items all score at least t (the k best blocks hold k items that do), so they are among the items
+    scoring at least t in those k blocks and the tail (about k of them) when no other block reaches t: those
+    few are nudged and sorted. Rows where another block's maximum equals t (a tie), or t is not finite (fewer
+    than k finite scores, a NaN), are ranked over every item scoring at least the k-th; where a row has fewer
+    than k finite scores its last slots hold -inf items, lowest index first.
     """
     n, m = scores.shape
     s = scores
-    out = torch.empty((n, k), dtype=torch.int64, device=s.device)
-    n_blocks = m // _CHUNK
-    if n == 0:
+    g = m // _CHUNK
+    if n == 0 or g <= k + 1:
+        out = torch.empty((n, k), dtype=torch.int64, device=s.device)
+        if n:
+            s.nan_to_num_(nan=-torch.inf)
+            out = _top_k_with_ties(s, users, torch.topk(s, k, dim=1).values[:, -1:], k, seed)
         return out
-    if n_blocks <= k + 1:
-        return _top_k_with_ties(s.nan_to_num_(nan=-torch.inf), users, torch.topk(s, k, dim=1).values[:, -1:], k,
-                                seed)
-    # block g holds items g, g + G, g + 2G, ... (G = n_blocks): a reduction across rows of [64, G] runs along
-    # contiguous memory, twice as fast as one within contiguous runs of 64; the tail (m mod 64 items) is one
-    # more block
-    g = n_blocks
+    # a reduction across the 64 rows of [64, G] runs along contiguous memory: twice as fast as one within
+    # contiguous runs of 64
     maxima = s[:, : g * _CHUNK].unflatten(1, (_CHUNK, g)).amax(dim=1)  # [n, G]
-    if m > g * _CHUNK:
-        maxima = torch.cat([maxima, s[:, g * _CHUNK:].amax(dim=1, keepdim=True)], dim=1)
     best = torch.topk(maxima, k + 1, dim=1)
     t = best.values[:, k - 1]
     careful = (t == best.values[:, k]) | ~torch.isfinite(t) | torch.isnan(best.values).any(dim=1)
-    cand = _block_items(g, m, s.device)[best.indices[:, :k]].flatten(1)  # [n, 64 k]
-    inside = cand < m
-    vals = torch.gather(s, 1, cand.clamp_(max=m - 1)).masked_fill_(~inside, -torch.inf)
-    rows, at = torch.nonzero((vals >= t[:, None]) & ~careful[:, None], as_tuple=True)
-    if len(rows):
-        cols = cand[rows, at]
-        out_rows, position, cols = _first_k(rows, cols, nudge(vals[rows, at], tie_keys(users[rows], cols, seed)),
-                                            n, k)
-        out[out_rows, position] = cols
+    cand = _block_items(g, s.device)[best.indices[:, :k]].flatten(1)  # [n, 64 k]
+    vals = torch.gather(s, 1, cand)
+    rows, at = torch.nonzero(vals >= t[:, None], as_tuple=True)
+    cols, v = cand[rows, at], vals[rows, at]
+    if m > g * _CHUNK:  # the tail's items are candidates too
+        tail = s[:, g * _CHUNK:]
+        rows_t, at_t = torch.nonzero(tail >= t[:, None], as_tuple=True)
+        rows, cols = torch.cat([rows, rows_t]), torch.cat([cols, at_t + g * _CHUNK])
+        v = torch.cat([v, tail[rows_t, at_t]])
+    sure = ~careful[rows]
+    rows, cols, v = rows[sure], cols[sure], v[sure]
+    out = torch.empty((n, k), dtype=torch.int64, device=s.device)
+    out_rows, position, cols = _first_k(rows, cols, nudge(v, tie_keys(users[rows], cols, seed)), n, k)
+    out[out_rows, position] = cols
     if bool(careful.any()):
         rows_c = torch.nonzero(careful).squeeze(1)
         sub = s[rows_c].nan_to_num_(nan=-torch.inf)
@@ -101,11 +102,9 @@ def top_k(scores: torch.Tensor, users: torch.Tensor, k: int, seed: int) -> torch
     return out
 
 
-def _block_items(g: int, m: int, device: torch.device) -> torch.Tensor:
-    """int64 [g + 1, 64]: the items of each block (block g is the tail; positions past m are m and beyond)."""
-    step = torch.arange(_CHUNK, device=device)
-    blocks = torch.arange(g + 1, device=device)[:, None]
-    return torch.where(blocks < g, blocks + g * step, g * _CHUNK + step)
+def _block_items(g: int, device: torch.device) -> torch.Tensor:
+    """int64 [g, 64]: the items of each block."""
+    return torch.arange(g, device=device)[:, None] + g * torch.arange(_CHUNK, device=device)
 
 
 def _first_k(rows: torch.Tensor, cols: torch.Tensor, adj: torch.Tensor, n: int, k: int

@@ -28,7 +28,7 @@ from movierec.evaluation.protocols import evaluate_heldout_sampled
 from movierec.models.base import FitReport, History, Recommender, RunContext
 from movierec.training import PairwiseNegativeStep, TrainConfig, Trainer, TrainingStep, resolve_device
 
-_CPU_SCORING_FLOATS = 1 << 25  # floats a scoring pass may hold on a CPU (128 MiB)
+_CPU_SCORING_FLOATS = 1 << 26  # floats a scoring pass may hold on a CPU (256 MiB; as the evaluation's batches)
 
 
 class TorchRecommender(Recommender):
@@ -155,7 +155,7 @@ class TorchRecommender(Recommender):
 
 
 def scoring_floats(device: torch.device) -> int:
-    """Floats one scoring pass may hold: 128 MiB on a CPU, a quarter of the free memory on a GPU."""
+    """Floats one scoring pass may hold: 256 MiB on a CPU, a quarter of the free memory on a GPU."""
     if device.type == "cuda":
         free, _ = torch.cuda.mem_get_info(device)
         return max(1 << 20, free // 16)

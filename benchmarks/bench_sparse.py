@@ -4,7 +4,7 @@ For each (users, items) shape, random interactions (``--positives`` of them, 4 s
 a GMF with 64 factors and a NeuMF with 64 predictive factors through the trainer shell for one epoch at
 batch 4,096 on the CPU, once with ``sparse=off`` (fused Adam over whole tables) and once with ``sparse=on``
 (row-wise Adam over the rows a batch touched). A dense step grows with the tables; a row-wise one with the
-batch. The trainer's ``sparse=auto`` switches at 8 table rows per sample of a batch (32,768 rows at batch
+batch. The trainer's ``sparse=auto`` switches at 16 table rows per sample of a batch (65,536 rows at batch
 4,096). One epoch after a warm-up epoch, median of ``--repeat``.
 
     python benchmarks/bench_sparse.py [--quick] [--threads 1]

@@ -28,7 +28,7 @@ class TrainConfig:
     compile: bool = setting(False, "torch.compile the network")
     sparse: str = setting("auto", "row-wise (lazy) Adam on the embedding tables, so a step costs what its batch "
                           "touches, not the whole tables: on (on a CPU in one process), off, or auto (on when the "
-                          "tables hold over 8 rows per sample of a batch; dense fused Adam on a GPU and under "
+                          "tables hold over 16 rows per sample of a batch; dense fused Adam on a GPU and under "
                           "torchrun)", choices=("auto", "on", "off"))
     diversity: float = setting(0.0, "weight of the genre-diversity regulariser (the study used 0.001)", ge=0)
     diversity_users: int = setting(16, "users per regulariser evaluation", ge=0)

@@ -91,9 +91,10 @@ class Trainer:
         self.use_amp = cfg.amp and self.device.type == "cuda"
 
     # Above this many table rows per sample of a batch, a dense Adam step over whole tables costs more than
-    # a row-wise one over what the batch touched (benchmarks/bench_sparse.py: GMF-64 on one CPU core, the
-    # two cross between ml-latest-small's 9,600 rows and ml-20m's 165,000 at batch 4,096).
-    ROW_WISE_ROWS_PER_SAMPLE: ClassVar[int] = 8
+    # a row-wise one over what the batch touched (benchmarks/bench_sparse.py, one CPU core, batch 4,096: GMF
+    # 0.73x at 40,000 rows, 1.14x at 80,555, 3.0x at ml-20m's 165,237; NeuMF, whose tables count twice,
+    # 0.98x at 80,000 rows and 1.51x at 161,110).
+    ROW_WISE_ROWS_PER_SAMPLE: ClassVar[int] = 16
 
     def _row_wise(self, step: TrainingStep, context: RunContext) -> bool:
         mode = getattr(self.cfg, "sparse", "off")

@@ -64,10 +64,8 @@ def train_cmd(
     rank, world = 0, 1
     if distributed.launched():
         rank, world, device = distributed.setup(device)
-    try:
-        _train(model, data, out, overrides, seed, resume, device, as_json, rank, world)
-    finally:
-        distributed.teardown()
+    _train(model, data, out, overrides, seed, resume, device, as_json, rank, world)
+    distributed.teardown()  # not on an error: torchrun stops the other ranks when one fails
 
 
 def _train(model: str, data: str, out: Path, overrides: dict, seed: int, resume: bool, device: str,

@@ -51,10 +51,16 @@ def setup(device: str) -> tuple[int, int, str]:
 
 
 def teardown() -> None:
+    """Leave the process group together: every rank waits for the others (rank 0 validates and writes the run
+    folder after the last collective) before the group is destroyed. A rank that leaves while another still
+    works can abort in gloo's shutdown ("terminate called without an active exception")."""
     import torch.distributed as dist
 
     if dist.is_initialized():
-        dist.destroy_process_group()
+        try:
+            dist.barrier()
+        finally:
+            dist.destroy_process_group()
 
 
 def check_nproc(nproc: int, device: str) -> None:

@@ -177,24 +177,21 @@ class Bench:
         tmp.write_text(json.dumps(self.payload, indent=2, default=_jsonable) + "\n")
         tmp.replace(self.out)
 
+    def _skip(self, key: str, reason: str) -> None:
+        """Record step ``key`` as skipped for ``reason`` (in results and skipped) and rewrite the JSON."""
+        self.payload["results"][key] = reason
+        self.payload["skipped"][key] = reason
+        print(f"[{_now()}] {key}: {reason}", flush=True)
+        self.write()
+
     def step(self, key: str, fn, need_s: float = 0.0, requires: tuple[str, ...] = ()) -> Any:
         """Run ``fn()`` as step ``key``: its result under results[key], or its error under errors[key]."""
         res = self.payload["results"]
         missing = [r for r in requires if not isinstance(res.get(r), dict)]
         if missing:
-            reason = f"skipped: needs {', '.join(missing)}, which failed or was skipped"
-            res[key] = reason
-            self.payload["skipped"][key] = reason
-            print(f"[{_now()}] {key}: {reason}", flush=True)
-            self.write()
-            return None
+            return self._skip(key, f"skipped: needs {', '.join(missing)}, which failed or was skipped")
         if self.left() < need_s:
-            reason = f"skipped: time budget ({self.left():.0f} s left, step needs ~{need_s:.0f} s)"
-            res[key] = reason
-            self.payload["skipped"][key] = reason
-            print(f"[{_now()}] {key}: {reason}", flush=True)
-            self.write()
-            return None
+            return self._skip(key, f"skipped: time budget ({self.left():.0f} s left, step needs ~{need_s:.0f} s)")
         print(f"[{_now()}] {key} ...", flush=True)
         t0 = time.perf_counter()
         out = None

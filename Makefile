@@ -4,8 +4,8 @@
 # make docs: make run, the content-hybrid experiment, the similar-movies query and bench_models (the strong
 #            models beside the peer libraries, about 8 minutes), then every README table
 #            from docs/results/ (scripts/readme_tables.py), and the web page's screenshot.
-# make serve: the HTTP API and web page on the `make run` output: the study's best model beside ItemKNN and
-#            NeuMF, at http://127.0.0.1:8000/ (PORT=... to change).
+# make serve: the HTTP API and web page on the `make run` output: the study's final models (its best model,
+#            ItemKNN and NeuMF, fitted on every rating), at http://127.0.0.1:8000/ (PORT=... to change).
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
@@ -67,12 +67,11 @@ docs: run
 	$(BIN)/python benchmarks/bench_models.py
 	$(BIN)/python scripts/readme_tables.py collect --models benchmarks/results/bench_models.json
 	$(BIN)/python scripts/readme_tables.py render
-	$(BIN)/python scripts/serve_screenshot.py $(STUDY) $(STUDY)/runs/ItemKNN/model $(STUDY)/runs/NeuMF/model \
-	  --out docs/images/serve.png --viewport-only
+	$(BIN)/python scripts/serve_screenshot.py $(STUDY) --out docs/images/serve.png --viewport-only
 
 serve: $(STAMP)
 	@test -f $(STUDY)/study.json || { echo "no study in $(STUDY): run 'make run' first"; exit 2; }
-	$(BIN)/movierec serve $(STUDY) $(STUDY)/runs/ItemKNN/model $(STUDY)/runs/NeuMF/model --port $(PORT)
+	$(BIN)/movierec serve $(STUDY) --port $(PORT)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_data.py

@@ -1,12 +1,20 @@
-"""The strong models beside the peer libraries, on ml-latest-small, under both ways of training.
+"""The strong models beside the peer libraries, on ml-latest-small, the same leave-one-out test items.
 
-For each model (default settings): fit on the training part with the validation part for its choices
-(EASE's λ, the best epoch), as the study does, and evaluate the test items under sampled-100 and full
-ranking ("study protocol"). Then fit again on training + validation with those choices fixed and evaluate
-the same test items ("peer protocol": each user trains on everything but the test item, which is how the
-peer figures in ../shared/reference/peers.md, section 4, were measured; EASE with λ = 250 trained that way
-reproduces RecBole's full-ranking NDCG@10 0.0391 and Recall@20 0.136). Fit seconds are wall time of one
-process on this machine; run it alone.
+Each model (default settings) is a run of the run engine (:class:`movierec.runs.Session`), fitted on the
+training part with the validation part for its choices (EASE's λ, the best epoch, content's blend), then
+tested three ways, on the same test items:
+
+- ``default``: the engine's default (``refit = true``): refitted on training + validation with its choices
+  kept, so each user's test input is everything before the test item;
+- ``no_refit`` (``refit = false``, the built-in study's setting): a model that scores histories exactly reads
+  training + validation as a history with the weights fitted on training; a model with per-user parameters is
+  refitted as above;
+- ``train_only``: the fitted model reading the training part only (the rule before the run engine, for comparison: the
+  validation interaction, which came before the test item, is missing from the input).
+
+The peer rows (``../shared/reference/peers.md``, section 4) were measured on this split's test items; the peers
+validate on item n-2 and test with the history up to n-1. Fit seconds are wall time of one process on this
+machine; run it alone.
 
     python benchmarks/bench_models.py [--models ease,ials,multvae,multdae,sasrec] [--out FILE]
 """
@@ -22,14 +30,16 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _util as U
+import numpy as np
 
 from movierec.data import load_dataset
-from movierec.data.splits import make_split, with_valid_in_train
+from movierec.data.splits import make_split
 from movierec.evaluation.protocols import evaluate
-from movierec.fitting import fit_model, refit_with_choices
+from movierec.models import RunContext
+from movierec.runs import RunSpec, Session
 
 # ../shared/reference/peers.md section 4 (2-core CPU, 2026-11-26/30): sampled HR@10, NDCG@10, full NDCG@10,
-# full Recall@20, fit seconds; trained on everything but the test item.
+# full Recall@20, fit seconds.
 PEERS = {
     "RecBole EASE (reg 250)": (0.7328, 0.5235, 0.0391, 0.136, 76),
     "RecBole MultiVAE": (0.7295, 0.4889, 0.0407, 0.126, 207),
@@ -41,10 +51,15 @@ PEERS = {
 
 
 def _quality(model, split) -> dict[str, float]:
-    s = evaluate(model, split, "sampled-100", ks=(10,)).metrics
-    f = evaluate(model, split, "full", ks=(10, 20)).metrics
-    return {"sampled_HR@10": s["HR@10"], "sampled_NDCG@10": s["NDCG@10"], "full_NDCG@10": f["NDCG@10"],
-            "full_Recall@20": f["Recall@20"]}
+    """Test metrics with one standard error over users (the per-user values' std / sqrt(n))."""
+    s = evaluate(model, split, "sampled-100", ks=(10,))
+    f = evaluate(model, split, "full", ks=(10, 20))
+    out = {"sampled_HR@10": s.metrics["HR@10"], "sampled_NDCG@10": s.metrics["NDCG@10"],
+           "full_NDCG@10": f.metrics["NDCG@10"], "full_Recall@20": f.metrics["Recall@20"]}
+    for key, res, metric in (("sampled_HR@10", s, "HR@10"), ("full_NDCG@10", f, "NDCG@10")):
+        v = res.per_user[metric]
+        out[f"se_{key}"] = float(np.std(v, ddof=1) / np.sqrt(len(v)))
+    return out
 
 
 def main() -> None:
@@ -55,32 +70,27 @@ def main() -> None:
     args = ap.parse_args()
     ds = load_dataset(args.data)
     split = make_split(ds, "loo", seed=42)
-    peer_split = with_valid_in_train(split)
     rows = []
     for name in args.models.split(","):
-        t0 = time.perf_counter()
-        model, report = fit_model(name, {}, split, ds.catalog)
-        fit_s = time.perf_counter() - t0
-        study = _quality(model, split)
-        t0 = time.perf_counter()
-        refit, _ = refit_with_choices(name, {}, report, split, ds.catalog)
-        refit_s = time.perf_counter() - t0
-        peer = _quality(refit, peer_split)
-        row = {"model": name, "fit_s": round(fit_s, 1), "refit_s": round(refit_s, 1), "chosen": report.chosen,
-               "best_epoch": report.best_epoch, "study": study, "peer_protocol": peer}
+        session = Session(ds, split)
+        run = session.execute(RunSpec(name, name, {}, phases=("fit", "test")))
+        no_refit, how = session.test_model(RunSpec(name, name, {}, refit=False), run.fitted, split, RunContext())
+        row = {"model": name, "fit_s": round(run.row["fit_seconds"], 1), "refit_s": run.row.get("refit_seconds", 0.0),
+               "no_refit_input": how, "choices": run.choices, "best_epoch": run.row.get("best_epoch"),
+               "default": _quality(run.tested, split), "no_refit": _quality(no_refit, split),
+               "train_only": _quality(run.fitted, split)}
         rows.append(row)
         print(json.dumps(row), flush=True)
-    out = {"machine": U.machine_info(),
-           "date": time.strftime("%Y-%m-%d"), "data": args.data, "rows": rows,
+    out = {"machine": U.machine_info(), "date": time.strftime("%Y-%m-%d"), "data": args.data, "rows": rows,
            "peers": {k: dict(zip(("sampled_HR@10", "sampled_NDCG@10", "full_NDCG@10", "full_Recall@20", "fit_s"),
                                  v, strict=True)) for k, v in PEERS.items()}}
     Path(args.out).write_text(json.dumps(out, indent=1))
-    print(f"{'model':<12} {'fit s':>6} | study: HR@10 NDCG@10 fullNDCG R@20 | peer protocol: same | refit s")
+    print(f"{'model':<12} {'fit s':>6} | refit (default): HR@10 NDCG@10 fullNDCG R@20 | no refit: same | "
+          "train only: same")
     for r in rows:
-        a, b = r["study"], r["peer_protocol"]
-        print(f"{r['model']:<12} {r['fit_s']:>6} | {a['sampled_HR@10']:.4f} {a['sampled_NDCG@10']:.4f} "
-              f"{a['full_NDCG@10']:.4f} {a['full_Recall@20']:.3f} | {b['sampled_HR@10']:.4f} "
-              f"{b['sampled_NDCG@10']:.4f} {b['full_NDCG@10']:.4f} {b['full_Recall@20']:.3f} | {r['refit_s']}")
+        cells = [f"{r[k]['sampled_HR@10']:.4f} {r[k]['sampled_NDCG@10']:.4f} {r[k]['full_NDCG@10']:.4f} "
+                 f"{r[k]['full_Recall@20']:.3f}" for k in ("default", "no_refit", "train_only")]
+        print(f"{r['model']:<12} {r['fit_s']:>6} | " + " | ".join(cells))
 
 
 if __name__ == "__main__":

@@ -186,7 +186,8 @@ def _instrument_trainer(status: _Status, configured_epochs: dict[type, int], epo
 
 
 def _spec(config_path: str, run: str):
-    from movierec.experiments import expand_runs, load_config
+    from movierec.experiments import load_config
+    from movierec.runs import expand_runs
 
     for spec in expand_runs(load_config(config_path)):
         if spec.name == run:
@@ -240,7 +241,6 @@ def phase_run(args: list[str]) -> dict:
     from movierec.data.splits import Split
     from movierec.evaluation.protocols import evaluate_full, evaluate_sampled
     from movierec.fitting import fit_model
-    from movierec.run_folders import item_genre_features
     from movierec.study.pipeline import STUDY_KS
 
     data, split_dir, config_path, run, status_path, budget = args
@@ -259,7 +259,7 @@ def phase_run(args: list[str]) -> dict:
     t0 = time.perf_counter()
     split = Split.load(split_dir)
     out["split_load_s"] = time.perf_counter() - t0
-    feats = item_genre_features(ds)
+    feats = ds.genre_features()
     out["load_peak_gb"] = _vm("VmHWM")
 
     gc.collect()
@@ -501,7 +501,8 @@ def main() -> None:
     if args.src is not None:
         sys.path.insert(0, str(args.src.resolve()))
 
-    from movierec.experiments import expand_runs, load_config, validate_config
+    from movierec.experiments import load_config
+    from movierec.runs import expand_runs, validate_config
 
     config = load_config(args.config)
     validate_config(config, "study", args.config)

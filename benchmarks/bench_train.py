@@ -201,11 +201,10 @@ def test_metrics(model, split, feats) -> dict:
 
 def bench_neumf_best(ds, split, q: bool) -> dict:
     from movierec.models import NeuMF
-    from movierec.run_folders import item_genre_features
 
     model = NeuMF(epochs=3) if q else NeuMF()
     out = timed_fit(model, ds, split)
-    out["test"] = test_metrics(model, split, item_genre_features(ds))
+    out["test"] = test_metrics(model, split, ds.genre_features())
     out["status"] = U.status(out["train_valid_to_best_s"], TARGETS["neumf_to_best_s"], q)
     t = out["test"]
     print(f"    NeuMF(): fit {out['fit_s']:.1f} s, best epoch {out['best_epoch']}/{out['epochs_run']}, "
@@ -217,9 +216,8 @@ def bench_neumf_best(ds, split, q: bool) -> dict:
 
 def bench_diversity(ds, split, q: bool) -> list[dict]:
     from movierec.models import MLP, NeuMF
-    from movierec.run_folders import item_genre_features
 
-    feats = item_genre_features(ds)
+    feats = ds.genre_features()
     alphas = (0.0, 0.001) if q else (0.0, 0.001, 0.01, 0.1)
     makers = [("MLP e16 L3", lambda a: MLP(embedding_dim=16, layers=3, epochs=3 if q else 20, patience=0, seed=42,
                                          diversity=a)),

@@ -35,7 +35,7 @@ class Base:
 def base(tmp_path_factory: pytest.TempPathFactory) -> Base:
     from movierec.data import load_dataset
     from movierec.data.synthetic import write_synthetic
-    from movierec.run_folders import train_run
+    from movierec.runs.folders import train_run
 
     root = tmp_path_factory.mktemp("bad-inputs")
     data = write_synthetic(root / "syn", 80, 300, 3000, seed=1)

@@ -43,7 +43,8 @@ def test_every_help_ends_with_examples(command: list[str]) -> None:
 
 
 def test_print_config_is_the_built_in_study_and_loads(tmp_path: Path) -> None:
-    from movierec.experiments import load_config, validate_config
+    from movierec.experiments import load_config
+    from movierec.runs import validate_config
 
     r = runner.invoke(app, ["study", "--print-config"])
     assert r.exit_code == 0

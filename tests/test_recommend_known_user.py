@@ -38,7 +38,7 @@ def run_dir(tmp_path_factory) -> Path:
 
 def _known(run_dir: Path) -> tuple[object, dict[int, set[int]], dict[int, set[int]]]:
     """The bundle, and per raw user id: the raw movie ids held out (valid + test) and rated in training."""
-    from movierec.run_folders import load_run
+    from movierec.runs.folders import load_run
 
     bundle, split = load_run(run_dir)
     held: dict[int, set[int]] = {}

@@ -148,7 +148,8 @@ def test_tune_itemknn_writes_four_files_and_best_toml_trains(syn: Path, tmp_path
 
     run = _best_run(out)
     assert run["model"] == "itemknn" and {k: run[k] for k in ("k", "shrink")} == info["best_params"]
-    from movierec.experiments import load_config, validate_config
+    from movierec.experiments import load_config
+    from movierec.runs import validate_config
 
     for kind in ("experiment", "study"):  # a config of both as it stands
         validate_config(load_config(out / "best.toml"), kind, "best.toml")
@@ -192,7 +193,7 @@ def test_gmf_prunes_trials_whose_epochs_fall_behind(ds, split, tmp_path: Path) -
     from movierec.tuning import write_outputs
 
     space = [Param("lr", "categorical", choices=(0.05, 1e-6))]
-    res = tune("gmf", split, ds.catalog, space, {"epochs": 2, "factors": 8, "patience": 0}, trials=4, seed=0,
+    res = tune("gmf", ds, split, space, {"epochs": 2, "factors": 8, "patience": 0}, trials=4, seed=0,
                startup_trials=1)
     states = [t.state for t in res.trials]
     assert "PRUNED" in states and "COMPLETE" in states
@@ -239,10 +240,10 @@ def test_timeout_starts_no_trial_after_it(syn: Path, tmp_path: Path, monkeypatch
 
 
 def test_ctrl_c_keeps_the_finished_trials(syn: Path, tmp_path: Path, monkeypatch, capsys) -> None:
-    import movierec.tuning.search as search
+    import movierec.runs.engine as engine
 
     calls = []
-    real = search.fit_model
+    real = engine.fit_model
 
     def interrupted_second(*args, **kwargs):
         calls.append(1)
@@ -250,7 +251,7 @@ def test_ctrl_c_keeps_the_finished_trials(syn: Path, tmp_path: Path, monkeypatch
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(search, "fit_model", interrupted_second)
+    monkeypatch.setattr(engine, "fit_model", interrupted_second)
     code, _, err = run_cli(monkeypatch, capsys, "tune", "itemknn", "--data", str(syn), "--trials", "5",
                            "--out", str(tmp_path / "t"))
     assert code == 130 and "interrupted after 1 trial;" in err
@@ -306,15 +307,15 @@ def test_trial_values_do_not_depend_on_the_test_part(ds, split, metric: str) -> 
                                                         rng.permutation(t.negatives.ravel()).reshape(
                                                             t.negatives.shape), None, t.timestamp))
     space = list(SPACES["itemknn"])
-    a = tune("itemknn", split, ds.catalog, space, trials=3, seed=1, metric=metric)
-    b = tune("itemknn", scrambled, ds.catalog, space, trials=3, seed=1, metric=metric)
+    a = tune("itemknn", ds, split, space, trials=3, seed=1, metric=metric)
+    b = tune("itemknn", ds, scrambled, space, trials=3, seed=1, metric=metric)
     assert [(r.params, r.value) for r in a.trials] == [(r.params, r.value) for r in b.trials]
     assert len({r.value for r in a.trials}) > 1  # the trials differ, so equality above means something
 
 
 def test_cross_setting_checks_see_config_and_set_together(tmp_path: Path) -> None:
     from movierec.errors import MovieRecError
-    from movierec.run_folders import parse_overrides
+    from movierec.runs.folders import parse_overrides
 
     cfg = tmp_path / "sas.toml"
     cfg.write_text('[[run]]\nname = "s"\nmodel = "sasrec"\ndim = 96\n')

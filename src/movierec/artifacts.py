@@ -57,6 +57,14 @@ class Bundle:
         """The original id of user index ``index`` (the raw id as text for a bundle without labels)."""
         return self.users.label(int(index))
 
+    def genre_features(self) -> np.ndarray | None:
+        """Genre multi-hot float32 [n_items, n_genres] in item-index order from the bundle's movie table (intra-
+        list diversity), or None when its movies have no genres."""
+        genres = self.movies["genres"].fillna("").astype(str)
+        movies = pd.DataFrame({"movieId": self.items.ids, "genres": [g.split("|") if g else [] for g in genres]})
+        feats, names = Catalog(movies=movies).genre_matrix(self.items.ids)
+        return feats if names else None
+
     def user_index_of(self, label_or_id: str | int) -> int:
         """Index of a user by original id (the label where the bundle has labels, else the raw integer id);
         UnknownIdError (one line: "unknown user id: X") when there is none."""
@@ -99,8 +107,26 @@ def save_bundle(
     metrics: dict | None = None,
     train_log: list[dict] | None = None,
     extra: Any = None,
+    choices: dict | None = None,
 ) -> Path:
-    """Write ``model`` as a bundle folder at ``path`` (atomically). ``extra(tmp_dir)`` may add files."""
+    """Write ``model`` as a bundle folder at ``path`` (atomically). ``extra(tmp_dir)`` may add files; ``choices``:
+    the settings that make the validation choices of the run again (``Recommender.chosen_settings``), read by
+    ``movierec train --final --like``."""
+    writer = bundle_writer(model, users, items, catalog, dataset, metrics, train_log, choices)
+
+    def write(tmp: Path) -> None:
+        writer(tmp)
+        if extra is not None:
+            extra(tmp)
+
+    return atomic_write_dir(path, write)
+
+
+def bundle_writer(model: Any, users: IdMap | None = None, items: IdMap | None = None, catalog: Catalog | None = None,
+                  dataset: dict | None = None, metrics: dict | None = None, train_log: list[dict] | None = None,
+                  choices: dict | None = None) -> Any:
+    """A function that writes the bundle's files into an existing folder (a folder being written atomically by
+    the caller, see :func:`save_bundle`); the arrays are taken now, so the model may change afterwards."""
     users = users or IdMap(np.arange(model.n_users, dtype=np.int64), "user")
     items = items or IdMap(np.arange(model.n_items, dtype=np.int64), "movie")
     if (len(users), len(items)) != (model.n_users, model.n_items):
@@ -110,20 +136,27 @@ def save_bundle(
         "model": model.name, "config": dataclasses.asdict(model.config),
         "n_users": int(model.n_users), "n_items": int(model.n_items), "dataset": dataset or {},
     }
+    if choices is not None:
+        config["choices"] = choices
     state = {k: np.ascontiguousarray(v) for k, v in model.state_dict().items()}
 
-    def write(tmp: Path) -> None:
-        (tmp / "config.json").write_text(json.dumps(config, indent=2))
-        save_file(state, str(tmp / "weights.safetensors"))
-        pq.write_table(_ids_table(users, items, catalog), tmp / "ids.parquet")
+    def write(folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "config.json").write_text(json.dumps(config, indent=2, default=_json_value))
+        save_file(state, str(folder / "weights.safetensors"))
+        pq.write_table(_ids_table(users, items, catalog), folder / "ids.parquet")
         if metrics is not None:
-            (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2))
+            (folder / "metrics.json").write_text(json.dumps(metrics, indent=2))
         if train_log:
-            (tmp / "train_log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in train_log))
-        if extra is not None:
-            extra(tmp)
+            (folder / "train_log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in train_log))
 
-    return atomic_write_dir(path, write)
+    return write
+
+
+def _json_value(o: object) -> object:
+    if isinstance(o, np.generic):
+        return o.item()
+    raise TypeError(type(o).__name__)
 
 
 def load_bundle(path: str | Path, engine: str = "exact") -> Bundle:

@@ -57,7 +57,7 @@ _MAX_CANDIDATES = 8
 # --------------------------------------------------------------------------------------------- titles
 
 
-def _fold(s: pd.Series) -> pd.Series:
+def fold(s: pd.Series) -> pd.Series:
     """Lower-case, accents removed, whitespace collapsed."""
     s = s.astype(str).str.normalize("NFKD").str.encode("ascii", "ignore").str.decode("ascii")
     return s.str.lower().str.replace(r"\s+", " ", regex=True).str.strip()
@@ -75,8 +75,8 @@ def _drop_article(s: pd.Series) -> pd.Series:
     return s.str.replace(_LEADING_ARTICLE, "", n=1, regex=True).str.strip()
 
 
-def _fold_one(text: str) -> str:
-    return str(_fold(pd.Series([text])).iloc[0])
+def fold_one(text: str) -> str:
+    return str(fold(pd.Series([text])).iloc[0])
 
 
 def display_titles(movies: pd.DataFrame) -> pd.Series:
@@ -125,7 +125,7 @@ class TitleIndex:
         mv = catalog_movies(movies)
         mv = mv[["movieId", "title", "year"]].drop_duplicates("movieId").reset_index(drop=True)
         mv["display"] = display_titles(mv)
-        full = _fold(mv["title"])
+        full = fold(mv["title"])
         parts = full.str.extract(_MAIN_ALT)
         main = parts["main"].where(parts["main"].notna() & (parts["main"] != ""), full)
         alt = parts["alt"].str.replace(r"^a\.k\.a\.\s*", "", regex=True)
@@ -154,7 +154,7 @@ class TitleIndex:
             return mid
         m = _QUERY_YEAR.match(text)
         title, year = (m["title"], float(m["year"])) if m and m["title"].strip() else (text, None)
-        q = _fold_one(title)
+        q = fold_one(title)
         q_forms = {q, str(_move_article(pd.Series([q])).iloc[0])}
         q_forms |= {str(_drop_article(pd.Series(list(q_forms))).iloc[i]) for i in range(len(q_forms))}
         hits = self.keys[self.keys["key"].isin(q_forms)]

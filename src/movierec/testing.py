@@ -13,7 +13,9 @@ model), and pytest runs every check on small synthetic data (no MovieLens copy n
 Checks: score shapes and dtypes for all items and for candidate lists and their agreement; recommendations
 sorted and never a seen item; a trained user's own training history gives the user's top 10 (exactly, or
 with at least ``history_overlap`` mean overlap for models that fold users in); new histories are scored and
-never recommended their own items; vae-cf fold-in evaluation runs; a bundle round trip gives identical
+never recommended their own items; the model the test reads holds each user's validation interaction
+(read as a history, giving exactly ``score_history`` of training + validation, or refitted on it) and never
+the test item; vae-cf fold-in evaluation runs; a bundle round trip gives identical
 scores; a registry entry with described settings; user and item vectors where the model declares them;
 item similarities where the model has them; the fit report; an unfitted model says so.
 """
@@ -125,6 +127,33 @@ class ModelContract:
         assert np.allclose(fitted.score_history(history, cand), s[:, [0, 2, 6, 7]], rtol=1e-5, atol=1e-6)
         empty = History.of(np.array([], dtype=np.int64))
         assert fitted.score_history(empty).shape == (1, fitted.n_items)
+
+    @pytest.mark.parametrize("refit", [False, True])
+    def test_test_input_holds_the_validation_interaction(self, fitted: Recommender, refit: bool) -> None:
+        """The run engine's test model reads everything before each test item: the training part and the
+        validation interaction, never the test item (:meth:`movierec.runs.Session.test_model`). Refitted (the
+        default), it is a new fit on them with the choices made on validation; without the refit, a model that
+        scores histories exactly reads them as a history (its scores equal ``score_history`` of training +
+        validation), any other is refitted all the same."""
+        from movierec.models.base import RunContext
+        from movierec.runs import RunSpec, Session
+
+        split = contract_split()
+        spec = RunSpec("contract", fitted.name, dataclasses.asdict(fitted.config), refit=refit)
+        tested, how = Session(contract_dataset(), split).test_model(spec, fitted, split, RunContext())
+        seen = tested.seen_.tocsr()
+        assert np.asarray(seen[split.valid.user, split.valid.item]).ravel().all(), "a validation item is missing"
+        assert not np.asarray(seen[split.test.user, split.test.item]).ravel().any(), "a test item is in the input"
+        users = np.unique(split.test.user)[:40]
+        if not refit and fitted.scores_history_exactly():
+            assert how == "history"
+            expected = fitted.score_history(History.from_interactions(split.test_input(), users))
+            assert np.allclose(tested.score(users), expected, rtol=1e-5, atol=1e-5)
+        else:  # refitted with the choices made on validation held fixed
+            assert how in ("refit", "parts") and tested is not fitted
+            if how == "refit":
+                fixed = {**dataclasses.asdict(fitted.config), **fitted.chosen_settings()}
+                assert tested.config == dataclasses.replace(fitted.config, **fixed)
 
     def test_vae_cf_fold_in_users_are_evaluated_from_their_histories(self) -> None:
         from movierec.evaluation import evaluate_full

@@ -58,6 +58,23 @@ def test_save_load_round_trip(tmp_path) -> None:
     assert r.protocol == "loo" and r.n_items == 120
     assert (r.test.negatives == s.test.negatives).all()
     assert (r.train.item == s.train.item).all() and (r.valid.item == s.valid.item).all()
+    assert (r.valid.rating == s.valid.rating).all()
+
+
+def test_the_test_input_is_everything_before_the_test_item() -> None:
+    from movierec.data.history import History
+
+    inter = tiny()
+    inter.rating[:] = np.arange(10) / 2 + 0.5  # each row's own rating
+    s = leave_one_out(inter, seed=42)
+    test_input = s.test_input()
+    assert len(test_input) == len(s.train) + len(s.valid)  # training + validation, never the test item
+    pairs = set(zip(test_input.user.tolist(), test_input.item.tolist(), strict=True))
+    assert not pairs & set(zip(s.test.user.tolist(), s.test.item.tolist(), strict=True))
+    history = History.from_interactions(test_input, np.array([0, 1]))
+    assert history.item[history.row == 0].tolist() == [0, 1, 2, 3]  # time order, the validation item last
+    assert history.item[history.row == 1].tolist() == [5, 6]
+    assert history.rating[history.row == 0][-1] == 2.5  # the validation rating kept (row 4 of tiny())
 
 
 def test_ncf_export_import_round_trip(tmp_path, mls) -> None:

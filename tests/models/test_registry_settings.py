@@ -9,8 +9,8 @@ import sys
 import pytest
 
 from movierec.errors import MovieRecError
-from movierec.experiments import expand_runs
 from movierec.models import ENTRIES, REGISTRY, build_model, family_of, model_entry, validate_settings
+from movierec.runs import expand_runs
 
 
 def test_every_entry_loads_its_class_and_describes_every_setting() -> None:
@@ -92,7 +92,7 @@ _RUN = {"run": [{"name": "P", "model": "popularity"}]}
     ("experiment", {"study": {}, **_RUN}, r"unknown section 'study'"),
 ])
 def test_study_and_experiment_configs_are_checked_key_by_key(kind, config, message) -> None:
-    from movierec.experiments import validate_config
+    from movierec.runs import validate_config
 
     with pytest.raises(MovieRecError, match=message):
         validate_config(config, kind)
@@ -101,7 +101,8 @@ def test_study_and_experiment_configs_are_checked_key_by_key(kind, config, messa
 def test_the_shipped_configs_are_valid() -> None:
     from pathlib import Path
 
-    from movierec.experiments import load_config, validate_config
+    from movierec.experiments import load_config
+    from movierec.runs import validate_config
     from movierec.study import default_config
 
     validate_config(default_config(), "study")

@@ -86,7 +86,8 @@ def test_validation_ranks_all_items_by_default_or_the_sampled_candidates() -> No
 def test_the_paper_config_holds_the_paper_settings() -> None:
     from pathlib import Path
 
-    from movierec.experiments import expand_runs, load_config, validate_config
+    from movierec.experiments import load_config
+    from movierec.runs import expand_runs, validate_config
 
     config = load_config(Path(__file__).parents[2] / "configs" / "vae-paper.toml")
     validate_config(config, "experiment", "vae-paper.toml")

@@ -19,11 +19,11 @@ else:
 @pytest.fixture(scope="session")
 def served_runs(mls, tmp_path_factory) -> dict[str, Path]:
     """Run folders (bundle + split) of ItemKNN and a short GMF on ml-latest-small's leave-one-out split."""
-    from movierec.run_folders import train_run
+    from movierec.runs.folders import train_run
 
     root = tmp_path_factory.mktemp("served")
     runs = {"itemknn": root / "itemknn", "gmf": root / "gmf"}
-    _, split, _ = train_run("itemknn", mls, runs["itemknn"])
+    _, split = train_run("itemknn", mls, runs["itemknn"])
     train_run("gmf", mls, runs["gmf"], {"epochs": 3, "patience": 0}, split=split)
     return runs
 

@@ -129,7 +129,7 @@ def test_similar_by_model(served_runs) -> None:
 
 
 def test_similar_by_popularity_says_it_cannot(mls, tmp_path: Path) -> None:
-    from movierec.run_folders import train_run
+    from movierec.runs.folders import train_run
 
     train_run("popularity", mls, tmp_path / "pop")
     assert "popularity has no notion of similar movies" in fails("similar", "Toy Story", "--model",

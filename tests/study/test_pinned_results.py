@@ -13,7 +13,7 @@ import math
 from pathlib import Path
 
 PINNED = Path(__file__).with_name("pinned_quick_results.json")
-TIMING = ("fit_seconds", "eval_seconds", "samples_per_s")
+TIMING = ("fit_seconds", "refit_seconds", "eval_seconds", "samples_per_s")
 
 
 def _same(a: object, b: object) -> bool:

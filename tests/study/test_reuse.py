@@ -32,7 +32,8 @@ k = 20
 
 def test_edited_ratings_with_the_same_counts_retrain_everything(tmp_path, monkeypatch) -> None:
     import movierec.eda
-    from movierec.study import pipeline, run_study
+    from movierec.runs import REUSED, Session
+    from movierec.study import run_study
 
     folder = write_small(tmp_path / "syn", seed=5)
     (tmp_path / "study.toml").write_text(CONFIG)
@@ -42,17 +43,19 @@ def test_edited_ratings_with_the_same_counts_retrain_everything(tmp_path, monkey
 
     trained: list[str] = []
     eda_runs: list[int] = []
-    real_train, real_eda = pipeline.train_and_evaluate, movierec.eda.run_eda
+    real_train, real_eda = Session.execute, movierec.eda.run_eda
 
-    def spy_train(spec, *a, **k):
-        trained.append(spec.name)
-        return real_train(spec, *a, **k)
+    def spy_train(self, spec, *a, **k):
+        result = real_train(self, spec, *a, **k)
+        if result.note != REUSED:
+            trained.append(spec.name + (" (final)" if spec.final else ""))
+        return result
 
     def spy_eda(*a, **k):
         eda_runs.append(1)
         return real_eda(*a, **k)
 
-    monkeypatch.setattr(pipeline, "train_and_evaluate", spy_train)
+    monkeypatch.setattr(Session, "execute", spy_train)
     monkeypatch.setattr(movierec.eda, "run_eda", spy_eda)
 
     def rerun(dataset):
@@ -71,7 +74,9 @@ def test_edited_ratings_with_the_same_counts_retrain_everything(tmp_path, monkey
     new_trained, new_eda, new_ctx, new_steps, new_json = rerun(edited)
 
     assert same_trained == [] and same_eda == 0  # unchanged: everything reused
-    assert new_trained == ["Popularity", "ItemKNN"] and new_eda == 1  # edited: everything done again
+    # edited: everything done again, the final model of the best run too
+    assert new_trained[:2] == ["Popularity", "ItemKNN"] and new_eda == 1
+    assert len(new_trained) == 3 and new_trained[2].endswith(" (final)")
 
     # what was reused and why the rest was not: in the progress steps and in study.json
     assert first["reused"] == [] and first["retrained"] == {} and first["eda"] == "ran"

@@ -1,5 +1,5 @@
-"""Serving a study folder: its best saved model, the study's split (held-out movies never recommended) and the
-user segments behind GET /v1/users/{id}/segment."""
+"""Serving a study folder: its final models (an older study without them: its best saved model), held-out movies
+never recommended, and the user segments behind GET /v1/users/{id}/segment."""
 
 from __future__ import annotations
 
@@ -15,34 +15,47 @@ pytest.importorskip("fastapi")
 
 
 @pytest.fixture(scope="module")
-def study_with_models(quick_study, mls, tmp_path_factory) -> Path:
-    """A copy of the quick study (which saves no models) with ItemKNN and Popularity bundles in runs/."""
-    from movierec.experiments import _slug
-    from movierec.run_folders import train_run
-
+def study_with_models(quick_study, tmp_path_factory) -> Path:
+    """A copy of the quick study: it saves no run's model, and its best run's final model."""
     out, _, _ = quick_study
     copy = tmp_path_factory.mktemp("served-study") / "study"
     shutil.copytree(out, copy)
-    from movierec.data.splits import Split
-
-    split = Split.load(copy / "split")
-    for name, model in (("ItemKNN", "itemknn"), ("Popularity", "popularity")):
-        train_run(model, mls, copy / "runs" / _slug(name) / "model", split=split)
     return copy
 
 
-def test_a_study_folder_serves_its_best_saved_model(study_with_models: Path) -> None:
+def test_a_study_folder_serves_its_final_models(study_with_models: Path) -> None:
     from movierec.serving import Service
 
     rows = json.loads((study_with_models / "results.json").read_text())
-    ndcg = {r["model"]: r["NDCG@10 [full]"] for r in rows}
-    assert ndcg["ItemKNN"] > ndcg["Popularity"]  # so the best saved one is ItemKNN
+    best = max(rows, key=lambda r: r["NDCG@10 [full]"])
+    assert best["model"] == "ItemKNN"
     service = Service.open([study_with_models])
     assert list(service.models) == ["itemknn"]
     served = service.models["itemknn"]
-    assert served.study_dir == study_with_models
+    assert served.study_dir == study_with_models and served.path.parent.parent.name == "final"
     info = service.model_info()[0]
     assert info["segments"] and info["similar"]
+    assert info["test_metrics"]["full"]["NDCG@10"] == best["NDCG@10 [full]"]  # the figures of the run it is like
+
+
+def test_a_study_without_final_models_serves_its_best_saved_run(study_with_models: Path, mls, tmp_path) -> None:
+    """As studies written before 0.2 did: its best run's bundle in runs/."""
+    from movierec.data.splits import Split
+    from movierec.runs import slug as _slug
+    from movierec.runs.folders import train_run
+    from movierec.serving import Service
+
+    old = tmp_path / "study"
+    shutil.copytree(study_with_models, old)
+    shutil.rmtree(old / "final")
+    context = json.loads((old / "study.json").read_text())
+    context.pop("finals")
+    (old / "study.json").write_text(json.dumps(context))
+    split = Split.load(old / "split")
+    for name, model in (("ItemKNN", "itemknn"), ("Popularity", "popularity")):
+        train_run(model, mls, old / "runs" / _slug(name) / "model", split=split)
+    service = Service.open([old])
+    assert list(service.models) == ["itemknn"] and service.models["itemknn"].path.parent.name == "ItemKNN"
 
 
 def test_held_out_movies_of_the_study_split_are_never_recommended(study_with_models: Path) -> None:

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from movierec.evaluation import evaluate
-from movierec.experiments import _slug
+from movierec.runs import slug as _slug
 
 from .conftest import QUICK, REPO
 
@@ -78,13 +78,20 @@ def test_report_numbers_come_from_the_run(quick_study, mls) -> None:
 
 
 def test_popularity_row_matches_an_independent_evaluation(quick_study, mls) -> None:
+    """The quick study refits every model on training + validation before the test (the default): Popularity
+    counted over both parts, evaluated by hand on the test items."""
+    from movierec.data.dataset import Interactions
     from movierec.data.splits import leave_one_out
     from movierec.models.popularity import Popularity
 
     out, _, _ = quick_study
     row = next(r for r in json.loads((out / "results.json").read_text()) if r["model"] == "Popularity")
+    assert row["test_input"] == "refit"
     split = leave_one_out(mls.interactions, seed=42)
-    model = Popularity().fit(split.train, mls.catalog, split.valid)
+    t, v = split.train, split.valid
+    before_test = Interactions(np.concatenate([t.user, v.user]), np.concatenate([t.item, v.item]),
+                               np.ones(len(t) + len(v)), np.zeros(len(t) + len(v)), t.n_users, t.n_items)
+    model = Popularity().fit(before_test)
     for protocol in ("sampled-100", "full"):
         metrics = evaluate(model, split, protocol, "test", (10,)).metrics
         assert row[f"NDCG@10 [{protocol}]"] == pytest.approx(metrics["NDCG@10"], abs=1e-12)
@@ -122,21 +129,24 @@ def test_restart_reuses_finished_work(quick_study, mls, monkeypatch, tmp_path) -
     import shutil
 
     from movierec.experiments import load_config
-    from movierec.study import pipeline, run_study
+    from movierec.runs import REUSED, Session
+    from movierec.study import run_study
 
     out, _, _ = quick_study
     copy = tmp_path / "study"
     shutil.copytree(out, copy)
     redo = "GMF"
-    (copy / "runs" / _slug(redo) / "result.json").unlink()  # as if interrupted while training GMF
+    shutil.rmtree(copy / "runs" / _slug(redo))  # as if interrupted while training GMF
     trained: list[str] = []
-    real = pipeline.train_and_evaluate
+    real = Session.execute
 
-    def spy(spec, *args, **kwargs):
-        trained.append(spec.name)
-        return real(spec, *args, **kwargs)
+    def spy(self, spec, *args, **kwargs):
+        result = real(self, spec, *args, **kwargs)
+        if result.note != REUSED:
+            trained.append(spec.name)
+        return result
 
-    monkeypatch.setattr(pipeline, "train_and_evaluate", spy)
+    monkeypatch.setattr(Session, "execute", spy)
     monkeypatch.setattr("movierec.eda.run_eda", lambda *a, **k: pytest.fail("the EDA ran again"))
     run_study(mls, copy, load_config(QUICK))
     assert trained == [redo]
@@ -175,7 +185,25 @@ def test_hybrid_reuses_the_study_runs_of_its_parts(quick_study) -> None:
     out, _, _ = quick_study
     hybrid = next(r for r in json.loads((out / "results.json").read_text()) if r["family"] == "hybrid")
     assert hybrid["reused_parts"] == ["GMF"]  # [defaults] reached its part; its content part has other settings
-    assert "tuned_weight" in hybrid
+    assert "tuned_weight" in hybrid and hybrid["test_input"] == "refit"  # the quick study refits (the default)
+
+
+def test_the_study_ends_with_final_models_that_serve(quick_study, mls) -> None:
+    from movierec.artifacts import load_bundle
+    from movierec.serving.served import study_bundles
+
+    out, ctx, _ = quick_study
+    results = json.loads((out / "results.json").read_text())
+    best = max(results, key=lambda r: r["NDCG@10 [full]"])["model"]
+    assert [f["name"] for f in ctx["finals"]] == [best]  # the quick study names no [study] serve
+    (bundle,) = study_bundles(out)
+    assert bundle == out / "final" / _slug(best) / "model"
+    final = load_bundle(bundle)
+    assert final.config["dataset"]["final"] is True
+    assert final.model.seen_.nnz == len(mls.interactions)  # every rating, nothing held out
+    stored = json.loads((out / "runs" / _slug(best) / "result.json").read_text())
+    assert final.config["config"] == {**final.config["config"], **stored["settings"], **stored["choices"]}
+    assert "Served by <code>movierec serve</code>" in (out / "report.html").read_text()
 
 
 def test_study_config_errors_are_one_line(mls, tmp_path) -> None:

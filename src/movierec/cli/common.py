@@ -41,7 +41,7 @@ def dataset_arg(positional: str | None, option: str | None, command: str) -> str
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
 
-def _print_json(obj: object) -> None:
+def print_json(obj: object) -> None:
     sys.stdout.write(json.dumps(obj, indent=2, default=_json_default) + "\n")
 
 
@@ -53,14 +53,14 @@ def _json_default(o: object) -> object:
     raise TypeError(type(o).__name__)
 
 
-def _kv_table(title: str, items: dict) -> Table:
+def kv_table(title: str, items: dict) -> Table:
     t = Table(title=title, show_header=False)
     for k, v in items.items():
         t.add_row(escape(str(k)), f"{v:.4f}" if isinstance(v, float) else escape(str(v)))
     return t
 
 
-def _step_printer():
+def step_printer():
     """A progress callback that prints each step with the time since the command started (stderr)."""
     import time
 
@@ -74,7 +74,7 @@ def _step_printer():
     return step
 
 
-def _print_comparison(rows: list[dict], columns: list[str] | None = None) -> None:
+def print_comparison(rows: list[dict], columns: list[str] | None = None) -> None:
     """A rich table on a terminal (``columns``, default the headline set); the markdown table of the headline
     metrics when the output goes to a file or a pipe."""
     if console.is_terminal:

@@ -9,7 +9,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from movierec.cli.common import DataOpt, JsonOpt, OldDataArg, _kv_table, _print_json, console, dataset_arg
+from movierec.cli.common import DataOpt, JsonOpt, OldDataArg, console, dataset_arg, kv_table, print_json
 from movierec.errors import MovieRecError
 
 
@@ -22,7 +22,7 @@ def data_list(as_json: JsonOpt = False) -> None:
 
     rows = list_releases()
     if as_json:
-        _print_json(rows)
+        print_json(rows)
         return
     t = Table("name", "description", "size", "status")
     t.add_column("local copy", overflow="fold")
@@ -115,9 +115,9 @@ def data_info(name_or_path: OldDataArg = None, data: DataOpt = None, as_json: Js
     name_or_path = dataset_arg(name_or_path, data, "data info")
     info = load_dataset(name_or_path).info()
     if as_json:
-        _print_json(info)
+        print_json(info)
     else:
-        console.print(_kv_table(name_or_path, info))
+        console.print(kv_table(name_or_path, info))
 
 
 def data_synth(
@@ -177,9 +177,9 @@ def split_cmd(
     split.save(out / "split")
     summary = {**split.summary(), "files": [str(f) for f in files]}
     if as_json:
-        _print_json(summary)
+        print_json(summary)
     else:
-        console.print(_kv_table(f"{ds.name} · {protocol} split", {k: v for k, v in summary.items() if k != "files"}))
+        console.print(kv_table(f"{ds.name} · {protocol} split", {k: v for k, v in summary.items() if k != "files"}))
         for f in files:
             console.print(f"  {f}")
 
@@ -197,7 +197,7 @@ def cache_list(as_json: JsonOpt = False) -> None:
 
     entries = cache_entries()
     if as_json:
-        _print_json({"path": str(cache_dir()), "entries": entries})
+        print_json({"path": str(cache_dir()), "entries": entries})
         return
     total = sum(e["size_bytes"] for e in entries)
     t = Table("kind", "name", "status", "size", "last used", title=f"cache {cache_dir()} · {_mb(total)}",
@@ -229,7 +229,7 @@ def cache_clear(
     removed = clear_entries(older_than, everything)
     freed = sum(e["size_bytes"] for e in removed)
     if as_json:
-        _print_json({"removed": removed, "freed_bytes": freed})
+        print_json({"removed": removed, "freed_bytes": freed})
         return
     for e in removed:
         console.print(f"removed {e['kind']} {escape(e['name'])} ({escape(e['status'])}, {_mb(e['size_bytes'])})")

@@ -14,7 +14,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from movierec import __version__
-from movierec.cli.common import JsonOpt, _print_json, console
+from movierec.cli.common import JsonOpt, console, print_json
 
 CORE = ("numpy", "pandas", "pyarrow", "scipy", "torch", "safetensors", "typer", "rich", "platformdirs", "pydantic")
 #: each extra of pyproject.toml and the import names that tell it is installed
@@ -85,7 +85,7 @@ def doctor_cmd(as_json: JsonOpt = False) -> None:
     """
     info = collect()
     if as_json:
-        _print_json(info)
+        print_json(info)
         return
     t = Table(show_header=False, title=f"movierec {info['movierec']} · Python {info['python']}", title_justify="left")
     t.add_column(style="bold")

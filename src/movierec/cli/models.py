@@ -8,7 +8,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from movierec.cli.common import JsonOpt, _print_json, console
+from movierec.cli.common import JsonOpt, console, print_json
 
 
 def models_cmd(
@@ -23,7 +23,7 @@ def models_cmd(
 
     entries = [model_entry(name)] if name else list(ENTRIES)
     if as_json:
-        _print_json([e.to_json() for e in entries] if name is None else entries[0].to_json())
+        print_json([e.to_json() for e in entries] if name is None else entries[0].to_json())
         return
     if name is None:
         t = Table("model", "family", "summary", title="models (`movierec models NAME` for settings)")

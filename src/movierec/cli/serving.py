@@ -10,11 +10,11 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from movierec.cli.common import JsonOpt, _print_json, console
+from movierec.cli.common import JsonOpt, console, print_json
 from movierec.errors import MovieRecError
 
 RunArg = Annotated[Path, typer.Argument(help="A run folder (movierec train), a model bundle, or a study folder "
-                                             "(its best model).", show_default=False)]
+                                             "(its best final model).", show_default=False)]
 
 
 def recommend_cmd(
@@ -55,7 +55,7 @@ def recommend_cmd(
         return
     if out is not None:
         raise MovieRecError("--out goes with --users (a table for many users)")
-    from movierec.run_folders import check_cutoffs
+    from movierec.runs.folders import check_cutoffs
     from movierec.serving import Service
 
     service = Service.open([run_dir], cache_users=0, warm=False, max_k=None)
@@ -78,7 +78,7 @@ def recommend_cmd(
              "score": r["score"], "reason": r["reason"]} for r in result["recommendations"]]
     if as_json:
         head = {"user": shown} if user is not None else {"ratings": [{"movieId": m, "rating": v} for m, v in ratings]}
-        _print_json({**head, "model": served.model_name, "recommendations": rows})
+        print_json({**head, "model": served.model_name, "recommendations": rows})
         return
     t = Table("rank", "movieId", "title", "score", "why", title=escape(title))
     for r in rows:
@@ -108,7 +108,7 @@ def _recommend_many(run_dir: Path, users: str, out: Path | None, force: bool, k:
     import time
 
     from movierec.fsutil import atomic_write_bytes, atomic_write_parquet
-    from movierec.run_folders import check_cutoffs
+    from movierec.runs.folders import check_cutoffs
     from movierec.serving import ServedModel
     from movierec.serving.batch import read_user_values, recommend_users_table, user_ids_of_values
 
@@ -136,7 +136,7 @@ def _recommend_many(run_dir: Path, users: str, out: Path | None, force: bool, k:
         atomic_write_bytes(out, table.to_csv(index=False).encode())
     n_users = int(table["user"].nunique())
     if as_json:
-        _print_json({"model": served.model_name, "users": n_users, "rows": len(table), "k": k, "out": str(out),
+        print_json({"model": served.model_name, "users": n_users, "rows": len(table), "k": k, "out": str(out),
                      "seconds": round(seconds, 3)})
         return
     console.print(f"{served.model_name}: top {k} for {n_users:,} users in {seconds:.2f} s → {out} "
@@ -144,8 +144,9 @@ def _recommend_many(run_dir: Path, users: str, out: Path | None, force: bool, k:
 
 
 def serve_cmd(
-    runs: Annotated[list[Path], typer.Argument(help="Run folders, model bundles or study folders to serve "
-                                                    "(each study: its best model).", show_default=False)],
+    runs: Annotated[list[Path], typer.Argument(
+        help="Run folders, model bundles or study folders to serve (each study: its final models, fitted on every "
+        "rating).", show_default=False)],
     host: Annotated[str, typer.Option("--host", help="Address to bind; 0.0.0.0 exposes it to the network.")]
     = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="Port.")] = 8000,

@@ -9,7 +9,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from movierec.cli.common import JsonOpt, _print_json, console
+from movierec.cli.common import JsonOpt, console, print_json
 from movierec.errors import MovieRecError
 
 
@@ -56,7 +56,7 @@ def similar_cmd(
     df = SimilarityIndex.build(source, features).query(query, measure, k, min_ratings)
     q = df.attrs["query"]
     if as_json:
-        _print_json({"query": q, "measure": measure, "features": features, "min_ratings": df.attrs["min_ratings"],
+        print_json({"query": q, "measure": measure, "features": features, "min_ratings": df.attrs["min_ratings"],
                      "note": note or None, "results": df.to_dict(orient="records")})
         return
     label = f"{features} ({note})" if note else features
@@ -81,7 +81,7 @@ def _similar_by_model(query: str, run: Path, k: int, as_json: bool) -> None:
              "score": r["score"]} for r in result["results"]]
     q = result["movie"]
     if as_json:
-        _print_json({"query": {"movieId": q["movie_id"], "title": q["title"], "genres": "|".join(q["genres"])},
+        print_json({"query": {"movieId": q["movie_id"], "title": q["title"], "genres": "|".join(q["genres"])},
                      "model": served.model_name, "run": str(run), "results": rows})
         return
     t = Table("rank", "movieId", "title", "genres", "score",

@@ -20,13 +20,13 @@ from movierec.cli.common import (
     JsonOpt,
     OldDataArg,
     Reporter,
-    _print_comparison,
-    _print_json,
-    _step_printer,
     configured_epochs,
     console,
     dataset_arg,
     epoch_text,
+    print_comparison,
+    print_json,
+    step_printer,
 )
 from movierec.errors import MovieRecError
 from movierec.fsutil import claim_output, mark_output
@@ -43,7 +43,8 @@ def experiment_cmd(
     Examples: movierec experiment configs/content-hybrid.toml --data ml-latest-small --out out/content-hybrid;
     movierec experiment configs/ncf-paper.toml --data ncf-ml-1m --out out/ncf-paper
     """
-    from movierec.experiments import REUSED, RunSpec, expand_runs, load_config, run_experiment, validate_config
+    from movierec.experiments import REUSED, load_config, run_experiment
+    from movierec.runs import RunSpec, expand_runs, validate_config
 
     cfg = load_config(config)
     validate_config(cfg, "experiment", str(config))  # before any data is loaded
@@ -86,9 +87,9 @@ def experiment_cmd(
                           on_run_start=run_start, on_epoch_end=epoch_end)
     rep.line(f"done in {time.perf_counter() - t_all:.1f} s: {len(done)} runs -> {out / 'results.md'}")
     if as_json:
-        _print_json({"config": str(config), "rows": rows})
+        print_json({"config": str(config), "rows": rows})
     else:
-        _print_comparison(rows)
+        print_comparison(rows)
         console.print(f"results: {out / 'results.md'}", markup=False)
 
 
@@ -115,9 +116,9 @@ def eda_cmd(
     claim_output(out, "eda", create=False)
     ds = load_dataset(name_or_path)
     mark_output(out, "eda")
-    report = run_eda(ds, out, sample=sample, progress=None if as_json else _step_printer())
+    report = run_eda(ds, out, sample=sample, progress=None if as_json else step_printer())
     if as_json:
-        _print_json(report.summary)
+        print_json(report.summary)
         return
     for line in summary_lines(report):
         typer.echo(line)
@@ -155,7 +156,7 @@ def segments_cmd(
         mark_output(out, "segments")
         write_segments(out, ds.users.ids, seg)
     if as_json:
-        _print_json({"k": seg.k, "silhouette": seg.silhouette,
+        print_json({"k": seg.k, "silhouette": seg.silhouette,
                      "profiles": seg.profiles.reset_index().to_dict("records")})
         return
     t = Table("segment", "users", "ratings/user", "mean rating", "top genres", "favourites",
@@ -183,7 +184,7 @@ def study_cmd(
     my-study.toml, then movierec study --data ml-latest-small --out out/mine --config my-study.toml
     """
     from movierec.data import load_dataset
-    from movierec.experiments import validate_config
+    from movierec.runs import validate_config
     from movierec.study import resolve_config, run_study
 
     if print_config:
@@ -198,7 +199,7 @@ def study_cmd(
     ds = load_dataset(data)
     mark_output(out, "study")
     if as_json or not sys.stderr.isatty():
-        ctx = run_study(ds, out, cfg, progress=None if as_json else _step_printer())
+        ctx = run_study(ds, out, cfg, progress=None if as_json else step_printer())
     else:  # one live display: the study's bar, with each neural model's epoch bar under it
         from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
@@ -212,9 +213,9 @@ def study_cmd(
                             train_progress=bar)
     rows = json.loads((out / "results.json").read_text())
     if as_json:
-        _print_json({"report": str(out / "report.html"), "seconds": ctx["seconds"], "rows": rows})
+        print_json({"report": str(out / "report.html"), "seconds": ctx["seconds"], "rows": rows})
         return
-    _print_comparison(rows, COMPACT)
+    print_comparison(rows, COMPACT)
     console.print(f"report: {out / 'report.html'} ({ctx['seconds']:.0f} s)", markup=False)
 
 

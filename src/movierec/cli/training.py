@@ -14,11 +14,11 @@ from movierec.cli.common import (
     DataArg,
     JsonOpt,
     Reporter,
-    _kv_table,
-    _print_comparison,
-    _print_json,
     configured_epochs,
     console,
+    kv_table,
+    print_comparison,
+    print_json,
 )
 from movierec.errors import MovieRecError
 from movierec.models.registry import ENTRIES
@@ -37,6 +37,16 @@ def train_cmd(
         "--config", help="Settings from a TOML file: its [[run]] of MODEL (tune's best.toml, an experiment or "
         "study config) or its top-level keys; --set wins.")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the split.")] = 42,
+    final: Annotated[bool, typer.Option(
+        "--final", help="Train on every interaction, nothing held out: a model to serve (settings from --like, "
+        "--config or --set).")] = False,
+    like: Annotated[Path | None, typer.Option(
+        "--like", help="With --final: the settings and validation choices (best epoch, λ, blend weights) an "
+        "earlier run recorded (a run folder, or a study's runs/NAME).", show_default=False)] = None,
+    refit: Annotated[bool | None, typer.Option(
+        "--refit/--no-refit", help="Refit the model on training + validation before the test, its validation "
+        "choices kept (the default); --no-refit: a model that scores histories exactly reads them as a history "
+        "instead (models with per-user parameters are refitted either way).", show_default=False)] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run from OUT.ckpt/.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Replace the run folder at --out if there is one.")] = False,
     device: Annotated[str, typer.Option("--device", help="auto (CUDA when available), cpu, cuda, cuda:1, ...")]
@@ -49,13 +59,19 @@ def train_cmd(
 ) -> None:
     from movierec.data import load_dataset
     from movierec.fsutil import claim_output
-    from movierec.run_folders import check_device, parse_overrides
+    from movierec.runs.folders import check_device, like_settings, parse_overrides
     from movierec.training import distributed
 
     check_device(device)
     if nproc is not None:
         distributed.check_nproc(nproc, device)
-    overrides = parse_overrides(model, settings or [], config)
+    if like is not None and not final:
+        raise MovieRecError("--like goes with --final (a final model trained like an evaluated run)")
+    if final and refit is not None:
+        raise MovieRecError(f"--{'' if refit else 'no-'}refit and --final: a final model is trained on every "
+                            "interaction, nothing is held out to test")
+    refit = True if refit is None else refit
+    overrides = parse_overrides(model, settings or [], config, like_settings(like, model) if like else None)
     claim_output(out, "run", force=force or resume)
     if nproc is not None and nproc > 1:
         load_dataset(data)  # bad data is told once, here, and the processes read the parsed cache
@@ -64,14 +80,15 @@ def train_cmd(
     rank, world = 0, 1
     if distributed.launched():
         rank, world, device = distributed.setup(device)
-    _train(model, data, out, overrides, seed, resume, device, as_json, rank, world)
+    _train(model, data, out, overrides, seed, resume, device, as_json, rank, world, final, refit, like)
     distributed.teardown()  # not on an error: torchrun stops the other ranks when one fails
 
 
 def _train(model: str, data: str, out: Path, overrides: dict, seed: int, resume: bool, device: str,
-           as_json: bool, rank: int, world: int) -> None:
+           as_json: bool, rank: int, world: int, final: bool = False, refit: bool = False,
+           like: Path | None = None) -> None:
     from movierec.data import load_dataset
-    from movierec.run_folders import train_run
+    from movierec.runs.folders import train_run
 
     rep = Reporter(f"train {model}" + (f" (rank {rank} of {world})" if world > 1 else ""))
     if rank != 0:
@@ -80,40 +97,63 @@ def _train(model: str, data: str, out: Path, overrides: dict, seed: int, resume:
 
     def fit_start(split: Split) -> None:
         s = split.summary()
+        if final:
+            rep.line(f"fitting a final model on every interaction of {ds.name} ({s['users']:,} users, "
+                     f"{s['items']:,} items, {s['train']:,} interactions; nothing held out)"
+                     + (f", settings and choices like {like}" if like else "") + (" resuming" if resume else ""))
+            return
         rep.line(f"fitting on {ds.name} ({s['users']:,} users, {s['items']:,} items; {s['protocol']} split "
                  f"seed {s['seed']}: {s['train']:,} train, {s['valid']:,} valid, {s['test']:,} test)"
                  + (" resuming" if resume else ""))
 
     t0 = time.perf_counter()
-    _, split, info = train_run(model, ds, out, overrides, seed=seed, resume=resume,
-                               progress=not as_json and not rep.plain and rank == 0, device=device,
-                               on_fit_start=fit_start,
-                               on_epoch_end=rep.epoch_printer(configured_epochs(model, overrides)),
-                               rank=rank, world_size=world)
+    result, split = train_run(model, ds, out, overrides, seed=seed, resume=resume,
+                              progress=not as_json and not rep.plain and rank == 0, device=device,
+                              on_fit_start=fit_start,
+                              on_epoch_end=rep.epoch_printer(configured_epochs(model, overrides)),
+                              rank=rank, world_size=world, refit=refit, final=final)
     if rank != 0:
         return
-    done = f"done in {time.perf_counter() - t0:.1f} s (fit {info['fit_seconds']:.1f} s"
-    if info.get("epochs_run"):
-        done += f", {info['epochs_run']} epochs, best epoch {info['best_epoch']}"
-    if "NDCG@10" in info.get("valid", {}).get("metrics", {}):
-        done += f", valid NDCG@10 {info['valid']['metrics']['NDCG@10']:.4f}"
+    row = result.row
+    valid = row.get("NDCG@10 [sampled-100, valid]")
+    done = f"done in {time.perf_counter() - t0:.1f} s (fit {row['fit_seconds']:.1f} s"
+    if row.get("epochs_run"):
+        done += f", {row['epochs_run']} epochs, best epoch {row['best_epoch']}"
+    if row.get("refit_seconds") is not None:
+        done += f", refit on train + valid {row['refit_seconds']:.1f} s"
+    if valid is not None:
+        done += f", valid NDCG@10 {valid:.4f}"
     rep.line(f"{done}) -> {out}")
-    result = {"model": model, "run": str(out), "split": split.summary(), **info,
-              **({"processes": world} if world > 1 else {})}
+    info = {"model": model, "run": str(out), "split": split.summary(), "final": final, **row,
+            "choices": result.choices, **({"processes": world} if world > 1 else {})}
+    if result.valid is not None:
+        info["valid"] = result.valid.to_json()
+    if result.results:
+        info["test"] = {p: r.to_json() for p, r in result.results.items()}
     if as_json:
-        _print_json(result)
+        print_json(info)
         return
-    console.print(f"trained {model} on {ds.name} in {info['fit_seconds']:.2f} s → {out}", markup=False)
-    if "valid" in info:
-        console.print(_kv_table("validation (sampled-100)", info["valid"]["metrics"]))
+    what = "a final model of" if final else ""
+    console.print(f"trained {what} {model} on {ds.name} in {row['fit_seconds']:.2f} s → {out}".replace("  ", " "),
+                  markup=False)
+    if result.valid is not None:
+        console.print(kv_table("validation (sampled-100)", result.valid.metrics))
+    if result.results:
+        test = {f"{k} [{p}]": v for p, r in result.results.items() for k, v in r.metrics.items() if k.endswith("@10")}
+        console.print(kv_table(escape(f"test @10 (input: training + validation, {row.get('test_input')})"),
+                                test))
 
 
 train_cmd.__doc__ = "Train MODEL on the leave-one-out split of --data.\n\nModels by family: " + "; ".join(
     f"{family}: {', '.join(e.name for e in ENTRIES if e.family == family)}"
     for family in dict.fromkeys(e.family for e in ENTRIES)) + (
-    ". `movierec models MODEL` lists a model's settings.\n\nExamples: movierec train itemknn --data ml-latest-small "
-    "--out runs/knn --set k=50; movierec train ials --data ml-latest-small --out runs/ials --config "
-    "tuned/ials/best.toml; movierec train neumf --data ml-latest-small --out runs/neumf --resume")
+    ". `movierec models MODEL` lists a model's settings.\n\nThe run makes its choices on the validation part, "
+    "then is tested from each user's training and validation interactions (refitted on them with its choices "
+    "kept; --no-refit reads them as a history where the model allows); --final trains on everything instead, "
+    "to serve.\n\nExamples: movierec "
+    "train itemknn --data ml-latest-small --out runs/knn --set k=50; movierec train ials --data ml-latest-small "
+    "--out runs/ials --config tuned/ials/best.toml; movierec train neumf --data ml-latest-small --out runs/neumf "
+    "--resume; movierec train neumf --data ml-latest-small --out runs/neumf-final --final --like runs/neumf")
 
 
 def evaluate_cmd(
@@ -122,21 +162,22 @@ def evaluate_cmd(
     k: Annotated[list[int] | None, typer.Option("-k", help="Cutoffs (repeatable).")] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Evaluate a run on its test items under a protocol.
+    """Evaluate a run on its test items under a protocol (each user read from their training and validation
+    interactions; a final model is refused: nothing was held out).
 
     Examples: movierec evaluate runs/knn; movierec evaluate runs/knn --protocol sampled-100 -k 5 -k 10 --json
     """
     from movierec.evaluation import DEFAULT_KS
-    from movierec.run_folders import evaluate_run
+    from movierec.runs.folders import evaluate_run
 
     ks = tuple(sorted(set(k))) if k else DEFAULT_KS
     if min(ks) < 1:
         raise MovieRecError("-k must be at least 1")
     res = evaluate_run(run_dir, protocol, ks)
     if as_json:
-        _print_json({**res.to_json(), "run": str(run_dir)})
+        print_json({**res.to_json(), "run": str(run_dir)})
     else:
-        console.print(_kv_table(escape(f"{run_dir} · test · protocol {res.protocol} · {len(res.users)} users"),
+        console.print(kv_table(escape(f"{run_dir} · test · protocol {res.protocol} · {len(res.users)} users"),
                                 res.metrics))
 
 
@@ -155,7 +196,7 @@ def compare_cmd(
     from movierec.data import load_dataset
     from movierec.fsutil import claim_output, mark_output
     from movierec.models import model_entry
-    from movierec.run_folders import compare
+    from movierec.runs.folders import compare
 
     names = [m.strip() for m in models.split(",") if m.strip()]
     if not names:
@@ -188,8 +229,8 @@ def compare_cmd(
         mark_output(out, "compare")
         write_comparison(rows, out)
     if as_json:
-        _print_json({"dataset": ds.info(), "split": "loo (seed 42)", "rows": rows})
+        print_json({"dataset": ds.info(), "split": "loo (seed 42)", "rows": rows})
         return
     console.print(f"[bold]{escape(ds.name)}[/bold]: {ds.info()['ratings']:,} ratings, {ds.n_users:,} users, "
                   f"{ds.n_items:,} items · leave-one-out split, seed 42")
-    _print_comparison(rows)
+    print_comparison(rows)

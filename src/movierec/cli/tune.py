@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.console import Console
 
-from movierec.cli.common import DataArg, JsonOpt, Reporter, _kv_table, _print_json, console
+from movierec.cli.common import DataArg, JsonOpt, Reporter, console, kv_table, print_json
 from movierec.errors import MovieRecError
 
 if TYPE_CHECKING:
@@ -79,7 +79,7 @@ def tune_cmd(
     from movierec.data.splits import make_split
     from movierec.fsutil import claim_output, mark_output, output_kind
     from movierec.models import model_entry
-    from movierec.run_folders import check_device, parse_overrides
+    from movierec.runs.folders import check_device, parse_overrides
     from movierec.tuning import METRICS, OUTPUT_FILES, SPACES, resolve_space, tune, write_outputs
     from movierec.tuning.search import check_split, require_optuna
     from movierec.tuning.spaces import model_settings
@@ -134,7 +134,7 @@ def tune_cmd(
         + "; ".join(p.describe() for p in params) + (f"; fixed {fixed}" if fixed else "") + f" -> {out}")
 
     t0 = time.perf_counter()
-    result = tune(name, sp, ds.catalog, params, fixed, trials=trials, timeout=timeout, seed=seed, metric=metric,
+    result = tune(name, ds, sp, params, fixed, trials=trials, timeout=timeout, seed=seed, metric=metric,
                   device=device, on_trial=lambda row, res: say(_trial_line(row, res, trials)))
     dataset_info = {"name": ds.name, "argument": data, "source": str(ds.source),
                     "fingerprint": ds.fingerprint(), "users": ds.n_users, "items": ds.n_items}
@@ -154,10 +154,10 @@ def tune_cmd(
         raise MovieRecError(f"tune {name}: no trial finished ({result.count('FAIL')} failed, "
                             f"{result.count('PRUNED')} pruned); see {out / 'trials.csv'}")
     if as_json:
-        _print_json({**info, "out": str(out)})
+        print_json({**info, "out": str(out)})
         return
     console.print(f"{name}: best of {len(result.trials)} trials is #{best.number}, NDCG@10 {best.value:.4f} "
                   f"[{metric}, validation part]", markup=False)
-    console.print(_kv_table("best settings", result.best_settings))
+    console.print(kv_table("best settings", result.best_settings))
     console.print(f"best settings: {out / 'best.toml'}; all trials: {out / 'trials.csv'}, {out / 'optuna.html'}",
                   markup=False)

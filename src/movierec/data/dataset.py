@@ -343,6 +343,19 @@ class Dataset:
             self._fingerprint = h.hexdigest()
         return self._fingerprint
 
+    def genre_features(self) -> np.ndarray | None:
+        """Genre multi-hot float32 [n_items, n_genres] in item-index order (intra-list diversity), or None when
+        the data has no catalogue or no genres."""
+        if self.catalog is None:
+            return None
+        feats, names = self.catalog.genre_matrix(self.items.ids)
+        return feats if names else None
+
+    def rating_scale(self) -> list[float]:
+        """[lowest, highest] rating of the data (what a new person may give, when served)."""
+        r = self.interactions.rating
+        return [float(r.min()), float(r.max())] if len(r) else [1.0, 1.0]
+
     def info(self) -> dict:
         n = len(self.interactions)
         density = n / max(self.n_users * self.n_items, 1)

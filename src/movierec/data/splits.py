@@ -44,6 +44,7 @@ class HeldOut:
     negatives: np.ndarray | None = None
     fold_in: Interactions | None = None
     timestamp: np.ndarray | None = None  # int64 [n] where known
+    rating: np.ndarray | None = None  # float32 [n] where known (splits saved by older versions have none)
 
     def __len__(self) -> int:
         return len(self.user)
@@ -84,6 +85,16 @@ class Split:
             return self.valid
         raise ValueError(f"unknown split part {which!r} (expected 'valid' or 'test')")
 
+    def test_input(self) -> Interactions:
+        """What a model reads of each user when it ranks the test part: everything the user did before the test
+        item. Under leave-one-out that is the training part plus the validation interaction (the user's second
+        latest, which came before the test item), in one :class:`Interactions` whose per-user time order puts
+        the validation interaction last. A split with no validation part (cold-items) or whose held-out users
+        are read from their fold-in part (vae-cf) gives its training part."""
+        if self.valid is None or self.valid.fold_in is not None:
+            return self.train
+        return _concat(self.train, self.valid, _fill_rating(self.train))
+
     def summary(self) -> dict:
         return {
             "protocol": self.protocol,
@@ -115,6 +126,8 @@ class Split:
                 arrays[f"{name}.negatives"] = part.negatives
             if part.timestamp is not None:
                 arrays[f"{name}.timestamp"] = part.timestamp
+            if part.rating is not None:
+                arrays[f"{name}.rating"] = part.rating
             if part.fold_in is not None:  # vae-cf: what the held-out users did, shown to models at prediction
                 for col in ("user", "item", "rating", "timestamp"):
                     arrays[f"{name}.fold_in.{col}"] = getattr(part.fold_in, col)
@@ -156,7 +169,8 @@ class Split:
                         fold_in = Interactions(*(a[f"{name}.fold_in.{c}"] for c in ("user", "item", "rating",
                                                                                       "timestamp")), nu, ni)
                     parts[name] = HeldOut(a[f"{name}.user"], a[f"{name}.item"], a.get(f"{name}.negatives"),
-                                          fold_in, timestamp=a.get(f"{name}.timestamp"))
+                                          fold_in, timestamp=a.get(f"{name}.timestamp"),
+                                          rating=a.get(f"{name}.rating"))
             split = cls(header["protocol"], train, parts.get("valid"), parts["test"], header["seed"],
                         header.get("meta", {}), a.get("candidates"))
         except (KeyError, TypeError, ValueError, AttributeError) as e:
@@ -211,9 +225,10 @@ def leave_one_out(
     if validation:
         vneg = sample_negatives(eval_users, n_negatives, keys, inter.n_items, rng) if n_negatives else None
         valid = HeldOut(eval_users.astype(np.int32), inter.item[valid_rows], vneg,
-                        timestamp=inter.timestamp[valid_rows])
+                        timestamp=inter.timestamp[valid_rows], rating=inter.rating[valid_rows])
     tneg = sample_negatives(eval_users, n_negatives, keys, inter.n_items, rng) if n_negatives else None
-    test = HeldOut(eval_users.astype(np.int32), inter.item[test_rows], tneg, timestamp=inter.timestamp[test_rows])
+    test = HeldOut(eval_users.astype(np.int32), inter.item[test_rows], tneg, timestamp=inter.timestamp[test_rows],
+                   rating=inter.rating[test_rows])
     return Split("loo", inter.subset(~held), valid, test, seed,
                  {"evaluated_users": len(eval_users), "negatives": n_negatives})
 
@@ -279,7 +294,7 @@ def cold_items(inter: Interactions, fraction: float = 0.1, seed: int = DEFAULT_S
     held = is_cold[inter.item]
     test = inter.subset(held)
     order = np.lexsort((test.item, test.user))
-    part = HeldOut(test.user[order], test.item[order], timestamp=test.timestamp[order])
+    part = HeldOut(test.user[order], test.item[order], timestamp=test.timestamp[order], rating=test.rating[order])
     return Split("cold-items", inter.subset(~held), None, part, seed,
                  {"cold_items": len(cold), "fraction": fraction}, cold.astype(np.int32))
 
@@ -316,23 +331,39 @@ def _write_text(path: Path, text: str) -> None:
 
 def with_valid_in_train(split: Split) -> Split:
     """The same split with its validation interactions moved into training: each user trains on everything
-    but the test item (how the peer libraries in ../shared/reference/peers.md were measured). The test part
-    and its negatives are unchanged; the returned split has no validation part. Held-out parts carry no
-    ratings, so the moved interactions get the training maximum: fine for models of binary data, not for
-    rating-weighted ones (content's profile and mean-rating prior)."""
-    if split.valid is None:
+    but the test item (a refit before the test; how the peer libraries in ../shared/reference/peers.md were
+    measured). The test part and its negatives are unchanged; the returned split has no validation part.
+    The moved interactions keep their ratings (splits saved by older versions recorded none: they get the training
+    maximum, fine for models of binary data, not for rating-weighted ones)."""
+    if split.valid is None or split.valid.fold_in is not None:
         return split
-    rating = float(split.train.rating.max()) if len(split.train) else 1.0
-    return dataclasses.replace(split, train=_concat(split.train, split.valid, rating), valid=None,
+    return dataclasses.replace(split, train=split.test_input(), valid=None,
                                meta={**split.meta, "valid_in_train": True})
 
 
+def everything(dataset: Dataset) -> Split:
+    """Every interaction of ``dataset`` as training data, nothing held out: the split of a final model (one
+    trained for serving). Its test part is empty and it has no validation part."""
+    inter = dataset.interactions
+    empty = np.zeros(0, np.int32)
+    test = HeldOut(empty, empty.copy(), timestamp=np.zeros(0, np.int64), rating=np.zeros(0, np.float32))
+    return Split("all", inter, None, test, 0, {"final": True})
+
+
+def _fill_rating(train: Interactions) -> float:
+    """The rating given to held-out interactions of a split that recorded none (saved by an older version)."""
+    return float(train.rating.max()) if len(train) else 1.0
+
+
 def _concat(tr: Interactions, part: HeldOut, rating: float) -> Interactions:
+    """``tr`` followed by the held-out interactions of ``part`` (their own ratings where recorded, else
+    ``rating``)."""
     n = len(part)
     ts = part.timestamp if part.timestamp is not None else np.zeros(n, np.int64)
+    ratings = part.rating if part.rating is not None else np.full(n, rating, np.float32)
     return Interactions(
         np.concatenate([tr.user, part.user]), np.concatenate([tr.item, part.item]),
-        np.concatenate([tr.rating, np.full(n, rating, np.float32)]),
+        np.concatenate([tr.rating, ratings]),
         np.concatenate([tr.timestamp, ts]), tr.n_users, tr.n_items,
     )
 
@@ -397,7 +428,8 @@ def load_ncf_folder(path: str | Path, validation: bool = True) -> Dataset:
         keep[vrows] = False
         keys = positive_keys(full.user, full.item, n_items)
         vneg = sample_negatives(vusers, negatives.shape[1], keys, n_items, np.random.default_rng(DEFAULT_SEED))
-        valid = HeldOut(vusers.astype(np.int32), tr.item[vrows], vneg, timestamp=tr.timestamp[vrows])
+        valid = HeldOut(vusers.astype(np.int32), tr.item[vrows], vneg, timestamp=tr.timestamp[vrows],
+                        rating=tr.rating[vrows])
         tr = tr.subset(keep)
     split = Split("loo", tr, valid, test_part, DEFAULT_SEED,
                   {"source": "ncf-files", "evaluated_users": len(te_u), "negatives": int(negatives.shape[1])})

@@ -9,9 +9,18 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from movierec.evaluation.protocols import DEFAULT_KS, EvalResult, evaluate, evaluate_full, evaluate_sampled
+    from movierec.evaluation.protocols import (
+        DEFAULT_KS,
+        PROTOCOLS,
+        EvalResult,
+        evaluate,
+        evaluate_full,
+        evaluate_protocols,
+        evaluate_sampled,
+    )
 
-__all__ = ["DEFAULT_KS", "EvalResult", "evaluate", "evaluate_full", "evaluate_sampled"]
+__all__ = ["DEFAULT_KS", "PROTOCOLS", "EvalResult", "evaluate", "evaluate_full", "evaluate_protocols",
+           "evaluate_sampled"]
 
 
 def __getattr__(name: str) -> Any:

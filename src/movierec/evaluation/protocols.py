@@ -205,3 +205,25 @@ def evaluate(model, split: Split, protocol: str, part: str = "test", ks: tuple[i
     if protocol == "full":
         return evaluate_full(model, split, part, ks, item_features)
     raise ValueError(f"unknown protocol {protocol!r} (expected 'sampled-100' or 'full')")
+
+
+PROTOCOLS = ("sampled-100", "full")
+"""The protocols a run is evaluated under (where the split supports them)."""
+
+
+def evaluate_protocols(model, split: Split, part: str = "test", ks: tuple[int, ...] = DEFAULT_KS,
+                       item_features: np.ndarray | None = None, protocols: tuple[str, ...] = PROTOCOLS
+                       ) -> tuple[dict[str, EvalResult], dict[str, float]]:
+    """``part`` under every protocol of ``protocols`` the split supports (sampled-100 needs sampled negatives:
+    the cold-item split has none). Returns the results and each protocol's evaluation time in seconds."""
+    import time
+
+    results: dict[str, EvalResult] = {}
+    seconds: dict[str, float] = {}
+    for protocol in protocols:
+        if protocol == "sampled-100" and split.part(part).negatives is None:
+            continue
+        t0 = time.perf_counter()
+        results[protocol] = evaluate(model, split, protocol, part, ks, item_features)
+        seconds[protocol] = time.perf_counter() - t0
+    return results, seconds

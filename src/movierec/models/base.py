@@ -14,6 +14,13 @@
   each of ``others``), float32 [len(items), n_items or len(others)], or None for a model with no notion of
   it (popularity); used for "because you rated ..." reasons and model-based similar movies.
 - Persistence is :mod:`movierec.artifacts` (the layer above): ``state_dict()`` / ``load_state_dict()``.
+- ``exact_history`` (class flag; :meth:`scores_history_exactly` for an instance): ``score_history`` of a trained
+  user's own training history gives exactly that user's scores, with no training (item-based models,
+  autoencoders, SASRec, iALS's exact least-squares fold-in). Such a model is tested by reading each user's
+  training and validation interactions as a history; a model with per-user parameters learned by gradient
+  steps (GMF, MLP, NeuMF, content-neural) is refitted on them instead (see :mod:`movierec.runs`).
+- ``chosen_settings()``: what the fit chose on the validation part (best epoch, EASE's λ, blend weights), as
+  settings that make the same choices again without a validation part (a refit, a final model).
 
 A subclass declares ``name`` (its registry name) and ``config_class`` (a dataclass of settings declared
 with :func:`movierec.models.settings.setting`) and implements ``_fit``, ``score``, ``_score_history``,
@@ -22,6 +29,7 @@ with :func:`movierec.models.settings.setting`) and implements ``_fit``, ``score`
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import time
 from abc import ABC, abstractmethod
@@ -123,6 +131,12 @@ def top_k_unseen(scores: np.ndarray, seen: sp.csr_matrix | None, k: int) -> tupl
     return idx, vals
 
 
+def same_training_pairs(a: sp.csr_matrix | None, b: sp.csr_matrix | None) -> bool:
+    """Whether two ``seen_`` matrices hold the same (user, item) pairs (their sorted CSR structures)."""
+    return (a is not None and b is not None and a.shape == b.shape and a.nnz == b.nnz
+            and np.array_equal(a.indptr, b.indptr) and np.array_equal(a.indices, b.indices))
+
+
 def binary_rows(m: sp.spmatrix) -> sp.csr_matrix:
     """A float32 CSR copy of ``m`` [n, n_items] with every stored value 1 (who interacted, not how)."""
     out = sp.csr_matrix(m, dtype=np.float32, copy=True)
@@ -137,6 +151,8 @@ class Recommender(ABC):
     config_class: ClassVar[type] = NoConfig
     has_user_vectors: ClassVar[bool] = False
     has_item_vectors: ClassVar[bool] = False
+    #: score_history of a trained user's own training history equals score(user) exactly (module docstring)
+    exact_history: ClassVar[bool] = False
 
     def __init__(self, config: Any | None = None, **overrides: Any) -> None:
         cfg = config if config is not None else self.config_class()
@@ -163,6 +179,46 @@ class Recommender(ABC):
     def parts(self) -> tuple[Recommender, ...]:
         """The fitted models this one is made of (a hybrid's two parts); empty for single models."""
         return ()
+
+    def with_history(self, inter: Interactions) -> Recommender:
+        """This fitted model with its users read from ``inter`` instead of its training data: a copy (sharing the
+        learned weights) whose ``score(users)`` equals ``score_history`` of each user's interactions in
+        ``inter``, in time order (the test input: training plus validation). Only for a model that
+        :meth:`scores_history_exactly`; ``inter`` must have the model's users and items."""
+        self._check_fitted()
+        if not self.scores_history_exactly():
+            raise TypeError(f"{type(self).__name__} learns per-user parameters: refit it instead")
+        if (inter.n_users, inter.n_items) != self.seen_.shape:
+            raise ValueError(f"interactions of {inter.n_users} users and {inter.n_items} items, but the model has "
+                             f"{self.seen_.shape[0]} and {self.seen_.shape[1]}")
+        new = copy.copy(self)
+        new.seen_ = inter.matrix()
+        new._read_users(inter)
+        return new
+
+    def _read_users(self, inter: Interactions) -> None:
+        """Recompute what ``score(users)`` reads of each user besides ``seen_`` (a profile, a sequence, a
+        folded-in vector) from ``inter``; called on the copy :meth:`with_history` makes. Default: nothing."""
+        return None
+
+    def scores_history_exactly(self) -> bool:
+        """Whether this fitted model scores any history as it would a trained user with that history (the
+        class's ``exact_history``; a hybrid: both its parts)."""
+        return self.exact_history
+
+    def chosen_settings(self) -> dict[str, Any]:
+        """The choices the last fit made on the validation part, as settings that make them again without one:
+        ``epochs`` = the kept (best) epoch with ``patience`` 0 for models trained in epochs, and every value of
+        ``fit_report_.chosen`` that names a setting (EASE's ``l2``). Empty before a fit. Models whose choices
+        are no plain setting override this (content's blend weights, a hybrid's weight and its parts')."""
+        report = self.fit_report_
+        if report is None:
+            return {}
+        names = {f.name for f in dataclasses.fields(self.config_class)}
+        out: dict[str, Any] = {k: v for k, v in report.chosen.items() if k in names}
+        if report.epochs and report.best_epoch and "epochs" in names:
+            out.update(epochs=int(report.best_epoch), patience=0)
+        return out
 
     @property
     def n_users(self) -> int:

@@ -43,6 +43,13 @@ class ContentConfig:
     min_tag_movies: int = setting(2, "a tag becomes a feature when it is on at least this many movies", ge=1)
     prior: str = setting("learned", "blend the match with item priors (popularity, mean rating) by weights "
                          "learned on validation, or use the match alone", choices=("learned", "none"))
+    blend: list[float] = setting(help="with prior = learned: the four blend weights (rated match, watched match, "
+                                 "popularity, mean rating); empty: learned on the validation items",
+                                 default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.blend and len(self.blend) != 4:
+            raise ValueError(f"blend takes 4 weights (rated, watched, popularity, mean rating), got {len(self.blend)}")
 
 
 def training_tag_pairs(catalog: Catalog, train: Interactions) -> tuple[np.ndarray, np.ndarray] | None:
@@ -130,6 +137,7 @@ def match(profiles: sp.csr_matrix, x: sp.csr_matrix, measure: str) -> np.ndarray
 
 class ContentRecommender(Recommender):
     name = "content"
+    exact_history = True
     config_class = ContentConfig
 
     def _fit(self, train: Interactions, catalog: Catalog | None, valid: HeldOut | None,
@@ -143,13 +151,22 @@ class ContentRecommender(Recommender):
         self.blend_ = np.array([1.0, 0.0, 0.0, 0.0], np.float32)
         if self.config.prior == "learned":
             self.blend_ = _DEFAULT_BLEND.copy()
-            if valid is not None and len(valid):
+            learned = not self.config.blend and valid is not None and len(valid) > 0
+            if self.config.blend:
+                self.blend_ = np.asarray(self.config.blend, dtype=np.float32)
+            elif learned:
                 self.blend_ = self._learn_blend(valid, context.seed if context.seed is not None else 0)
             report = FitReport(chosen=dict(zip(("w_rated", "w_watched", "w_popularity", "w_mean_rating"),
                                                (round(float(w), 4) for w in self.blend_), strict=True)))
-            report.tuned = valid is not None and len(valid) > 0
+            report.tuned = learned
             return report
         return None
+
+    def chosen_settings(self) -> dict:
+        """The blend weights learned on validation (exactly, as the float32 values scored with)."""
+        if self.fit_report_ is None or self.config.prior != "learned":
+            return {}
+        return {"blend": [float(w) for w in self.blend_]}
 
     def _learn_blend(self, valid: HeldOut, seed: int) -> np.ndarray:
         """Weights [4] maximising the mean log-softmax of each validation item among the user's untrained items
@@ -204,6 +221,9 @@ class ContentRecommender(Recommender):
     def score(self, users: np.ndarray, items: np.ndarray | None = None) -> np.ndarray:
         users = np.atleast_1d(np.asarray(users, dtype=np.int64))
         return self._gather(self._score_profiles(self.profiles_[users], self.seen_[users]), items)
+
+    def _read_users(self, inter: Interactions) -> None:
+        self.profiles_ = (user_weights(inter) @ self.x_).tocsr()
 
     def _score_history(self, history: History, items: np.ndarray | None) -> np.ndarray:
         """The profile of each history is built as a trained user's (rating-weighted), so a trained user's own

@@ -60,6 +60,7 @@ def _available_bytes(device: torch.device) -> int | None:
 
 class EASE(Recommender):
     name = "ease"
+    exact_history = True
     config_class = EASEConfig
 
     def _fit(self, train: Interactions, catalog: Catalog | None, valid: HeldOut | None,
@@ -83,11 +84,18 @@ class EASE(Recommender):
             report.chosen = {"l2": float(self.config.l2 or self.config.l2_start)}
             return report
         tried: dict[float, float] = {}
+        # the best weights so far are kept when a fourth matrix fits (one factorisation less at the end)
+        have_host = _available_bytes(torch.device("cpu"))
+        keep_best = have_host is not None and ease_memory_bytes(n) + 4 * n * n <= have_host
+        best_w: dict[float, np.ndarray] = {}
 
         def trial(lam: float) -> float:
             self.w_ = None  # the previous weights go before the next factorisation (the memory bound above)
             self.w_ = _weights(gram, lam)
             tried[lam] = evaluate_heldout_sampled(self, valid, (10,)).metrics["NDCG@10"]
+            if keep_best and (not best_w or tried[lam] > max(tried[k] for k in best_w)):
+                best_w.clear()
+                best_w[lam] = self.w_
             return tried[lam]
 
         lam, step = self.config.l2_start, self.config.l2_step
@@ -103,7 +111,7 @@ class EASE(Recommender):
                 break
             lam, best = nxt, score
         self.w_ = None
-        self.w_ = _weights(gram, lam)
+        self.w_ = best_w[lam] if lam in best_w else _weights(gram, lam)
         self.l2_tried_ = {float(k): float(v) for k, v in tried.items()}  # λ -> validation NDCG@10
         report.chosen, report.tuned = {"l2": float(lam)}, True
         report.best_valid = {"NDCG@10": best}

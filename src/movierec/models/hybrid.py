@@ -12,16 +12,17 @@ Both train their two parts on the same data; a bundle stores both parts' arrays 
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import scipy.sparse as sp
 
 from movierec.data.dataset import Catalog, Interactions
 from movierec.data.splits import HeldOut
 from movierec.evaluation.protocols import evaluate_heldout_sampled
-from movierec.models.base import FitReport, History, Recommender, RunContext
+from movierec.models.base import FitReport, History, Recommender, RunContext, same_training_pairs
 from movierec.models.registry import REGISTRY, build_model
 from movierec.models.settings import setting
 
@@ -63,7 +64,7 @@ class _TwoModels(Recommender):
                                      ("b", self.config.b, self.config.b_settings)):
             model = build_model(name, settings, f"{self.name} {part}_settings")
             given = next((m for m in context.prefitted if m.name == model.name and m.config == model.config
-                          and _same_training_pairs(m.seen_, self.seen_)), None)
+                          and same_training_pairs(m.seen_, self.seen_)), None)
             if given is not None:
                 model = given
             else:
@@ -72,6 +73,38 @@ class _TwoModels(Recommender):
 
     def parts(self) -> tuple[Recommender, ...]:
         return (self.a_, self.b_)
+
+    def scores_history_exactly(self) -> bool:
+        return all(part.scores_history_exactly() for part in self.parts())
+
+    def with_parts(self, a: Recommender, b: Recommender) -> _TwoModels:
+        """A copy of this fitted hybrid, its own choices kept, made of parts ``a`` and ``b`` (models of the same
+        classes that read the same users: the test models of this hybrid's parts). Its settings record the
+        parts' complete settings."""
+        if not same_training_pairs(a.seen_, b.seen_):
+            raise ValueError("the two parts read different users' interactions")
+        new = copy.copy(self)
+        new.a_, new.b_ = a, b
+        new.seen_ = a.seen_
+        new.config = dataclasses.replace(self.config, a_settings=dataclasses.asdict(a.config),
+                                         b_settings=dataclasses.asdict(b.config))
+        new._read_users_of_parts()
+        return new
+
+    def _read_users(self, inter: Interactions) -> None:  # with_history: both parts read the new users too
+        self.a_, self.b_ = self.a_.with_history(inter), self.b_.with_history(inter)
+        self._read_users_of_parts()
+
+    def _read_users_of_parts(self) -> None:
+        """What the hybrid itself reads of each user (the switch: their interaction counts)."""
+
+    def _chosen(self, setting_name: str, value: float) -> dict[str, Any]:
+        """This hybrid's own choice and each part's, as settings (see ``Recommender.chosen_settings``)."""
+        if self.fit_report_ is None:
+            return {}
+        return {setting_name: value,
+                "a_settings": {**self.config.a_settings, **self.a_.chosen_settings()},
+                "b_settings": {**self.config.b_settings, **self.b_.chosen_settings()}}
 
     def item_similarity(self, items: np.ndarray, others: np.ndarray | None = None) -> np.ndarray | None:
         """The first part's notion of similar items (part a, else part b; None when neither has one)."""
@@ -129,12 +162,6 @@ class _TwoModels(Recommender):
         return memo[key]
 
 
-def _same_training_pairs(a: sp.csr_matrix | None, b: sp.csr_matrix | None) -> bool:
-    """Whether two models saw the same (user, item) training pairs (their sorted CSR ``seen_`` structures)."""
-    return (a is not None and b is not None and a.shape == b.shape and a.nnz == b.nnz
-            and np.array_equal(a.indptr, b.indptr) and np.array_equal(a.indices, b.indices))
-
-
 def _standardise(s: np.ndarray) -> np.ndarray:
     s = s.astype(np.float64)
     finite = np.isfinite(s)
@@ -157,6 +184,9 @@ class HybridBlend(_TwoModels):
         else:
             self.weight_ = self.config.weight
         return self._report("weight", self.weight_)
+
+    def chosen_settings(self) -> dict[str, Any]:
+        return self._chosen("weight", float(self.weight_))
 
     def score(self, users: np.ndarray, items: np.ndarray | None = None) -> np.ndarray:
         users = np.atleast_1d(np.asarray(users, dtype=np.int64))
@@ -196,6 +226,12 @@ class HybridSwitch(_TwoModels):
         else:
             self.threshold_ = self.config.threshold
         return self._report("threshold", self.threshold_)
+
+    def chosen_settings(self) -> dict[str, Any]:
+        return self._chosen("threshold", int(self.threshold_))
+
+    def _read_users_of_parts(self) -> None:
+        self.counts_ = np.diff(self.seen_.indptr).astype(np.int64)
 
     def score(self, users: np.ndarray, items: np.ndarray | None = None) -> np.ndarray:
         users = np.atleast_1d(np.asarray(users, dtype=np.int64))

@@ -43,6 +43,7 @@ class IALSConfig:
 
 class IALS(Recommender):
     name = "ials"
+    exact_history = True
     config_class = IALSConfig
     has_user_vectors = True
     has_item_vectors = True
@@ -91,6 +92,9 @@ class IALS(Recommender):
             out[group] = np.linalg.solve(a, b[:, :, None])[:, :, 0]
             lo = hi
         return out
+
+    def _read_users(self, inter: Interactions) -> None:
+        self.user_factors_ = self._fold_in(self.seen_)  # the exact user step on the new rows
 
     # -- scoring -----------------------------------------------------------------------------------
     def score(self, users: np.ndarray, items: np.ndarray | None = None) -> np.ndarray:

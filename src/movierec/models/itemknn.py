@@ -30,6 +30,7 @@ class ItemKNNConfig:
 
 class ItemKNN(Recommender):
     name = "itemknn"
+    exact_history = True
     config_class = ItemKNNConfig
 
     def _fit(self, train: Interactions, catalog: Catalog | None, valid: HeldOut | None, context: RunContext) -> None:

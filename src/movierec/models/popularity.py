@@ -15,6 +15,7 @@ class Popularity(Recommender):
     """score(u, i) = number of training users who interacted with item i (the same for every user)."""
 
     name = "popularity"
+    exact_history = True
 
     def _fit(self, train: Interactions, catalog: Catalog | None, valid: HeldOut | None, context: RunContext) -> None:
         self.counts_ = np.asarray(self.seen_.sum(axis=0), dtype=np.float32).ravel()  # [n_items]

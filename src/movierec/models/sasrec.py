@@ -97,7 +97,7 @@ class _Block(nn.Module):
         self.ln2 = nn.LayerNorm(dim)
         self.ff1 = nn.Linear(dim, 4 * dim)
         self.ff2 = nn.Linear(4 * dim, dim)
-        self.drop = nn.Dropout(dropout)
+        self.drop = nn.Dropout(dropout, inplace=True)  # on fresh activations only: the same masks, no copy
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """x: [B, L, dim]; mask: bool [B, 1, L, L], True where query t may attend to key s."""
@@ -119,7 +119,7 @@ class SASRecNet(nn.Module):
         self.n_items, self.max_len = n_items, max_len
         self.item = nn.Embedding(n_items + 1, dim, padding_idx=n_items)
         self.position = nn.Embedding(max_len, dim)
-        self.drop = nn.Dropout(dropout)
+        self.drop = nn.Dropout(dropout, inplace=True)  # on fresh activations only: the same masks, no copy
         self.blocks = nn.ModuleList(_Block(dim, heads, dropout) for _ in range(blocks))
         self.ln = nn.LayerNorm(dim)
         self.apply(self._init)
@@ -259,8 +259,9 @@ class _NextItemStep:
             k = self.cfg.sampled_items
             neg = torch.randint(0, self.n_items, (k,), generator=generator, device=tgt.device)
             neg_logit = h @ table[neg].T + math.log((self.n_items - 1) / k)  # [N, K]
-            hit = (neg[None, None, :] == tgt[:, :, None]).any(1)  # a negative that is one of the targets
-            lse = torch.logsumexp(neg_logit.masked_fill(hit, -torch.inf), dim=-1, keepdim=True)  # [N, 1]
+            rows, cols = _matches(neg, tgt)  # a negative that is one of the row's targets drops out
+            lse = torch.logsumexp(neg_logit.index_put_((rows, cols), torch.tensor(-torch.inf, device=tgt.device)),
+                                  dim=-1, keepdim=True)  # [N, 1]
             per = torch.logaddexp(pos, lse) - pos
         else:
             neg = torch.randint(0, self.n_items, (len(tgt), self.cfg.negatives), generator=generator,
@@ -273,10 +274,28 @@ class _NextItemStep:
         return loss
 
 
+def _matches(neg: torch.Tensor, tgt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(row, column) of every sampled negative ``neg`` [K] that equals one of row n's targets ``tgt`` [N, H]:
+    the positions ``(neg[None, None, :] == tgt[:, :, None]).any(1)`` marks, found by a search in the sorted
+    negatives instead of an [N, H, K] comparison (a target matches a few negatives at most)."""
+    order = torch.argsort(neg)
+    ordered = neg[order]
+    flat = tgt.reshape(-1)
+    lo = torch.searchsorted(ordered, flat)
+    counts = torch.searchsorted(ordered, flat, right=True) - lo
+    hits = counts > 0
+    counts, lo, where = counts[hits], lo[hits], torch.nonzero(hits).squeeze(1)
+    rows = torch.repeat_interleave(where // tgt.shape[1], counts)
+    firsts = torch.repeat_interleave(torch.cumsum(counts, 0) - counts, counts)
+    step = torch.arange(int(counts.sum()), device=neg.device) - firsts  # 0, 1, ... within each target's matches
+    return rows, order[torch.repeat_interleave(lo, counts) + step]
+
+
 class SASRec(Recommender):
     """SASRec: the representation of a user's latest position, dotted with the item embeddings."""
 
     name = "sasrec"
+    exact_history = True
     config_class = SASRecConfig
     has_user_vectors = True
     has_item_vectors = True
@@ -312,6 +331,10 @@ class SASRec(Recommender):
             raise MovieRecError("sasrec needs at least one user with 2 or more training interactions "
                                 "(a sequence to predict the next item of)")
         return Trainer(net, step, cfg, context, validate).run()
+
+    def _read_users(self, inter: Interactions) -> None:
+        history = History.from_interactions(inter, np.arange(inter.n_users))
+        self.seq_indptr_, self.seq_items_ = _sequences(history, self.config.max_len)
 
     # -- scoring -----------------------------------------------------------------------------------
     def _encode(self, indptr: np.ndarray, items: np.ndarray, rows: np.ndarray) -> np.ndarray:

@@ -231,6 +231,7 @@ class _RowAutoencoder(Recommender):
     """Shared fit, scoring, vectors and persistence of Mult-VAE and Mult-DAE."""
 
     variational: ClassVar[bool] = False
+    exact_history = True
     has_user_vectors = True
     has_item_vectors = True
 
@@ -314,6 +315,9 @@ class _RowAutoencoder(Recommender):
                 out[s: s + _ROWS_PER_SCORE_BATCH] = res.float().cpu().numpy()
         net.train(was_training)
         return out
+
+    def _read_users(self, inter: Interactions) -> None:
+        self._rows = None  # the rows are the new seen_, moved to the device when first scored
 
     def _training_rows(self) -> tuple[torch.Tensor, torch.Tensor]:
         if self._rows is None or self._rows[0].device != self.device:

@@ -4,7 +4,9 @@
 
 - a run folder (``movierec train``: a bundle plus its ``split/``),
 - a bare bundle folder (e.g. a study's ``runs/<model>/model``),
-- a study folder (``movierec study``): its best saved model by NDCG@10 under full ranking.
+- a study folder (``movierec study``): its final models (fitted on every interaction: the best run by NDCG@10
+  under full ranking first, then those of ``[study] serve``); a study written by an older version has none, and its
+  best run's saved model is served instead.
 
 It keeps the bundle loaded with the exact engine (scoring histories: new people, sessions) and, for
 GMF / MLP / NeuMF on a machine without a GPU, the numpy engine for known users (no torch on that path; on a
@@ -81,15 +83,15 @@ class ServedModel:
     # -- opening ------------------------------------------------------------------------------------
     @classmethod
     def open(cls, path: str | Path, label: str | None = None) -> ServedModel:
-        """Load a run folder, a bundle or a study folder (its best saved model); DataError naming what is
+        """Load a run folder, a bundle or a study folder (its best final model); DataError naming what is
         missing or damaged."""
         path = Path(path).expanduser()
         if not path.exists():
             raise DataError("not found", path)
         study_dir: Path | None = None
-        if _is_study(path):
-            study_dir, path = path, best_study_bundle(path)
-        elif path.parent.parent.name == "runs" and _is_study(path.parent.parent.parent):
+        if is_study(path):
+            study_dir, path = path, study_bundles(path)[0]
+        elif path.parent.parent.name in ("runs", "final") and is_study(path.parent.parent.parent):
             study_dir = path.parent.parent.parent
         bundle = load_bundle(path, engine="exact")
         known: Recommender = bundle.model
@@ -270,17 +272,29 @@ def check_servable(path: str | Path) -> None:
         raise DataError("not found", path)
     if not path.is_dir():
         raise DataError("not a run folder, model bundle or study folder (a file)", path)
-    if not ((path / "config.json").is_file() or _is_study(path)):
+    if not ((path / "config.json").is_file() or is_study(path)):
         raise DataError("not a run folder, model bundle or study folder (no config.json, no study.json)", path)
 
 
-def _is_study(path: Path) -> bool:
+def is_study(path: Path) -> bool:
     return path.is_dir() and (path / "study.json").is_file() and (path / "runs").is_dir()
+
+
+def study_bundles(study_dir: Path) -> list[Path]:
+    """The bundles a study serves: its final models (``final/<slug>/model``, as study.json lists them: the best
+    run first, then ``[study] serve``), or, for a study without finals (written by an older version), its best run's."""
+    from movierec.runs import slug
+
+    context = read_json(study_dir / "study.json") if (study_dir / "study.json").is_file() else {}
+    finals = context.get("finals") if isinstance(context, dict) else None
+    found = [study_dir / "final" / slug(str(f.get("name"))) / "model" for f in finals or [] if isinstance(f, dict)]
+    found = [p for p in found if (p / "config.json").is_file()]
+    return found or [best_study_bundle(study_dir)]
 
 
 def best_study_bundle(study_dir: Path) -> Path:
     """The bundle of the study's best saved model by NDCG@10 under full ranking."""
-    from movierec.experiments import _slug
+    from movierec.runs import slug
 
     rows = read_json(study_dir / "results.json")
     if not isinstance(rows, list):
@@ -289,7 +303,7 @@ def best_study_bundle(study_dir: Path) -> Path:
     ranked = sorted((r for r in rows if isinstance(r, dict) and isinstance(r.get(metric), int | float)),
                     key=lambda r: -float(r[metric]))
     for row in ranked:
-        bundle = study_dir / "runs" / _slug(str(row["model"])) / "model"
+        bundle = study_dir / "runs" / slug(str(row["model"])) / "model"
         if (bundle / "config.json").is_file():
             return bundle
     raise MovieRecError(f"{study_dir}: the study saved no model bundle (set [study] save_models = true)")

@@ -64,9 +64,12 @@ class Service:
             raise MovieRecError("name at least one run folder, model bundle or study folder to serve")
         served: dict[str, ServedModel] = {}
         opened: set[Path] = set()
-        for p in paths:
+        from movierec.serving.served import is_study, study_bundles
+
+        expanded = [b for p in paths for b in (study_bundles(Path(p)) if is_study(Path(p)) else [p])]
+        for p in expanded:
             m = ServedModel.open(p)
-            if m.path.resolve() in opened:  # a study's best model named again by its own path
+            if m.path.resolve() in opened:  # a study's model named again by its own path
                 continue
             opened.add(m.path.resolve())
             label, n = m.model_name, 2
@@ -83,9 +86,9 @@ class Service:
 
     def warm_up(self) -> None:
         """Build the lazy parts (title keys, content features, first scores) before the first request."""
-        from movierec.similar import _fold
+        from movierec.similar import fold
 
-        self._folded = _fold(self.movies["display"])
+        self._folded = fold(self.movies["display"])
         self._movie_json(0) if len(self.movies) else None
         self.content_index()
         for m in self.models.values():
@@ -152,17 +155,17 @@ class Service:
     def search(self, q: str, limit: int = 10) -> list[dict]:
         """Movies whose title contains ``q`` (case and accents ignored): titles that start with it first,
         then the most rated."""
-        from movierec.similar import _fold_one
+        from movierec.similar import fold_one
 
         if not 1 <= limit <= MAX_K:
             raise MovieRecError(f"limit must be between 1 and {MAX_K} (got {limit})")
-        needle = _fold_one(q)
+        needle = fold_one(q)
         if not needle:
             raise MovieRecError("q: give a word of the title")
         if self._folded is None:
-            from movierec.similar import _fold
+            from movierec.similar import fold
 
-            self._folded = _fold(self.movies["display"])
+            self._folded = fold(self.movies["display"])
         folded = self._folded
         hit = np.flatnonzero(folded.str.contains(needle, regex=False).to_numpy())
         starts = folded.iloc[hit].str.startswith(needle).to_numpy()

@@ -35,6 +35,13 @@ SPLIT_NOTES = {
     "vae-cf": "Strong generalisation (Liang et al. 2018): held-out users, ratings of 4 or more; 80% of a held-out "
               "user's ratings are folded in, the other 20% are the test items.",
 }
+TEST_INPUT_NOTE = {
+    False: "Every model ranks the test item from everything the user did before it, the training ratings and the "
+           "validation rating: models that score any history exactly read it as one, models with per-user "
+           "parameters (GMF, MLP, NeuMF, content-neural) are refitted on it with their validation choices kept.",
+    True: "Every model ranks the test item from everything the user did before it: each is refitted on the "
+          "training and validation ratings with its validation choices kept.",
+}
 EXAMPLE_MODELS = 5  # model columns shown beside each example user's history (more: one per family)
 
 
@@ -207,7 +214,8 @@ def write_report(out: Path, dataset: Dataset, split: Split, eda: dict[str, Any],
         "examples": _examples(dataset, split, runs, examples, seg.labels, names, table),
         "similar": _similar(dataset, context["config"].get("study", {}).get("similar")),
         "conclusions": facts,
-        "split_note": SPLIT_NOTES.get(split.protocol, f"Split: {split.protocol}."),
+        "split_note": SPLIT_NOTES.get(split.protocol, f"Split: {split.protocol}.") + (
+            " " + TEST_INPUT_NOTE[bool(context.get("refit"))] if split.protocol == "loo" else ""),
         "config_text": _toml(context["config"]),
     }
     html = template("study.html.j2").render(**ctx)
@@ -217,7 +225,7 @@ def write_report(out: Path, dataset: Dataset, split: Split, eda: dict[str, Any],
                           for (c, a, b), t in tests.tests.items()]}
     atomic_write_text(out / "study.json", json_dumps({k: ctx[k] for k in (
         "dataset", "split", "machine", "created", "seconds", "conclusions", "significance", "reused", "retrained",
-        "eda", "fingerprint") if k in ctx} | {
+        "eda", "fingerprint", "refit", "finals") if k in ctx} | {
         "results": table.reset_index().to_dict("records"), "pairwise": pairwise, "segments": {
             "k": seg.k, "silhouette": seg.silhouette, "profiles": profiles}}))
     return atomic_write_text(out / "report.html", html)

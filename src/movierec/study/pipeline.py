@@ -1,36 +1,34 @@
-"""``movierec study``: explore the data, split it, train the study's models, evaluate them under both
-protocols, segment the users, and write ``report.html``.
+"""``movierec study``: explore the data, split it, do the study's runs (the run engine, :mod:`movierec.runs`),
+segment the users, write ``report.html``, and fit the final models to serve.
 
 Output folder::
 
     eda/                 the EDA report (eda.html, figures/, tables/, summary.json)
     split/               the split every model was trained and evaluated on (split.json, split.safetensors)
-    runs/<slug>/         one folder per model: result.json (written last: the run is done),
-                         per_user.parquet (per-user HR/NDCG@10 under both protocols), model/ (bundle)
+    runs/<slug>/         one folder per run (:mod:`movierec.runs.store`): result.json, per_user.parquet
+                         (per-user HR/NDCG@10 under both protocols), top10.npz, model/ (the bundle the test read)
+    final/<slug>/        the final models (fitted on every interaction with their run's settings and validation
+                         choices): the best run by NDCG@10 under full ranking and every run in [study] serve
     segments/            segments.parquet (userId, segment), profiles.csv, per_segment.csv
     figures/             the study's charts (PNG)
     results.csv|md|json  the comparison table
     report.html          everything above in one self-contained page
 
-A run interrupted and started again reuses every step that finished (the EDA, each model's result,
-and an NCF model's per-epoch checkpoints), but only where nothing it depends on changed: the data's
-content fingerprint, the model's complete settings, the split, the cutoffs and the movierec version
-(see :func:`movierec.experiments.run_key`). A stored result that is not reused is retrained, and the
-progress step and ``study.json`` ("reused", "retrained") say why.
+A run interrupted and started again reuses every step that finished (the EDA, each run, each final model,
+and a model's per-epoch checkpoints), but only where nothing it depends on changed: the data's content
+fingerprint, the model's complete settings, the split, the cutoffs, the test input and the movierec version
+(see :func:`movierec.runs.run_key`). A stored result that is not reused is done again, and the progress step
+and ``study.json`` ("reused", "retrained") say why.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import glob
-import io
 import json
 import platform
-import shutil
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -39,19 +37,14 @@ import numpy as np
 import pandas as pd
 
 from movierec import __version__
-from movierec.artifacts import save_bundle
-from movierec.comparison import json_dumps, write_comparison
+from movierec.comparison import write_comparison
 from movierec.data.dataset import Dataset
 from movierec.data.splits import Split, make_split
 from movierec.errors import MovieRecError
-from movierec.evaluation import EvalResult, evaluate
-from movierec.experiments import KEY_FORMAT, _slug, expand_runs, key_hash, load_config, stale_reason, validate_config
-from movierec.experiments import data_key as _experiment_data_key
-from movierec.experiments import run_key as _experiment_run_key
-from movierec.fitting import fit_model
-from movierec.fsutil import atomic_write_bytes, atomic_write_parquet, atomic_write_text
-from movierec.models import RunContext, family_of
-from movierec.run_folders import evaluate_test, item_genre_features, protocol_columns, rating_scale
+from movierec.evaluation.columns import column
+from movierec.fsutil import atomic_write_text, read_toml
+from movierec.runs import REUSED, RunResult, RunSpec, Session, expand_runs, slug, validate_config
+from movierec.runs.store import KEY_FORMAT, key_hash, stale_reason
 from movierec.segments import SegmentConfig
 
 if sys.version_info >= (3, 11):
@@ -59,26 +52,13 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-PER_USER = ("HR@10", "NDCG@10")
 Progress = Callable[[str, float], None]  # (step description, fraction of the study done)
 
+STUDY_KS = (1, 5, 10, 20)
+"""The cutoffs every study run is evaluated at."""
 
-@dataclass
-class RunResult:
-    """One model's outcome: ``row`` (the comparison-table row), its settings, per-user values and top-10 lists.
-
-    per_user: DataFrame indexed by user index with columns like ``NDCG@10 [full]``;
-    top10: (users int64 [n], items int64 [n, 10]) every evaluated user's full-ranking top 10.
-    """
-
-    name: str
-    model: str
-    family: str
-    row: dict[str, Any]
-    per_user: pd.DataFrame
-    settings: dict[str, Any] = field(default_factory=dict)
-    top10: tuple[np.ndarray, np.ndarray] | None = None
-    fitted: Any = field(default=None, repr=False)  # the fitted model when trained in this process
+BEST_BY = column("NDCG@10", "full")
+"""The column the study's best model is chosen by (the one it serves first)."""
 
 
 def default_config() -> dict[str, Any]:
@@ -89,118 +69,24 @@ def default_config() -> dict[str, Any]:
 
 
 def resolve_config(path: str | Path | None) -> dict[str, Any]:
-    return default_config() if path is None else load_config(path)
+    return default_config() if path is None else read_toml(path)
 
 
-def _eval_result_frame(results: dict[str, EvalResult]) -> pd.DataFrame:
-    frames = []
-    for protocol, res in results.items():
-        cols = {f"{m} [{protocol}]": res.per_user[m] for m in PER_USER if m in res.per_user}
-        frames.append(pd.DataFrame(cols, index=pd.Index(res.users.astype(np.int64), name="user")))
-    return pd.concat(frames, axis=1)
+def study_specs(config: dict[str, Any]) -> list[RunSpec]:
+    """The study's runs as run specs: its split, seed, cutoffs and refit choice for every run."""
+    st = config.get("study", {})
+    return expand_runs(config, split=st.get("split", "loo"), seed=int(st.get("seed", 42)), ks=STUDY_KS,
+                       refit=bool(st.get("refit", True)))
 
 
-STUDY_KS = (1, 5, 10, 20)
-"""The cutoffs every study run is evaluated at."""
-
-
-def data_key(dataset: Dataset, split: Split) -> dict[str, Any]:
-    """What a finished result depends on besides the model: the data's name and content fingerprint (not its
-    path or sizes), the split and the movierec version (:func:`movierec.experiments.data_key`)."""
-    return _experiment_data_key(dataset, split)
-
-
-def run_key(spec: Any, base: dict[str, Any]) -> dict[str, Any]:
-    """A finished run is reused only when this key matches: run name, model, complete settings (defaults
-    included), the study's cutoffs, and ``base`` (data fingerprint, split, version; :func:`data_key`)."""
-    return _experiment_run_key(spec, base, STUDY_KS)
-
-
-def _key_hash(key: dict[str, Any]) -> str:
-    return key_hash(key)
-
-
-def _stored_reason(folder: Path, key: dict[str, Any]) -> str | None:
-    """None when ``folder`` holds no finished result, else why it is not reused ("" when it is)."""
-    done = folder / "result.json"
-    if not done.exists():
-        return None
-    try:
-        meta = json.loads(done.read_text())
-    except (OSError, ValueError):
-        return "its stored result is unreadable"
-    reason = stale_reason(meta.get("key") if isinstance(meta, dict) else None, key)
-    if not reason and meta.get("key_hash") != _key_hash(key):
-        reason = "its stored result's key does not match its hash"
-    return reason
-
-
-def _load_done(folder: Path, name: str, key: dict[str, Any]) -> RunResult | None:
-    """The run's stored result if it finished with exactly this key, else None (see :func:`_stored_reason`)."""
-    if _stored_reason(folder, key) != "":
-        return None
-    meta = json.loads((folder / "result.json").read_text())
-    per_user = pd.read_parquet(folder / "per_user.parquet").set_index("user")
-    top10 = None
-    if (folder / "top10.npz").exists():
-        with np.load(folder / "top10.npz", allow_pickle=False) as z:
-            top10 = (z["users"], z["items"])
-    # metrics stored as null (NaN in JSON is not strict JSON) come back as NaN
-    row = {k: float("nan") if v is None else v for k, v in meta["row"].items()}
-    return RunResult(name, meta["model_class"], meta["family"], row, per_user, meta.get("settings", {}), top10)
-
-
-def train_and_evaluate(spec: Any, dataset: Dataset, split: Split, folder: Path, feats: np.ndarray | None,
-                       save_model: bool, train_progress: Any,
-                       fitted: dict[str, Any] | None = None, key: dict[str, Any] | None = None) -> RunResult:
-    """Fit one model of the study, evaluate it under both protocols and persist its results in ``folder``.
-
-    ``fitted``: {run name: model} this study already trained; a hybrid reuses those that match its parts
-    exactly. ``key``: what the result depends on (stored, so a restart reuses it only if nothing changed).
-    """
-    key = key or {}
-    (folder / "result.json").unlink(missing_ok=True)  # from here on the folder holds no finished result
-    ckpt = folder.parent / f"{folder.name}.{_key_hash(key)}.ckpt"  # other settings never resume it
-    for stale in folder.parent.glob(f"{glob.escape(folder.name)}.*.ckpt"):
-        if stale != ckpt:
-            shutil.rmtree(stale, ignore_errors=True)
-    context = RunContext(checkpoint_dir=ckpt, resume=True, progress=train_progress,
-                         prefitted=list((fitted or {}).values()))
-    model, report = fit_model(spec.model, spec.settings, split, dataset.catalog, context, f"run {spec.name!r}")
-    fit_seconds = report.seconds
-    row: dict[str, Any] = {"model": spec.name, "family": family_of(spec.model), **report.row()}
-    chosen = {k: row.pop(k) for k in list(row) if k.removeprefix("tuned_") in report.chosen}
-    if model.parts():
-        # the study's runs that served as this hybrid's parts (by name), for the report and the conclusions
-        row["reused_parts"] = [name for part in model.parts() for name, m in (fitted or {}).items() if m is part]
-    row.update(chosen)
-    if split.valid is not None and split.valid.negatives is not None:
-        valid = evaluate(model, split, "sampled-100", "valid", (10,))
-        row["NDCG@10 [sampled-100, valid]"] = valid.metrics["NDCG@10"]
-    results, seconds = evaluate_test(model, split, STUDY_KS, feats)
-    row.update(protocol_columns(results, seconds))
-    full = results.get("full")
-    top10 = None
-    per_user = _eval_result_frame(results)
-    folder.mkdir(parents=True, exist_ok=True)
-    atomic_write_parquet(folder / "per_user.parquet", per_user.reset_index())
-    if full is not None and full.recs is not None:
-        order = np.argsort(full.users, kind="stable")  # sorted, for lookups by user
-        top10 = (full.users[order].astype(np.int64), full.recs[order, :10].astype(np.int64))
-        buf = io.BytesIO()
-        np.savez(buf, users=top10[0], items=top10[1])
-        atomic_write_bytes(folder / "top10.npz", buf.getvalue())
-    if save_model:
-        save_bundle(folder / "model", model, dataset.users, dataset.items, dataset.catalog,
-                    {"name": dataset.name, "source": dataset.source, **split.summary(),
-                     "rating_scale": rating_scale(dataset)},
-                    metrics={"test": {p: r.metrics for p, r in results.items()}, "fit_seconds": fit_seconds},
-                    train_log=report.train_log)
-    meta = {"name": spec.name, "model_class": spec.model, "family": row["family"], "settings": spec.settings,
-            "key": key, "key_hash": _key_hash(key), "row": row}
-    atomic_write_text(folder / "result.json", json_dumps(meta))  # last: marks the run done
-    shutil.rmtree(ckpt, ignore_errors=True)
-    return RunResult(spec.name, spec.model, row["family"], row, per_user, spec.settings, top10, model)
+def final_specs(config: dict[str, Any], runs: list[RunResult]) -> list[RunSpec]:
+    """The final models a study fits: its best run by NDCG@10 under full ranking, then every run named in
+    ``[study] serve``, each with its run's settings and validation choices (nothing held out)."""
+    scored = [r for r in runs if isinstance(r.row.get(BEST_BY), int | float) and np.isfinite(r.row[BEST_BY])]
+    names = [max(scored, key=lambda r: r.row[BEST_BY]).name] if scored else []
+    names += [n for n in config.get("study", {}).get("serve", []) if n not in names]
+    by_name = {r.name: r for r in runs}
+    return [RunSpec(n, by_name[n].model, by_name[n].fixed_settings, phases=("final",)) for n in names]
 
 
 def pick_example_users(labels: np.ndarray, split: Split, n: int, seed: int) -> np.ndarray:
@@ -242,14 +128,14 @@ def run_study(dataset: Dataset, out: str | Path, config: dict[str, Any] | None =
     seed = int(st.get("seed", 42))
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    specs = expand_runs(config)
+    specs = study_specs(config)
     if not specs:
         raise MovieRecError("the study config lists no [[run]]")
     slugs: dict[str, str] = {}
     for spec in specs:
-        other = slugs.setdefault(_slug(spec.name), spec.name)
+        other = slugs.setdefault(slug(spec.name), spec.name)
         if other != spec.name:
-            raise MovieRecError(f"runs {other!r} and {spec.name!r} would share the folder runs/{_slug(spec.name)}; "
+            raise MovieRecError(f"runs {other!r} and {spec.name!r} would share the folder runs/{slug(spec.name)}; "
                                 "rename one")
     seg_settings = dict(config.get("segments", {}))
     emb_run = seg_settings.pop("embeddings", None)  # a run whose learned user vectors join the features
@@ -259,7 +145,7 @@ def run_study(dataset: Dataset, out: str | Path, config: dict[str, Any] | None =
                             "n_init, embeddings; the seed is [study] seed)")
     if emb_run is not None and emb_run not in {spec.name for spec in specs}:
         raise MovieRecError(f"[segments] embeddings = {emb_run!r} is not the name of a [[run]]")
-    n_steps = len(specs) + 4
+    n_steps = len(specs) + 5
     step = 0
     t_start = time.perf_counter()
 
@@ -287,7 +173,7 @@ def run_study(dataset: Dataset, out: str | Path, config: dict[str, Any] | None =
         fragment_text = eda_fragment(report, embed=True)
         atomic_write_text(fragment, fragment_text)
         # last: the EDA of exactly this data finished (with the hash of the fragment it wrote)
-        atomic_write_text(eda_dir / "key.json", json.dumps({"key": eda_key, "key_hash": _key_hash(eda_key),
+        atomic_write_text(eda_dir / "key.json", json.dumps({"key": eda_key, "key_hash": key_hash(eda_key),
                                                             "fragment_sha256": _sha256(fragment_text)},
                                                            indent=2, default=str))
     # the EDA's sections become subsections of the report's "The data"
@@ -298,39 +184,42 @@ def run_study(dataset: Dataset, out: str | Path, config: dict[str, Any] | None =
     tick("splitting")
     split = make_split(dataset, st.get("split", "loo"), seed)
     split.save(out / "split")  # a served model of this study never recommends a user's held-out movies
-    feats = item_genre_features(dataset)
 
     runs: list[RunResult] = []
     reused: list[str] = []
     retrained: dict[str, str] = {}
     parts = {spec.settings.get(k) for spec in specs for k in ("a", "b") if spec.model.startswith("hybrid")}
-    base = data_key(dataset, split)
-    for spec in specs:
-        folder = out / "runs" / _slug(spec.name)
-        key = run_key(spec, base)
-        reason = _stored_reason(folder, key)
-        done = _load_done(folder, spec.name, key) if reason == "" else None
-        if done is None:
-            if reason:
-                retrained[spec.name] = reason
-                tick(f"{spec.name}: retraining, {reason}")
-            else:
-                tick(f"training {spec.name}")
-            done = train_and_evaluate(spec, dataset, split, folder, feats,
-                                      bool(st.get("save_models", True)), train_progress,
-                                      {r.name: r.fitted for r in runs if r.fitted is not None}, key)
-            if spec.model not in parts and spec.name != emb_run:
-                done.fitted = None  # keep in memory only what a later hybrid or the segments use
+    session = Session(dataset, split, root=out, save_models=bool(st.get("save_models", True)))
+
+    def started(spec: RunSpec, note: str) -> None:
+        if note.startswith("retrained: "):
+            retrained[spec.name] = note.removeprefix("retrained: ")
+            tick(f"{spec.name}: retraining, {retrained[spec.name]}")
         else:
+            tick(f"training {spec.name}")
+
+    for spec in specs:
+        done = session.execute(spec, progress=train_progress, on_start=started)
+        if done.note == REUSED:
             tick(f"reusing {spec.name} (finished earlier)")
             reused.append(spec.name)
-            done.settings = spec.settings  # as written now (the same complete settings)
+        elif spec.model not in parts and spec.name != emb_run:
+            session.forget(done)  # keep in memory only what a later hybrid or the segments use
         runs.append(done)
 
     tick("segmenting users")
     emb = _run_user_embeddings(next(r for r in runs if r.name == emb_run), out) if emb_run else None
     seg = segment_users(split.train, dataset.catalog, SegmentConfig(seed=seed, **seg_settings), emb)
     examples = pick_example_users(seg.labels, split, int(st.get("examples", 3)), seed)
+
+    tick("fitting the final models")
+    finals = []
+    by_name = {r.name: r for r in runs}
+    for spec in final_specs(config, runs):
+        final = session.execute(spec, progress=train_progress, like=by_name[spec.name])
+        finals.append({"name": spec.name, "model": spec.model, "folder": f"final/{slug(spec.name)}",
+                       "fit_seconds": final.row.get("fit_seconds"), "note": final.note})
+        session.forget(final)
 
     tick("writing the report")
     rows = [r.row for r in runs]
@@ -349,6 +238,7 @@ def run_study(dataset: Dataset, out: str | Path, config: dict[str, Any] | None =
         "eda": "reused" if eda_reason == "" else "ran" if eda_reason is None else f"ran again: {eda_reason}",
         "fingerprint": dataset.fingerprint(),
         "fit_seconds_total": round(sum(r.row["fit_seconds"] for r in runs), 1), "segment_embeddings": emb_run,
+        "refit": bool(st.get("refit", True)), "finals": finals,
     }
     write_report(out, dataset, split, eda, seg, runs, per_segment, examples, context)
     if progress:
@@ -377,7 +267,7 @@ def _eda_reason(eda_dir: Path, key: dict[str, Any]) -> str | None:
     if not isinstance(stored, dict):
         return "its stored key is unreadable"
     reason = stale_reason(stored.get("key"), key)
-    if not reason and stored.get("key_hash") != _key_hash(key):
+    if not reason and stored.get("key_hash") != key_hash(key):
         reason = "its stored key does not match its hash"
     return reason
 
@@ -408,7 +298,7 @@ def _run_user_embeddings(run: RunResult, out: Path) -> np.ndarray:
 
     model = run.fitted
     if model is None:
-        bundle = out / "runs" / _slug(run.name) / "model"
+        bundle = out / "runs" / slug(run.name) / "model"
         if not (bundle / "config.json").exists():
             raise MovieRecError(f"[segments] embeddings: run {run.name!r} has no saved model to read them from "
                                 "(set [study] save_models = true, or start the study in a new folder)")

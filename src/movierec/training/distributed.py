@@ -54,9 +54,12 @@ def teardown() -> None:
     """Leave the process group together: every rank waits for the others (rank 0 validates and writes the run
     folder after the last collective) before the group is destroyed. A rank that leaves while another still
     works can abort in gloo's shutdown ("terminate called without an active exception")."""
+    import gc
+
     import torch.distributed as dist
 
     if dist.is_initialized():
+        gc.collect()  # the DistributedDataParallel wrappers of a run's fits go while the group still exists
         try:
             dist.barrier()
         finally:

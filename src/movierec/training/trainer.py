@@ -186,7 +186,9 @@ class Trainer:
                 save_checkpoint(ckpt, net, best_state, self.opt, self.generator, meta)
             # 0: go on, 1: stopped early, 2: stopped by the caller or the time budget (rank 0 decides)
             verdict = 1 if stop else 0
-            if not stop and ctx.is_main and ctx.on_epoch_end is not None and ctx.on_epoch_end(record) is False:
+            # the hook hears of every epoch, the one that stops training included; it can only stop a run that
+            # would go on
+            if ctx.is_main and ctx.on_epoch_end is not None and ctx.on_epoch_end(record) is False and not stop:
                 verdict = 2
             if not stop and ctx.time_budget_s is not None and time.perf_counter() - t_start >= ctx.time_budget_s:
                 verdict = 2
@@ -200,6 +202,7 @@ class Trainer:
             net.load_state_dict(best_state)
         if parallel is not None:  # every rank ends with rank 0's kept weights
             _broadcast_state(net)
+            del parallel  # its reducer holds the process group: gone before a later fit's wrapper
         net.eval()
         return FitReport(epochs=epoch, best_epoch=best_epoch, samples_per_s=samples_done / max(train_seconds, 1e-9),
                          stopped_early=stopped_early, best_valid=best_valid, train_log=log)

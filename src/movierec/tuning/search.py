@@ -1,7 +1,7 @@
 """The search: an Optuna study of one model's settings, scored on the split's validation part only.
 
-Each trial builds the model from the sampled settings (plus the fixed ones) through the one fit path
-(:func:`movierec.fitting.fit_model`) and scores the fitted model on ``split.valid`` (the leave-one-out
+Each trial is a run of the run engine (:meth:`movierec.runs.Session.execute`, phase "fit" only) with the
+sampled settings (plus the fixed ones), scored the fitted model on ``split.valid`` (the leave-one-out
 validation item of every evaluated user): NDCG@10 under sampled-100 by default, or under full ranking. The
 test part is never read (the fit sees ``split.train`` and ``split.valid``; the score sees ``split.valid``).
 
@@ -19,12 +19,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from movierec.data.dataset import Catalog
+from movierec.data.dataset import Dataset
 from movierec.data.splits import Split
 from movierec.errors import MovieRecError
 from movierec.evaluation.protocols import evaluate_full, evaluate_heldout_sampled
-from movierec.fitting import fit_model
-from movierec.models.base import RunContext
+from movierec.runs import RunSpec, Session
 from movierec.tuning.spaces import Param
 
 __all__ = ["METRICS", "TrialRow", "TuneResult", "objective_value", "require_optuna", "tune"]
@@ -123,12 +122,12 @@ def _quiet_optuna(optuna: Any):
         optuna.logging.set_verbosity(old)
 
 
-def tune(model: str, split: Split, catalog: Catalog | None, params: list[Param], fixed: dict[str, Any] | None = None,
+def tune(model: str, dataset: Dataset, split: Split, params: list[Param], fixed: dict[str, Any] | None = None,
          *, trials: int, timeout: float | None = None, seed: int = 42, metric: str = "sampled-100",
          device: str = "auto", startup_trials: int = 5, warmup_steps: int = 0,
          on_trial: Callable[[TrialRow, TuneResult], None] | None = None) -> TuneResult:
-    """Search ``params`` of ``model`` for the best validation NDCG@10 with Optuna (TPE seeded with ``seed``,
-    median pruner after ``startup_trials`` complete trials and ``warmup_steps`` epochs).
+    """Search ``params`` of ``model`` on ``split`` of ``dataset`` for the best validation NDCG@10 with Optuna (TPE
+    seeded with ``seed``, median pruner after ``startup_trials`` complete trials and ``warmup_steps`` epochs).
 
     At most ``trials`` trials, and none started after ``timeout`` seconds (a running trial finishes).
     ``fixed`` settings are passed to every trial unchanged. Settings the model refuses
@@ -148,6 +147,7 @@ def tune(model: str, split: Split, catalog: Catalog | None, params: list[Param],
         study = optuna.create_study(direction="maximize", sampler=sampler, pruner=pruner,
                                     study_name=f"movierec-tune-{model}")
     result.study = study
+    session = Session(dataset, split, save_models=False)
 
     def objective(trial: Any) -> float:
         t0 = time.perf_counter()
@@ -168,14 +168,15 @@ def tune(model: str, split: Split, catalog: Catalog | None, params: list[Param],
             return None
 
         try:
-            fitted, report = fit_model(model, {**fixed, **sampled}, split, catalog,
-                                       RunContext(device=device, on_epoch_end=on_epoch_end),
-                                       where=f"trial {trial.number}")
+            spec = RunSpec(f"trial {trial.number}", model, {**fixed, **sampled}, phases=("fit",))
+            run = session.execute(spec, device=device, on_epoch_end=on_epoch_end, keep=False,
+                                  where=f"trial {trial.number}")
         except MovieRecError as e:
             trial.set_user_attr("error", str(e))
             trial.set_user_attr("seconds", time.perf_counter() - t0)
             raise
-        trial.set_user_attr("epochs", int(report.epochs))
+        fitted = run.fitted
+        trial.set_user_attr("epochs", int(fitted.fit_report_.epochs))
         if reported:
             trial.set_user_attr("last_intermediate", reported[-1])
         if pruned:

@@ -184,7 +184,7 @@ def test_a_final_run_holds_every_interaction(small, tmp_path) -> None:
     from movierec.runs.folders import train_run
 
     evaluated, _ = train_run("gmf", small, tmp_path / "gmf", FAST)
-    final, split = train_run("gmf", small, tmp_path / "final", evaluated.fixed_settings, final=True)
+    _, split = train_run("gmf", small, tmp_path / "final", evaluated.fixed_settings, final=True)
     assert split.protocol == "all" and split.valid is None and len(split.test) == 0
     bundle = load_bundle(tmp_path / "final")
     inter = small.interactions
@@ -194,3 +194,16 @@ def test_a_final_run_holds_every_interaction(small, tmp_path) -> None:
     assert bundle.config["dataset"]["final"] is True and bundle.config["config"]["epochs"] == \
         evaluated.fitted.fit_report_.best_epoch
     assert not (tmp_path / "final" / "split").exists()
+
+
+def test_a_study_config_names_only_its_own_runs_to_serve() -> None:
+    from movierec.errors import MovieRecError
+    from movierec.runs import validate_config
+
+    config = {"study": {"serve": ["KNN"]}, "run": [{"name": "KNN", "model": "itemknn"}]}
+    validate_config(config, "study")
+    config["study"]["serve"] = ["KMN"]
+    with pytest.raises(MovieRecError, match="unknown run 'KMN'; did you mean 'KNN'"):
+        validate_config(config, "study")
+    with pytest.raises(MovieRecError, match="refit"):
+        validate_config({"study": {"refit": "sometimes"}, "run": [{"name": "KNN", "model": "itemknn"}]}, "study")

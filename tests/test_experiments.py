@@ -82,6 +82,19 @@ def test_defaults_reach_hybrid_parts() -> None:
     assert spec.settings["b_settings"] == {"k": 7}  # only settings the part has
 
 
+def test_command_line_settings_go_over_every_run_and_part_that_has_them() -> None:
+    from movierec.runs import expand_runs
+
+    config = {"defaults": {"epochs": 3},
+              "run": [{"name": "h", "model": "hybrid-blend", "a": "gmf", "b": "itemknn", "a_settings": {"epochs": 5}},
+                      {"name": "n", "model": "neumf", "epochs": 9}, {"name": "p", "model": "popularity"}]}
+    h, n, p = expand_runs(config, {"epochs": "1"})
+    assert h.settings["a_settings"]["epochs"] == 1 and "epochs" not in h.settings["b_settings"]
+    assert n.settings["epochs"] == 1 and "epochs" not in p.settings
+    with pytest.raises(MovieRecError, match="--set epochz: no run of this config has that setting"):
+        expand_runs(config, {"epochz": "1"})
+
+
 # -- reuse and staleness are the engine's: tests/runs/test_engine.py ----------------------------------------
 def test_an_experiment_keeps_each_run_in_the_engines_layout(tmp_path) -> None:
     from movierec.data import load_dataset

@@ -35,6 +35,7 @@ def run_experiment(
     train_progress: bool = False,
     on_run_start: Callable[[RunSpec], None] | None = None,
     on_epoch_end: Callable[[dict[str, Any]], None] | None = None,
+    overrides: dict[str, Any] | None = None,
 ) -> list[dict]:
     """Do every run of ``config`` on one split of ``dataset`` (reusing what ``out`` holds under the same key);
     write the results table.
@@ -42,11 +43,12 @@ def run_experiment(
     ``progress(name, row, note)`` is called after each run; ``note`` says what happened: "trained",
     :data:`REUSED`, or "retrained: " and why. ``on_run_start(spec)`` is called before a run is trained (not
     for a reused one) and ``on_epoch_end(record)`` after each epoch of a model trained in epochs (its result
-    is ignored: progress never stops training).
+    is ignored: progress never stops training). ``overrides``: ``--set`` settings, over every run that has
+    them (:func:`movierec.runs.expand_runs`).
     """
     validate_config(config, "experiment")
     exp = config.get("experiment", {})
-    specs = expand_runs(config, split=exp.get("split", "loo"), seed=int(exp.get("seed", 42)),
+    specs = expand_runs(config, overrides, split=exp.get("split", "loo"), seed=int(exp.get("seed", 42)),
                         ks=tuple(exp.get("ks", [10])), refit=bool(exp.get("refit", True)))
     session = Session(dataset, root=Path(out), save_models=False)
     parts = {s.settings.get(k) for s in specs for k in ("a", "b") if s.model.startswith("hybrid")}

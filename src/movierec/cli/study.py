@@ -36,6 +36,9 @@ def experiment_cmd(
     config: Path,
     data: DataArg,
     out: Annotated[Path, typer.Option("--out", help="Folder for results.{csv,md,json} and finished runs.")],
+    settings: Annotated[list[str] | None, typer.Option(
+        "--set", help="A setting key=value (repeatable) over every run that has it (e.g. epochs=1 for a quick "
+        "try); one that no run has is an error.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Run a TOML experiment grid (e.g. configs/ncf-paper.toml) and write its results table.
@@ -44,12 +47,14 @@ def experiment_cmd(
     movierec experiment configs/ncf-paper.toml --data ncf-ml-1m --out out/ncf-paper
     """
     from movierec.experiments import REUSED, load_config, run_experiment
+    from movierec.models.settings import parse_pairs
     from movierec.runs import RunSpec, expand_runs, validate_config
 
     cfg = load_config(config)
     validate_config(cfg, "experiment", str(config))  # before any data is loaded
     claim_output(out, "experiment", create=False)
-    n_runs = len(expand_runs(cfg))
+    overrides = parse_pairs(settings or [], "--set")
+    n_runs = len(expand_runs(cfg, overrides))
     rep = Reporter("experiment")
     ds = _load_for_config(data, config)
     rep.line(f"{n_runs} run{'s' if n_runs != 1 else ''} of {config} on {ds.name} ({ds.n_users:,} users, "
@@ -84,7 +89,7 @@ def experiment_cmd(
 
     mark_output(out, "experiment")
     rows = run_experiment(cfg, ds, out, report, train_progress=not as_json and not rep.plain,
-                          on_run_start=run_start, on_epoch_end=epoch_end)
+                          on_run_start=run_start, on_epoch_end=epoch_end, overrides=overrides)
     rep.line(f"done in {time.perf_counter() - t_all:.1f} s: {len(done)} runs -> {out / 'results.md'}")
     if as_json:
         print_json({"config": str(config), "rows": rows})

@@ -151,10 +151,15 @@ def _label(model: str, settings: dict[str, Any]) -> str:
     return " ".join(parts)
 
 
-def expand_runs(config: dict[str, Any], **common: Any) -> list[RunSpec]:
-    """The config's runs in order: every [[run]], then every [[grid]] expanded; defaults applied. ``common``:
-    :class:`RunSpec` fields every run gets (split, seed, ks, phases, refit)."""
+def expand_runs(config: dict[str, Any], overrides: dict[str, Any] | None = None, **common: Any) -> list[RunSpec]:
+    """The config's runs in order: every [[run]], then every [[grid]] expanded; defaults applied.
+
+    ``overrides`` (``--set key=value``) go over every run's own settings, and a hybrid's parts', wherever the
+    model has that setting; one that no run has is an error. ``common``: :class:`RunSpec` fields every run
+    gets (split, seed, ks, phases, refit)."""
     defaults = config.get("defaults", {})
+    overrides = overrides or {}
+    used: set[str] = set()
     specs: list[tuple[str, str, dict[str, Any]]] = []
     for entry in config.get("run", []):
         settings = {k: v for k, v in entry.items() if k not in _RESERVED}
@@ -175,17 +180,24 @@ def expand_runs(config: dict[str, Any], **common: Any) -> list[RunSpec]:
         known_defaults |= fields
         merged = {k: v for k, v in defaults.items() if k in fields}
         merged.update(given)
+        merged.update({k: v for k, v in overrides.items() if k in fields})
+        used |= fields & overrides.keys()
         for part, part_settings in (("a", "a_settings"), ("b", "b_settings")):  # a hybrid's parts get them too
             if part_settings in fields:
                 part_name = merged.get(part, getattr(cls.config_class(), part))
                 part_fields = {f.name for f in dataclasses.fields(get_model_class(part_name).config_class)}
                 known_defaults |= part_fields
+                used |= part_fields & overrides.keys()
                 merged[part_settings] = {**{k: v for k, v in defaults.items() if k in part_fields},
-                                         **merged.get(part_settings, {})}
+                                         **merged.get(part_settings, {}),
+                                         **{k: v for k, v in overrides.items() if k in part_fields}}
         out.append(RunSpec(name, model, validate_settings(model, merged, f"run {name!r}"), **common))
     for key in defaults:  # a default no model of this config has may still be a misspelling
         if key not in known_defaults and key not in _all_settings():
             raise unknown_key_error("[defaults]", key, sorted(_all_settings()), "setting (of any model)")
+    for key in overrides.keys() - used:
+        raise MovieRecError(f"--set {key}: no run of this config has that setting "
+                            f"(its models: {', '.join(sorted({s.model for s in out}))})")
     names = [s.name for s in out]
     if len(set(names)) != len(names):
         raise MovieRecError("two runs have the same name; give [[run]] entries distinct names")

@@ -77,6 +77,11 @@ class TestSASRec(ModelContract):
                              lr=0.005, sampled_items=64)
 
 
+class TestGRU4Rec(ModelContract):
+    model_factory = _factory("gru4rec", epochs=3, batch_size=32, patience=0, dim=16, hidden=16, max_len=30,
+                             lr=0.005)
+
+
 class TestHybridBlend(ModelContract):
     model_factory = _factory("hybrid-blend", a="itemknn", b="content")
 

@@ -38,7 +38,7 @@ def main() -> None:
         for name, settings in [("gmf", {"factors": 8}), ("mlp", {"embedding_dim": 8}),
                                ("mlp", {"embedding_dim": 8, "diversity": 0.001}),
                                ("neumf", {"factors": 4, "pretrain": True}), ("content-neural", {}),
-                               ("multvae", {}), ("sasrec", {"max_len": 20})]:
+                               ("multvae", {}), ("sasrec", {"max_len": 20}), ("gru4rec", {"max_len": 20})]:
             ctx = RunContext(device=device, rank=rank, world_size=world)
             _, report = fit_model(name, {**settings, "epochs": 1}, split, ds.catalog, ctx)
             found[f"{name} {settings}"] = report.best_valid.get("NDCG@10")

@@ -108,9 +108,9 @@ def test_every_trainer_shell_model_trains_data_parallel(data, env) -> None:
     r = torchrun(env, "models", data)
     assert r.returncode == 0, r.stderr[-3000:]
     found = json.loads(r.stdout.strip().splitlines()[-1])
-    assert len(found) == 7
+    assert len(found) == 8
     assert all(v is not None and v > 0 for v in found.values()), found  # each one validated on rank 0
-    assert min(v for k, v in found.items() if k.split()[0] in ("gmf", "neumf", "sasrec")) > 0.1, found
+    assert min(v for k, v in found.items() if k.split()[0] in ("gmf", "neumf", "sasrec", "gru4rec")) > 0.1, found
 
 
 def test_bad_process_counts_are_one_line_errors(data, env, tmp_path) -> None:

@@ -67,6 +67,8 @@ ENTRIES = (
                "Mult-DAE (Liang et al. 2018): denoising autoencoder of a user's row, multinomial likelihood"),
     ModelEntry("sasrec", "movierec.models.sasrec:SASRec", "sequential",
                "SASRec (Kang and McAuley 2018): causal self-attention over a user's time-ordered history"),
+    ModelEntry("gru4rec", "movierec.models.gru4rec:GRU4Rec", "sequential",
+               "GRU4Rec (Hidasi et al. 2016): a recurrent network over a user's time-ordered history"),
     ModelEntry("content", "movierec.models.content:ContentRecommender", "content",
                "User profile in genre/tag/genome space matched by dot, cosine or Euclidean similarity"),
     ModelEntry("content-neural", "movierec.models.content_neural:ContentNeural", "content",

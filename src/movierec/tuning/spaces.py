@@ -111,6 +111,9 @@ SPACES: dict[str, tuple[Param, ...]] = {
     "sasrec": (Param("dim", "categorical", choices=(32, 64, 128)), Param("blocks", "int", 1, 3),
                Param("dropout", "float", 0.1, 0.6), Param("lr", "log", 3e-4, 3e-3),
                Param("max_len", "categorical", choices=(50, 100, 200))),
+    "gru4rec": (Param("dim", "categorical", choices=(32, 64, 128)), Param("hidden", "int", 32, 256, log=True),
+                Param("layers", "int", 1, 2), Param("dropout", "float", 0.0, 0.6), Param("lr", "log", 3e-4, 1e-2),
+                Param("max_len", "categorical", choices=(50, 100, 200))),
 }
 """The built-in search space of every tunable model (the models with settings worth searching)."""
 

@@ -16,7 +16,7 @@ The peer rows (``../shared/reference/peers.md``, section 4) were measured on thi
 validate on item n-2 and test with the history up to n-1. Fit seconds are wall time of one process on this
 machine; run it alone.
 
-    python benchmarks/bench_models.py [--models ease,ials,multvae,multdae,sasrec] [--out FILE]
+    python benchmarks/bench_models.py [--models ease,ials,multvae,multdae,sasrec,gru4rec] [--out FILE]
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ def _quality(model, split) -> dict[str, float]:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--models", default="popularity,itemknn,ease,ials,multvae,multdae,sasrec")
+    ap.add_argument("--models", default="popularity,itemknn,ease,ials,multvae,multdae,sasrec,gru4rec")
     ap.add_argument("--data", default=str(U.ML_LATEST_SMALL), help="a release name or folder")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "bench_models.json"))
     args = ap.parse_args()

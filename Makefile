@@ -2,7 +2,7 @@
 # make run:  the main job: the study on ml-latest-small (EDA, every model, segments, out/study-*/report.html);
 #            on ml-latest-small it then refreshes README.md's study table (docs/results/study.json).
 # make docs: make run, the content-hybrid experiment, the similar-movies query and bench_models (the strong
-#            models beside the peer libraries, about 8 minutes), then every README table
+#            models beside the peer libraries, about 11 minutes), then every README table
 #            from docs/results/ (scripts/readme_tables.py), and the web page's screenshot.
 # make serve: the HTTP API and web page on the `make run` output: the study's final models (its best model,
 #            ItemKNN and NeuMF, fitted on every rating), at http://127.0.0.1:8000/ (PORT=... to change).

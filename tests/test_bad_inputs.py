@@ -138,6 +138,20 @@ def _ratings_folder(tmp: Path, b: Base) -> None:
     f.mkdir()
 
 
+def _toml(text: str | None) -> Callable[[Path, Base], None]:
+    """A data copy and ``cfg.toml`` holding ``text`` (None: a folder named cfg.toml)."""
+
+    def setup(tmp: Path, b: Base) -> None:
+        _data(tmp, b)
+        if text is None:
+            (tmp / "cfg.toml").mkdir()
+            (tmp / "cfg.toml" / "x").write_text("x")
+        else:
+            (tmp / "cfg.toml").write_text(text)
+
+    return setup
+
+
 def _garbage(n: int) -> bytes:
     return bytes((i * 97 + 13) % 256 for i in range(n))
 
@@ -156,6 +170,8 @@ class Case:
 
 
 RECOMMEND = ["recommend", "run", "--user", "1"]
+TRAIN_CONFIG = ["train", "popularity", "--data", "data", "--out", "out", "--config", "cfg.toml"]
+EXPERIMENT = ["experiment", "cfg.toml", "--data", "data", "--out", "out"]
 CASES = [
     # bundles
     Case("weights-truncated", _write("weights.safetensors", lambda raw: raw[:100]), RECOMMEND,
@@ -231,6 +247,21 @@ CASES = [
          r"seed -1: must be an integer of 0 or more"),
     Case("run-exists", _both, ["train", "popularity", "--data", "data", "--out", "run"],
          r"--out run: a run folder is already there"),
+    # config files say what they ignore (issue 22, class 6)
+    Case("train-config-unknown-section", _toml("[popularity]\nepochs = 3\n"), [*TRAIN_CONFIG],
+         r"cfg\.toml: \[popularity\] is not read by train --config"),
+    Case("train-config-run-not-tables", _toml("run = 5\n"), [*TRAIN_CONFIG],
+         r"cfg\.toml: run must be written as \[\[run\]\] tables .*not run = 5$"),
+    Case("train-config-folder", _toml(None), [*TRAIN_CONFIG], r"cfg\.toml: a folder, not a config file$"),
+    Case("train-config-model-not-a-name", _toml('[[run]]\nmodel = "popularity"\n[[run]]\nmodel = 5\n'),
+         [*TRAIN_CONFIG], r"cfg\.toml: \[\[run\]\] number 2: model = 5 is not a model name"),
+    Case("train-config-unread-key", _toml('seed = 3\n[[run]]\nmodel = "popularity"\n'), [*TRAIN_CONFIG],
+         r"cfg\.toml: seed is not read by train --config"),
+    Case("experiment-runs-not-tables", _toml("run = [1, 2]\n"), [*EXPERIMENT],
+         r"cfg\.toml: run must be written as \[\[run\]\] tables .*not run = \[1, 2\]$"),
+    Case("experiment-defaults-not-a-table", _toml('defaults = 5\n[[run]]\nmodel = "popularity"\n'),
+         [*EXPERIMENT], r"cfg\.toml: \[defaults\] must be a table of settings, not 5$"),
+    Case("experiment-config-folder", _toml(None), [*EXPERIMENT], r"cfg\.toml: a folder, not a config file$"),
 ]
 
 

@@ -190,6 +190,30 @@ def mark_output(path: str | Path, kind: str) -> Path:
     return path
 
 
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_text(frame: Any, index: bool = False) -> str:
+    """``frame.to_csv(index=index)`` for a user to open: a text cell (or index label) that a spreadsheet would
+    run as a formula (it starts with = + - @, a tab or a carriage return, and is not a number) gets a leading
+    ``'``, as OWASP's CSV-injection advice says. Numbers and missing cells are written as they are."""
+    import pandas as pd
+
+    def safe(values: Any) -> Any:
+        if not (pd.api.types.is_object_dtype(values) or pd.api.types.is_string_dtype(values)):
+            return values
+        text = values.astype("string")
+        risky = text.str.startswith(_FORMULA_START).fillna(False) & pd.to_numeric(text, errors="coerce").isna()
+        return values.where(~risky.to_numpy(), "'" + text) if risky.any() else values
+
+    out = frame.copy()
+    for col in out.columns:
+        out[col] = safe(out[col])
+    if index and not isinstance(out.index, pd.MultiIndex):
+        out.index = pd.Index(safe(out.index.to_series()).to_numpy(), name=out.index.name)
+    return out.to_csv(index=index)
+
+
 def read_json(path: str | Path, hint: str = "") -> Any:
     """The JSON held in ``path``; a one-line DataError naming the file (and the line for bad JSON, followed by
     ``hint``) when it cannot be read or parsed."""
@@ -223,5 +247,9 @@ def read_toml(path: str | Path) -> dict[str, Any]:
         return tomllib.loads(path.read_text())
     except FileNotFoundError:
         raise MovieRecError(f"{path}: config file not found") from None
+    except IsADirectoryError:
+        raise MovieRecError(f"{path}: a folder, not a config file") from None
+    except OSError as e:
+        raise MovieRecError(f"{path}: cannot read the config file ({e.strerror or e})") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise MovieRecError(f"{path}: invalid TOML ({e})") from None

@@ -7,6 +7,7 @@ This is the Python API behind ``movierec train``, ``evaluate``, ``recommend`` an
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -17,11 +18,11 @@ from movierec.data.dataset import Dataset
 from movierec.data.splits import Split
 from movierec.errors import DataError, MovieRecError
 from movierec.evaluation import DEFAULT_KS, PROTOCOLS, EvalResult, evaluate
-from movierec.fsutil import read_json
-from movierec.models import validate_settings
+from movierec.fsutil import read_json, read_toml
+from movierec.models import get_model_class, validate_settings
 from movierec.models.settings import parse_pairs
 from movierec.runs.engine import RunResult, Session
-from movierec.runs.spec import RunSpec
+from movierec.runs.spec import RunSpec, check_run_tables, validate_config
 from movierec.runs.store import RunFolder
 
 __all__ = ["check_cutoffs", "check_device", "compare", "evaluate_run", "like_settings", "load_run",
@@ -48,18 +49,36 @@ def parse_overrides(model_name: str, pairs: list[str], config: Path | None = Non
 
 def settings_from_config(path: Path, model_name: str) -> dict[str, Any]:
     """The settings for ``model_name`` in TOML file ``path``: its single ``[[run]]`` of that model (name, model
-    and label dropped), or its top-level keys when it has no ``[[run]]`` tables; a one-line error otherwise."""
-    from movierec.fsutil import read_toml
-
+    and label dropped) over the ``[defaults]`` that model has, or its top-level keys when it has no ``[[run]]``
+    tables. An experiment or study config is checked whole first. A one-line error for anything it would
+    otherwise ignore: a section it does not read, a ``run`` that is not ``[[run]]`` tables, a model that is not
+    a name, no run (or several) of this model."""
     doc = read_toml(path)
+    for kind in ("study", "experiment"):
+        if kind in doc:
+            validate_config(doc, kind, str(path))
     runs = doc.get("run")
     if runs is None:
-        return {k: v for k, v in doc.items() if not isinstance(v, dict)}
-    mine = [r for r in runs if isinstance(r, dict) and r.get("model") == model_name]
+        tables = [k for k, v in doc.items() if isinstance(v, dict | list)]
+        if tables:
+            raise MovieRecError(f"{path}: [{tables[0]}] is not read by train --config: give {model_name}'s settings "
+                                f"as top-level keys, or in one [[run]] table with model = {model_name!r}")
+        return dict(doc)
+    check_run_tables(runs, str(path))
+    unread = [k for k in doc if k not in ("run", "defaults", "grid", "study", "experiment", "segments")]
+    if unread:
+        raise MovieRecError(f"{path}: {unread[0]} is not read by train --config (beside [[run]] tables it reads "
+                            "[defaults])")
+    mine = [r for r in runs if r["model"] == model_name]
     if len(mine) != 1:
         names = ", ".join(repr(r.get("name", r.get("model"))) for r in mine) or "none"
         raise MovieRecError(f"{path}: expected one [[run]] with model = {model_name!r}, found {len(mine)} ({names})")
-    return {k: v for k, v in mine[0].items() if k not in ("name", "model", "label")}
+    defaults = doc.get("defaults", {})
+    if not isinstance(defaults, dict):
+        raise MovieRecError(f"{path}: [defaults] must be a table of settings, not {defaults!r}")
+    fields = {f.name for f in dataclasses.fields(get_model_class(model_name).config_class)}
+    return {**{k: v for k, v in defaults.items() if k in fields},
+            **{k: v for k, v in mine[0].items() if k not in ("name", "model", "label")}}
 
 
 def like_settings(path: Path, model_name: str) -> dict[str, Any]:

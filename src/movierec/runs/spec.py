@@ -34,7 +34,7 @@ from movierec.evaluation.protocols import PROTOCOLS
 from movierec.models import ENTRIES, get_model_class, validate_settings
 from movierec.models.settings import unknown_key_error
 
-__all__ = ["PHASES", "RunSpec", "expand_runs", "slug", "validate_config"]
+__all__ = ["PHASES", "RunSpec", "check_run_tables", "expand_runs", "slug", "validate_config"]
 
 PHASES = ("fit", "validate", "test", "final")
 """fit: on the training part, the validation part for the model's choices; validate: score the validation
@@ -116,11 +116,13 @@ def validate_config(config: dict[str, Any], kind: str, where: str = "config") ->
     for name, value in config.items():
         if name not in sections:
             raise unknown_key_error(where, name, sections, "section")
+        if name in ("run", "grid"):
+            continue  # arrays of tables: checked below
+        if not isinstance(value, dict):
+            raise MovieRecError(f"{where}: [{name}] must be a table of settings, not {value!r}")
         schema = sections[name]
         if schema is None:
             continue
-        if not isinstance(value, dict):
-            raise MovieRecError(f"{where}: [{name}] must be a table of settings")
         for key in value:
             if key not in schema.model_fields:
                 raise unknown_key_error(f"{where} [{name}]", key, schema.model_fields)
@@ -132,18 +134,26 @@ def validate_config(config: dict[str, Any], kind: str, where: str = "config") ->
             raise MovieRecError(f"{where} [{name}]: {key} = {err.get('input')!r} is invalid: "
                                 f"{err['msg'].lower()}") from None
     for table in ("run", "grid"):
-        entries = config.get(table, [])
-        if not isinstance(entries, list):
-            raise MovieRecError(f"{where}: [{table}] must be written [[{table}]] (one table per {table})")
-        for n, entry in enumerate(entries, 1):
-            if "model" not in entry:
-                raise MovieRecError(f"{where}: [[{table}]] number {n} ({entry.get('name', 'unnamed')!r}) names no "
-                                    "model")
+        check_run_tables(config.get(table, []), where, table)
     specs = expand_runs(config)
     names = [s.name for s in specs]
     for served in config.get(kind, {}).get("serve", []):
         if served not in names:
             raise unknown_key_error(f"{where} [{kind}] serve", served, names, "run")
+
+
+def check_run_tables(entries: Any, where: str, table: str = "run") -> None:
+    """A one-line error unless ``entries`` is an array of tables (``[[run]]``) each naming a model by a string."""
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+        raise MovieRecError(f"{where}: {table} must be written as [[{table}]] tables (one per {table}), "
+                            f"not {table} = {entries!r}")
+    for n, entry in enumerate(entries, 1):
+        if "model" not in entry:
+            raise MovieRecError(f"{where}: [[{table}]] number {n} ({entry.get('name', 'unnamed')!r}) names no "
+                                "model")
+        if not isinstance(entry["model"], str):
+            raise MovieRecError(f"{where}: [[{table}]] number {n}: model = {entry['model']!r} is not a model name "
+                                "(a string)")
 
 
 def _label(model: str, settings: dict[str, Any]) -> str:

@@ -136,3 +136,22 @@ def test_the_command_says_what_it_reused_and_why_it_retrained(tmp_path, monkeypa
     assert lines(a)[0].endswith("s; trained")
     assert lines(a)[0].endswith("s; reused (same data, settings, split and version)")
     assert lines(b)[0].endswith("s; retrained: the data changed since the stored result")
+
+
+def test_results_csv_is_safe_to_open_in_a_spreadsheet(tmp_path) -> None:
+    """A run name that a spreadsheet would run as a formula is written with a leading ' (CSV injection)."""
+    import pandas as pd
+
+    from movierec.data import load_dataset
+    from tests.data_edits import write_small
+
+    ds = load_dataset(str(write_small(tmp_path / "syn", seed=1)))
+    name = '=HYPERLINK("http://example.invalid","x")'
+    config = {"experiment": {"ks": [10]}, "run": [{"name": name, "model": "popularity"},
+                                                  {"name": "-1 popularity", "model": "popularity"}]}
+    run_experiment(config, ds, tmp_path / "out")
+    text = (tmp_path / "out" / "results.csv").read_text()
+    assert '"\'=HYPERLINK(' in text and "\n=" not in text and ",=" not in text
+    table = pd.read_csv(tmp_path / "out" / "results.csv")
+    assert table["model"].tolist()[:2] == ["'" + name, "'-1 popularity"]
+    assert json.loads((tmp_path / "out" / "results.json").read_text())[0]["model"] == name  # JSON keeps it as is

@@ -105,3 +105,18 @@ def test_train_replaces_a_run_only_with_force(dataset_dir: Path, tmp_path: Path)
     assert again.returncode == 2 and "--force" in again.stderr and _snapshot(out) == before
     forced = _movierec("train", "itemknn", "--data", str(dataset_dir), "--out", str(out), "--force")
     assert forced.returncode == 0 and '"itemknn"' in (out / "config.json").read_text()
+
+
+def test_csv_text_defuses_formulas_and_keeps_numbers() -> None:
+    """Hand cases of OWASP's CSV-injection rule: = + - @ tab CR at a text cell's start get a leading '."""
+    import pandas as pd
+
+    from movierec.fsutil import csv_text
+
+    frame = pd.DataFrame({"title": ["=1+1", "+cmd", "-2.5", "@SUM(A1)", "\tx", "plain", None, "a=b"],
+                          "n": [1, -2, 3, 4, 5, 6, 7, 8]},
+                         index=pd.Index(["=seg", "ok", "x", "y", "z", "u", "v", "w"], name="segment"))
+    rows = csv_text(frame).splitlines()
+    assert rows[1:] == ["'=1+1,1", "'+cmd,-2", "-2.5,3", "'@SUM(A1),4", "'\tx,5", "plain,6", ",7", "a=b,8"]
+    assert csv_text(frame, index=True).splitlines()[1].startswith("'=seg,'=1+1,")
+    assert frame["title"].iloc[0] == "=1+1"  # the caller's frame is not changed

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from movierec.fsutil import atomic_write_text
+from movierec.fsutil import atomic_write_text, csv_text
 
 HEADLINE = [
     "HR@10 [sampled-100]", "NDCG@10 [sampled-100]",
@@ -43,7 +43,7 @@ def write_comparison(rows: list[dict], out: str | Path) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     full = pd.DataFrame(rows)
     return [
-        atomic_write_text(out / "results.csv", full.to_csv(index=False)),
+        atomic_write_text(out / "results.csv", csv_text(full)),
         atomic_write_text(out / "results.md", comparison_markdown(rows) + "\n"),
         atomic_write_text(out / "results.json", json_dumps(rows)),
     ]

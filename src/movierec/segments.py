@@ -228,13 +228,13 @@ def profile_segments(seg: Segmentation, train: Interactions, catalog: Catalog | 
 def write_segments(folder: str | Path, user_ids: np.ndarray, seg: Segmentation) -> None:
     """``segments.parquet`` (userId, segment; -1: no training ratings) and ``profiles.csv`` (with each segment's
     name) in ``folder``, each written atomically."""
-    from movierec.fsutil import atomic_write_parquet, atomic_write_text
+    from movierec.fsutil import atomic_write_parquet, atomic_write_text, csv_text
 
     folder = Path(folder)
     atomic_write_parquet(folder / "segments.parquet", pd.DataFrame({"userId": user_ids, "segment": seg.labels}))
     names = segment_names(seg.profiles)
     profiles = seg.profiles.assign(name=[names[str(i)] for i in seg.profiles.index])
-    atomic_write_text(folder / "profiles.csv", profiles.to_csv())
+    atomic_write_text(folder / "profiles.csv", csv_text(profiles, index=True))
 
 
 def segment_names(profiles: pd.DataFrame) -> dict[str, str]:

@@ -107,7 +107,7 @@ def _parse_rating(service, text: str) -> tuple[int, float]:
 def _recommend_many(run_dir: Path, users: str, out: Path | None, force: bool, k: int, as_json: bool) -> None:
     import time
 
-    from movierec.fsutil import atomic_write_bytes, atomic_write_parquet
+    from movierec.fsutil import atomic_write_parquet, atomic_write_text, csv_text
     from movierec.runs.folders import check_cutoffs
     from movierec.serving import ServedModel
     from movierec.serving.batch import read_user_values, recommend_users_table, user_ids_of_values
@@ -133,7 +133,7 @@ def _recommend_many(run_dir: Path, users: str, out: Path | None, force: bool, k:
     if out.suffix == ".parquet":
         atomic_write_parquet(out, table)
     else:
-        atomic_write_bytes(out, table.to_csv(index=False).encode())
+        atomic_write_text(out, csv_text(table))
     n_users = int(table["user"].nunique())
     if as_json:
         print_json({"model": served.model_name, "users": n_users, "rows": len(table), "k": k, "out": str(out),

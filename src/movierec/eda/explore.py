@@ -48,7 +48,7 @@ from movierec.data.dataset import Dataset
 from movierec.eda import plots
 from movierec.eda import sections as sec
 from movierec.eda.render import render_page
-from movierec.fsutil import atomic_write_text
+from movierec.fsutil import atomic_write_text, csv_text
 
 #: every figure and table name a run may write (stale copies from an earlier run are removed)
 FIGURE_NAMES = ("rating_distribution", "long_tail", "activity_vs_rating", "ratings_over_time", "genre_frequencies",
@@ -203,7 +203,7 @@ def run_eda(
 
     step("report")
     for name, df in tables.items():
-        atomic_write_text(tab_dir / f"{name}.csv", df.to_csv(index=False))
+        atomic_write_text(tab_dir / f"{name}.csv", csv_text(df))
     written_figs = {f.name for f in figures}
     for name in FIGURE_NAMES:
         if name not in written_figs:

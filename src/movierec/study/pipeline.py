@@ -42,7 +42,7 @@ from movierec.data.dataset import Dataset
 from movierec.data.splits import Split, make_split
 from movierec.errors import MovieRecError
 from movierec.evaluation.columns import column
-from movierec.fsutil import atomic_write_text, read_toml
+from movierec.fsutil import atomic_write_text, csv_text, read_toml
 from movierec.runs import REUSED, RunResult, RunSpec, Session, expand_runs, slug, validate_config
 from movierec.runs.store import KEY_FORMAT, key_hash, stale_reason
 from movierec.segments import SegmentConfig
@@ -313,4 +313,4 @@ def _write_segments(folder: Path, dataset: Dataset, seg: Any, per_segment: dict[
 
     write_segments(folder, dataset.users.ids, seg)
     for protocol, table in per_segment.items():
-        atomic_write_text(folder / f"per_segment_ndcg10_{protocol}.csv", table.to_csv())
+        atomic_write_text(folder / f"per_segment_ndcg10_{protocol}.csv", csv_text(table, index=True))

@@ -114,8 +114,56 @@ def test_every_trainer_shell_model_trains_data_parallel(data, env) -> None:
 
 
 def test_bad_process_counts_are_one_line_errors(data, env, tmp_path) -> None:
+    from movierec.training.distributed import cpu_cores
+
+    too_many = str(cpu_cores() + 1)
     for args, words in [(["--nproc", "0"], "at least 1"), (["--nproc", "2", "--device", "cuda"], "CUDA"),
-                        (["--nproc", "2", "--device", "mps"], "mps")]:
+                        (["--nproc", "2", "--device", "mps"], "mps"),
+                        (["--nproc", too_many, "--device", "cpu"], f"--nproc {too_many}: this process may use")]:
         r = cli(env, "train", "gmf", "--data", data, "--out", str(tmp_path / "x"), *args)
         assert r.returncode == 2 and r.stderr.startswith("error:") and words in r.stderr, r.stderr
         assert len(r.stderr.strip().splitlines()) == 1
+
+
+def _workers_of(launcher: int) -> list[int]:
+    """Pids of the processes whose environment names ``launcher`` as their movierec --nproc launcher."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and f"MOVIEREC_LAUNCHER_PID={launcher}".encode() in \
+                    (proc / "environ").read_bytes().split(b"\0"):
+                found.append(int(proc.name))
+        except OSError:
+            continue
+    return found
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the parent-death signal is Linux's")
+def test_workers_die_with_a_killed_launcher(data, env, tmp_path) -> None:
+    """SIGKILL of `train --nproc 2` (no chance to stop its workers) ends the workers too: none goes on to write
+    --out (issue 22, class 7)."""
+    import signal
+    import time
+
+    out = tmp_path / "run"
+    launcher = subprocess.Popen([sys.executable, "-m", "movierec", "train", "neumf", "--data", data, "--out", str(out),
+                                 "--device", "cpu", "--nproc", "2", "--set", "epochs=200", "--set", "patience=0"],
+                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while len(_workers_of(launcher.pid)) < 2 and time.monotonic() < deadline and launcher.poll() is None:
+            time.sleep(0.2)
+        assert len(_workers_of(launcher.pid)) == 2, "the workers did not start"
+        time.sleep(2)  # into training
+        launcher.send_signal(signal.SIGKILL)
+        launcher.wait(timeout=10)
+        deadline = time.monotonic() + 30
+        while _workers_of(launcher.pid) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert _workers_of(launcher.pid) == []
+        assert not (out / "metrics.json").exists()  # no orphan finished the run
+    finally:
+        for pid in _workers_of(launcher.pid):
+            os.kill(pid, signal.SIGKILL)
+        if launcher.poll() is None:
+            launcher.kill()

@@ -17,6 +17,35 @@ import torch
 
 from movierec.errors import MovieRecError
 
+_LAUNCHER_PID = "MOVIEREC_LAUNCHER_PID"  # set by launch(): the pid its worker processes must outlive
+
+
+def cpu_cores() -> int:
+    """The CPU cores this process may run on (its affinity mask where the OS has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def die_with_launcher() -> None:
+    """In a worker that ``movierec train --nproc`` started: end this process when the launcher ends, even by
+    SIGKILL, so that no orphaned worker goes on writing ``--out`` (Linux: the parent-death signal; elsewhere a
+    no-op). A launcher already gone before this ran ends the worker at once."""
+    pid = os.environ.get(_LAUNCHER_PID)
+    if not pid or not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import signal
+
+    pr_set_pdeathsig = 1
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, int(signal.SIGKILL), 0, 0, 0)
+    except (OSError, AttributeError):  # pragma: no cover - no prctl
+        return
+    if os.getppid() != int(pid):  # the launcher died before the signal was armed
+        os._exit(130)
+
 
 def launched() -> bool:
     """True in a process started by torchrun for a run of more than one process."""
@@ -29,6 +58,7 @@ def setup(device: str) -> tuple[int, int, str]:
 
     from movierec.training.trainer import resolve_device
 
+    die_with_launcher()
     rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
     local = int(os.environ.get("LOCAL_RANK", "0"))
     dev = resolve_device(device)
@@ -83,6 +113,9 @@ def check_nproc(nproc: int, device: str) -> None:
                                 "use at most that many, or --device cpu")
     elif dev.type != "cpu":
         raise MovieRecError(f"--device {device}: data-parallel training runs on CUDA GPUs or CPUs")
+    elif nproc > cpu_cores():
+        raise MovieRecError(f"--nproc {nproc}: this process may use {cpu_cores()} CPU core(s); start at most that "
+                            "many processes (each needs a core)")
 
 
 def without_nproc(argv: list[str]) -> list[str]:
@@ -109,6 +142,7 @@ def launch(nproc: int, argv: list[str]) -> None:
 
     if "OMP_NUM_THREADS" not in os.environ:  # torchrun would set 1 and say so; share the cores instead
         os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // nproc))
+    os.environ[_LAUNCHER_PID] = str(os.getpid())  # its workers end when this process ends (die_with_launcher)
     args = get_args_parser().parse_args(["--standalone", "--nproc-per-node", str(nproc), "--module",
                                          "movierec", *argv])
     try:

@@ -18,8 +18,8 @@ def write_small(folder: Path, seed: int = 0) -> Path:
 
 def edit_cell(path: Path, row: int, column: str, value: str) -> str:
     """Set ``column`` of data row ``row`` (0-based, after the header) of a csv file to ``value``; return the old
-    value. Every count stays the same. The file's modification time moves on by a second, so the parsed-table
-    cache (keyed by path, size and mtime) never serves the old content."""
+    value. Every count stays the same. The file's modification time moves on by a second; the parsed-table cache
+    would see the edit anyway (a small file is keyed by its content, a large one by size, mtime and ctime)."""
     st = path.stat()
     with path.open(newline="") as f:
         rows = list(csv.reader(f))

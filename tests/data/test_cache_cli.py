@@ -75,3 +75,52 @@ def test_clear_everything_and_bad_days(cache: Path, tmp_path: Path) -> None:
     assert isinstance(r.exception, MovieRecError) and "at least 0 days" in str(r.exception)
     r = runner.invoke(app, ["data", "cache", "list"])
     assert r.exit_code == 0 and "the cache is empty" in r.output
+
+
+def _ratings_entry(cache: Path) -> Path:
+    (entry,) = [p for p in (cache / "parsed").iterdir() if "-ratings-" in p.name]
+    return entry
+
+
+def test_a_flipped_bit_in_an_entry_is_never_served(cache: Path, tmp_path: Path) -> None:
+    """The entry's bytes are checked against the digest meta.json recorded: a changed byte means a rebuild from
+    the source (with a warning), and the ratings read are the source's (issue 22, class 3)."""
+    import warnings
+
+    import pytest
+
+    from movierec.data import load_dataset
+
+    folder = write_synthetic(tmp_path / "syn", 30, 40, 300, seed=1)
+    first = load_dataset(str(folder)).fingerprint()
+    parquet = _ratings_entry(cache) / "interactions.parquet"
+    raw = bytearray(parquet.read_bytes())
+    raw[len(raw) // 2] ^= 0x01  # one bit, in the middle of the data pages
+    parquet.write_bytes(bytes(raw))
+    with pytest.warns(UserWarning, match="fails its integrity check"):
+        again = load_dataset(str(folder)).fingerprint()
+    assert again == first
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the rebuilt entry passes its check
+        assert load_dataset(str(folder)).fingerprint() == first
+
+
+def test_an_edit_that_keeps_size_and_mtime_is_seen(cache: Path, tmp_path: Path) -> None:
+    """The key of a small source is its content: the same size and modification time with other bytes is
+    another entry (issue 22, class 3)."""
+    from movierec.data import load_dataset
+
+    folder = write_synthetic(tmp_path / "syn", 30, 40, 300, seed=1)
+    ratings = folder / "ratings.csv"
+    before = load_dataset(str(folder)).fingerprint()
+    st = ratings.stat()
+    lines = ratings.read_text().splitlines(keepends=True)
+    row = lines[1].split(",")
+    row[2] = "1.0" if row[2] != "1.0" else "2.0"  # one rating, same width
+    assert len(",".join(row)) == len(lines[1])
+    ratings.write_text(lines[0] + ",".join(row) + "".join(lines[2:]))
+    os.utime(ratings, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert ratings.stat().st_size == st.st_size and ratings.stat().st_mtime_ns == st.st_mtime_ns
+    after = load_dataset(str(folder)).fingerprint()
+    assert after != before
+    assert len(list((cache / "parsed").glob("*-ratings-*"))) == 2

@@ -138,6 +138,7 @@ def _workers_of(launcher: int) -> list[int]:
     return found
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the parent-death signal is Linux's")
 def test_workers_die_with_a_killed_launcher(data, env, tmp_path) -> None:
     """SIGKILL of `train --nproc 2` (no chance to stop its workers) ends the workers too: none goes on to write

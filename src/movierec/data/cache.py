@@ -13,10 +13,11 @@ ctime and inode instead: hashing ml-20m's 533 MB ratings.csv would cost about 0.
 (SHA-256 at 1.3 GB/s), doubling a cached load (0.5 s), while an in-place edit cannot keep the ctime (the kernel
 sets it on every write, and utime cannot set it back). Changed sources or a new format simply miss the cache.
 Each table file's SHA-256 is recorded in meta.json and checked on every read: an entry whose bytes changed
-(a flipped bit, a truncated file) is rebuilt, with a warning, never served. Each entry's meta.json records
-those sources, so :func:`cache_entries` can tell a fresh entry from a stale one (a source changed or gone,
-an older format) and :func:`clear_entries` removes the stale ones; reading an entry touches its meta.json, so
-"last used" is the mtime.
+(a flipped bit, a truncated file) is rebuilt, with a warning, never served. That check reads every byte of
+the entry: 0.16 s for a 20M-rating interactions table (175 MB, synthetic, 2-core CPU, 2026-12-07). Each
+entry's meta.json records those sources, so :func:`cache_entries` can tell a fresh entry from a stale one (a
+source changed or gone, an older format) and :func:`clear_entries` removes the stale ones; reading an entry
+touches its meta.json, so "last used" is the mtime.
 
 Entries are written atomically (:func:`movierec.fsutil.atomic_write_dir`, which gives the entry and its files
 the permissions of the user's umask, not a temporary folder's 0700); an unreadable or incomplete entry counts

@@ -202,11 +202,16 @@ class NextItemStep:
             kind = "ce" if self.n_items <= CE_MAX_ITEMS else "sampled"
         if kind == "sampled" and k >= self.n_items - 1:
             kind = "ce"
-        if kind == "ce":
-            loss = full_cross_entropy(h, table, tgt)
-            if self.cfg.l2 > 0:
-                loss = loss + self.cfg.l2 * table[tgt].pow(2).sum(-1).mean()
-            return loss
+        loss = full_cross_entropy(h, table, tgt) if kind == "ce" else self._negatives_loss(h, table, tgt, kind,
+                                                                                          generator)
+        if self.cfg.l2 > 0:
+            loss = loss + self.cfg.l2 * table[tgt].pow(2).sum(-1).mean()
+        return loss
+
+    def _negatives_loss(self, h: torch.Tensor, table: torch.Tensor, tgt: torch.Tensor, kind: str,
+                        generator: torch.Generator) -> torch.Tensor:
+        """Mean loss of positions h [N, dim] against targets tgt [N] and sampled negatives (sampled, gbce, bce)."""
+        k = self.cfg.sampled_items
         pos = (h * table[tgt]).sum(-1)  # [N]
         if kind in ("sampled", "gbce"):
             neg = torch.randint(0, self.n_items, (k,), generator=generator, device=tgt.device)
@@ -229,10 +234,7 @@ class NextItemStep:
                                 device=tgt.device)
             neg_logit = (table[neg] @ h.unsqueeze(-1)).squeeze(-1)  # [N, negatives]
             per = F.softplus(-pos) + F.softplus(neg_logit).sum(-1)
-        loss = per.mean()
-        if self.cfg.l2 > 0:
-            loss = loss + self.cfg.l2 * table[tgt].pow(2).sum(-1).mean()
-        return loss
+        return per.mean()
 
 
 _CE_CHUNK = 1 << 20  # logits per chunk of the fused cross-entropy (4 MB: stays in cache)

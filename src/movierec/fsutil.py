@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import stat
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -133,20 +135,91 @@ def output_kind(path: str | Path) -> str | None:
     return None
 
 
+def cache_dir() -> Path:
+    """movierec's cache folder: ``$MOVIEREC_CACHE_DIR`` or the per-user cache (platformdirs)."""
+    env = os.environ.get("MOVIEREC_CACHE_DIR")
+    if env:
+        return Path(env).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("movierec"))
+
+
+# -- advisory locks: one writer per output and registry ----------------------------------------------------
+_HELD: dict[str, Any] = {}  # real path -> the FileLock this process holds on it until it ends
+
+
+def _lock_file(path: str | Path) -> Path:
+    """The lock file of ``path``: ``<cache_dir>/locks/<hash of its real path>.lock`` (outside the user's folders,
+    so a lock leaves nothing beside the output; a temporary folder when the cache is not writable)."""
+    name = hashlib.sha256(os.path.realpath(path).encode("utf-8", "surrogateescape")).hexdigest()[:32] + ".lock"
+    for root in (cache_dir() / "locks", Path(tempfile.gettempdir()) / f"movierec-locks-{os.getuid()}"):
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+            if os.access(root, os.W_OK):
+                return root / name
+        except OSError:
+            continue
+    raise OSError(f"no writable folder for movierec's lock files (tried {cache_dir() / 'locks'})")
+
+
+def hold_lock(path: str | Path, option: str = "--out") -> None:
+    """Hold an advisory lock on output ``path`` until this process ends: a second process that claims the same
+    output (a folder or a registered name) refuses in one line instead of both writing it and one result being
+    lost. Taking it again in the same process is a no-op. Locks are ``flock`` locks (the ``filelock``
+    package), released by the kernel when the process ends, however it ends."""
+    from filelock import FileLock, Timeout
+
+    from movierec.errors import MovieRecError
+
+    key = os.path.realpath(path)
+    if key in _HELD:
+        return
+    lock = FileLock(_lock_file(path), timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise MovieRecError(f"{option} {path}: another movierec command is writing it right now; wait for it to "
+                            "finish, or choose another path") from None
+    _HELD[key] = lock
+
+
+@contextmanager
+def locked(path: str | Path, timeout: float = 120.0) -> Iterator[None]:
+    """Hold the advisory lock of ``path`` (a registry file) for a short read-modify-write, waiting up to
+    ``timeout`` seconds for another process that holds it."""
+    from filelock import FileLock, Timeout
+
+    from movierec.errors import MovieRecError
+
+    lock = FileLock(_lock_file(path), timeout=timeout)
+    try:
+        with lock:
+            yield
+    except Timeout:
+        raise MovieRecError(f"{path}: another movierec command held its lock for over {timeout:.0f} s; "
+                            "try again") from None
+
+
 def claim_output(path: str | Path, kind: str, force: bool = False, option: str = "--out",
-                 create: bool = True) -> Path:
+                 create: bool = True, lock: bool = True) -> Path:
     """Check, before any work, that a command of ``kind`` may write its output at ``path``; return it.
 
     Allowed: a path that does not exist, an empty folder, or a folder this kind of command wrote (a study or
     an experiment continues there; a run folder is replaced only with ``force``). Refused with one line:
     a regular file, a folder holding anything else (a dataset, the user's own files), a folder of another
     kind, and a location that cannot be written. For every kind but "run" (a bundle, written atomically as
-    a whole) the folder is created with a marker naming its kind, so later commands recognise it.
+    a whole) the folder is created with a marker naming its kind, so later commands recognise it. With ``lock``
+    (the default) the process holds :func:`hold_lock` on ``path`` from here until it ends, so a second command
+    writing the same output refuses in one line (a data-parallel run's workers pass False: their launcher holds
+    it).
     """
 
     from movierec.errors import MovieRecError
 
     path = Path(path)
+    if lock:  # first: what is checked below cannot change under us
+        hold_lock(path, option)
     if path.is_symlink() and not path.exists():
         raise MovieRecError(f"{option} {path}: a broken symbolic link; choose another path")
     if path.exists() and not path.is_dir():

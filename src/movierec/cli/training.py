@@ -47,8 +47,12 @@ def train_cmd(
         "--refit/--no-refit", help="Refit the model on training + validation before the test, its validation "
         "choices kept (the default); --no-refit: a model that scores histories exactly reads them as a history "
         "instead (models with per-user parameters are refitted either way).", show_default=False)] = None,
-    resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run from OUT.ckpt/.")] = False,
-    force: Annotated[bool, typer.Option("--force", help="Replace the run folder at --out if there is one.")] = False,
+    resume: Annotated[bool, typer.Option(
+        "--resume", help="Continue an interrupted run of the same model, settings and data from OUT.ckpt/ (never "
+        "replaces a finished run).")] = False,
+    force: Annotated[bool, typer.Option(
+        "--force", help="Replace the run folder at --out, or discard an interrupted run's checkpoint there.")]
+    = False,
     device: Annotated[str, typer.Option("--device", help="auto (CUDA when available), cpu, cuda, cuda:1, ...")]
     = "auto",
     nproc: Annotated[int | None, typer.Option(
@@ -58,8 +62,7 @@ def train_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     from movierec.data import load_dataset
-    from movierec.fsutil import claim_output
-    from movierec.runs.folders import check_device, like_settings, parse_overrides
+    from movierec.runs.folders import check_device, claim_run, like_settings, parse_overrides
     from movierec.training import distributed
 
     check_device(device)
@@ -72,7 +75,7 @@ def train_cmd(
                             "interaction, nothing is held out to test")
     refit = True if refit is None else refit
     overrides = parse_overrides(model, settings or [], config, like_settings(like, model) if like else None)
-    claim_output(out, "run", force=force or resume)
+    claim_run(out, resume=resume, force=force, lock=distributed.holds_output_lock())
     if nproc is not None and nproc > 1:
         load_dataset(data)  # bad data is told once, here, and the processes read the parsed cache
         distributed.launch(nproc, distributed.without_nproc(sys.argv[1:]))

@@ -38,22 +38,12 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from movierec.fsutil import atomic_write_dir
+from movierec.fsutil import atomic_write_dir, cache_dir
 
 FORMAT_VERSION = 3  # 2: ratings validated when parsed (range, timestamps, repeated pairs); 3: content digests
 CONTENT_KEY_MAX_BYTES = 64 * 1024 * 1024  # sources up to this size are keyed by their content's SHA-256
 _CHUNK = 8 * 1024 * 1024
 """Bump when the parsed/cached representation changes: old cache entries are then ignored."""
-
-
-def cache_dir() -> Path:
-    """The cache folder: ``$MOVIEREC_CACHE_DIR`` or the per-user cache (platformdirs)."""
-    env = os.environ.get("MOVIEREC_CACHE_DIR")
-    if env:
-        return Path(env).expanduser()
-    import platformdirs
-
-    return Path(platformdirs.user_cache_dir("movierec"))
 
 
 def releases_dir() -> Path:

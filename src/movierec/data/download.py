@@ -18,7 +18,7 @@ from pathlib import Path
 from movierec.data.cache import releases_dir
 from movierec.data.releases import RELEASES, Release, find_release_dir
 from movierec.errors import DataError, MovieRecError, UnknownDatasetError
-from movierec.fsutil import atomic_write_dir
+from movierec.fsutil import atomic_write_dir, locked
 
 
 def _no_network_error(rel: Release, reason: object, partial: Path | None = None) -> MovieRecError:
@@ -100,6 +100,12 @@ def fetch(name: str, progress: bool = True) -> Path:
     found = find_release_dir(name)
     if found is not None:
         return found
+    with locked(releases_dir() / rel.folder, timeout=3600):  # a parallel fetch of it finishes first, then is used
+        return find_release_dir(name) or _fetch(rel, progress)
+
+
+def _fetch(rel: Release, progress: bool) -> Path:
+    name = rel.name
     partial = find_release_dir(name, need="movies")  # a catalogue-only copy does not count: get the ratings
     releases = releases_dir()
     releases.mkdir(parents=True, exist_ok=True)

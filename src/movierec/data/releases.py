@@ -15,7 +15,7 @@ from pathlib import Path
 
 from movierec.data.cache import cache_dir, releases_dir
 from movierec.errors import DataError, MovieRecError
-from movierec.fsutil import atomic_write_bytes
+from movierec.fsutil import atomic_write_bytes, locked
 
 BASE_URL = "https://files.grouplens.org/datasets/movielens"
 
@@ -330,9 +330,10 @@ def import_folder(path: str | Path, name: str | None = None) -> str:
     first, through ``load_dataset`` / ``load_catalog`` on the folder, and registers nothing when that fails.
     """
     p, layout, name = import_target(path, name)
-    reg = imported()
-    reg[name] = {"path": str(p), "layout": layout}
-    atomic_write_bytes(_registry_path(), json.dumps(reg, indent=2, sort_keys=True).encode("utf-8"))
+    with locked(_registry_path()):  # parallel imports each add their name: read and rewrite under one lock
+        reg = imported()
+        reg[name] = {"path": str(p), "layout": layout}
+        atomic_write_bytes(_registry_path(), json.dumps(reg, indent=2, sort_keys=True).encode("utf-8"))
     return name
 
 

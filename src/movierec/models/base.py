@@ -57,6 +57,7 @@ class RunContext:
 
     device: "auto" (CUDA when available), "cpu", "cuda", "cuda:1", ...; seed: overrides the model's
     configured seed when set; checkpoint_dir/resume: per-epoch checkpoints of iterative models;
+    checkpoint_key: written into each checkpoint (the run's key hash), so only the same run resumes it;
     progress: False, True (a bar of its own) or a running ``rich.progress.Progress`` to add a bar to;
     rank/world_size: this process among the distributed ones (checkpoints and validation on rank 0 only);
     time_budget_s: stop after the epoch that passes it; prefitted: models already fitted on the same
@@ -66,6 +67,7 @@ class RunContext:
     device: str = "auto"
     seed: int | None = None
     checkpoint_dir: Path | None = None
+    checkpoint_key: str | None = None
     resume: bool = False
     progress: Any = False
     rank: int = 0

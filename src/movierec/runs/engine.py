@@ -51,6 +51,7 @@ from movierec.runs.store import (
     REUSED,
     TEST_INPUT,
     RunFolder,
+    check_checkpoints,
     data_key,
     key_hash,
     read_stored,
@@ -190,8 +191,11 @@ class Session:
                 shutil.rmtree(stale, ignore_errors=True)
         if on_start is not None:
             on_start(spec, note)
+        if folder is not None and resume:
+            check_checkpoints(folder, key_hash(key))
         self._refit_checkpoint = folder.refit_checkpoint if folder is not None else None
-        context = RunContext(device=device, checkpoint_dir=folder.checkpoint if folder else None, resume=resume,
+        context = RunContext(device=device, checkpoint_dir=folder.checkpoint if folder else None,
+                             checkpoint_key=key_hash(key) if folder is not None else None, resume=resume,
                              progress=progress, on_epoch_end=on_epoch_end, rank=rank, world_size=world_size,
                              prefitted=list(self.fitted.values()))
         if spec.final:

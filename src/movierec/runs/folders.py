@@ -18,14 +18,14 @@ from movierec.data.dataset import Dataset
 from movierec.data.splits import Split
 from movierec.errors import DataError, MovieRecError
 from movierec.evaluation import DEFAULT_KS, PROTOCOLS, EvalResult, evaluate
-from movierec.fsutil import read_json, read_toml
+from movierec.fsutil import claim_output, locked, output_kind, read_json, read_toml
 from movierec.models import get_model_class, validate_settings
 from movierec.models.settings import parse_pairs
 from movierec.runs.engine import RunResult, Session
 from movierec.runs.spec import RunSpec, check_run_tables, validate_config
 from movierec.runs.store import RunFolder
 
-__all__ = ["check_cutoffs", "check_device", "compare", "evaluate_run", "like_settings", "load_run",
+__all__ = ["check_cutoffs", "check_device", "claim_run", "compare", "evaluate_run", "like_settings", "load_run",
            "parse_overrides", "settings_from_config", "train_run"]
 
 
@@ -112,6 +112,43 @@ def check_device(device: str) -> None:
         raise MovieRecError(f"--{e}") from None
 
 
+def run_folder(out: str | Path) -> RunFolder:
+    """``movierec train --out OUT``'s folder: the bundle at OUT, its checkpoints ``OUT.ckpt`` and ``OUT.refit.ckpt``."""
+    return RunFolder(Path(out), bundle_at_root=True, checkpoint=Path(f"{out}.ckpt"))
+
+
+def claim_run(out: str | Path, *, resume: bool = False, force: bool = False, lock: bool = True) -> Path:
+    """Check, before any work, that ``movierec train`` may write run folder ``out`` and its checkpoints; the
+    process then holds the lock on ``out`` (:func:`movierec.fsutil.claim_output`; ``lock=False`` for a
+    data-parallel run's workers, whose launcher holds it).
+
+    A finished run is replaced only with ``force``; ``resume`` continues an interrupted run, never replaces a
+    finished one. A checkpoint there (an interrupted run's) is resumed with ``resume`` (the engine then checks
+    that it is this run's: :func:`movierec.runs.store.check_checkpoints`) or discarded with ``force``; without
+    either it is refused. A checkpoint path that holds anything movierec did not write (a file, a link, a folder
+    of the user's) is refused, with ``force`` too: it is never deleted.
+    """
+    from movierec.training.checkpoint import checkpoint_meta
+
+    out = Path(out)
+    if resume and not force and output_kind(out) == "run":
+        raise MovieRecError(f"--out {out}: a finished run is there; --resume continues an interrupted run (from "
+                            f"{out}.ckpt), it does not replace a finished one (--force does)")
+    claim_output(out, "run", force=force, lock=lock)
+    for ckpt in (run_folder(out).checkpoint, run_folder(out).refit_checkpoint):
+        if not (ckpt.exists() or ckpt.is_symlink()):
+            continue
+        meta = checkpoint_meta(ckpt)
+        if meta is None:
+            raise MovieRecError(f"--out {out}: {ckpt} is where this run keeps its checkpoints, and it holds "
+                                "something movierec did not write; move it, or choose another --out")
+        if not (resume or force):
+            raise MovieRecError(f"--out {out}: {ckpt} holds an interrupted run's checkpoint (after epoch "
+                                f"{meta['epoch']}); --resume continues it (same model, settings and data), --force "
+                                "discards it")
+    return out
+
+
 def train_run(model_name: str, dataset: Dataset, out: str | Path | None, overrides: dict[str, Any] | None = None,
               protocol: str = "loo", seed: int = 42, split: Split | None = None, resume: bool = False,
               progress: bool = False, device: str = "auto",
@@ -144,7 +181,7 @@ def train_run(model_name: str, dataset: Dataset, out: str | Path | None, overrid
         on_fit_start(run_split)
     folder = None
     if out is not None:
-        folder = RunFolder(Path(out), bundle_at_root=True, checkpoint=Path(f"{out}.ckpt"))
+        folder = run_folder(out)
     hook = (lambda record: on_epoch_end(record) and None) if on_epoch_end is not None else None
     result = session.execute(spec, folder, device=device, progress=progress, on_epoch_end=hook, resume=resume,
                              rank=rank, world_size=world_size, keep=False, where=f"{model_name} --set")
@@ -219,8 +256,11 @@ def evaluate_run(run_dir: str | Path, protocol: str = "full", ks: tuple[int, ...
         if not isinstance(saved, dict) or not isinstance(saved.get(part, {}), dict):
             raise DataError("not a metrics table; remove it to start afresh", metrics_path)
     result = evaluate(test_reader(bundle, split, run_dir), split, protocol, part, ks, bundle.genre_features())
-    saved.setdefault(part, {})[protocol] = result.metrics
-    write_metrics(run_dir, saved)
+    with locked(metrics_path):  # read again under the lock: a parallel evaluate of the run keeps its figures
+        if metrics_path.exists():
+            saved = read_json(metrics_path, "; remove it to start afresh")
+        saved.setdefault(part, {})[protocol] = result.metrics
+        write_metrics(run_dir, saved)
     return result
 
 

@@ -36,8 +36,8 @@ from movierec.data.splits import Split
 from movierec.models import build_model
 from movierec.runs.spec import RunSpec, slug
 
-__all__ = ["KEY_FORMAT", "REUSED", "TEST_INPUT", "RunFolder", "data_key", "key_hash", "resolved_settings",
-           "run_key", "stale_reason", "stored_reason"]
+__all__ = ["KEY_FORMAT", "REUSED", "TEST_INPUT", "RunFolder", "check_checkpoints", "data_key", "key_hash",
+           "resolved_settings", "run_key", "stale_reason", "stored_reason"]
 
 KEY_FORMAT = 3
 """The layout of the keys below; a stored key of another layout (or none) is never reused. 3: the test part is
@@ -174,6 +174,21 @@ class RunFolder:
             return []
         mine = {self.checkpoint, self.refit_checkpoint}
         return [p for p in self.path.parent.glob(f"{glob.escape(self.path.name)}.*.ckpt") if p not in mine]
+
+
+def check_checkpoints(folder: RunFolder, key_hash: str) -> None:
+    """Before a run resumes from ``folder``'s checkpoints: refuse, in one line, one written by another run (other
+    model, settings or data: its recorded key hash differs); resuming would replace it. A checkpoint of an older
+    movierec records no key: the trainer compares its settings and data sizes instead."""
+    from movierec.errors import MovieRecError
+    from movierec.training.checkpoint import checkpoint_meta
+
+    for ckpt in (folder.checkpoint, folder.refit_checkpoint):
+        meta = checkpoint_meta(ckpt) if ckpt is not None and ckpt.exists() else None
+        if meta is not None and meta.get("run") not in (None, key_hash):
+            raise MovieRecError(f"{ckpt}: the checkpoint of another run (another model, other settings or other "
+                                "data), not this one's; --resume continues only the same run (train without "
+                                "--resume, with --force, to discard it)")
 
 
 def stored_reason(folder: RunFolder, key: dict[str, Any]) -> str | None:

@@ -66,3 +66,19 @@ def load_checkpoint(path: Path, net: torch.nn.Module, opt: torch.optim.Optimizer
     opt.load_state_dict({"state": state, "param_groups": opt_meta["param_groups"]})
     generator.set_state(t["rng"])
     return header, best
+
+
+def checkpoint_meta(path: Path) -> dict[str, Any] | None:
+    """What the checkpoint folder ``path`` says of itself (its ``state.json``: epoch, config, data, the run's key
+    hash under "run"), or None when ``path`` is not a checkpoint movierec wrote (anything else, or unreadable)."""
+    path = Path(path)
+    if path.is_symlink() or not path.is_dir():
+        return None
+    try:
+        names = {p.name for p in path.iterdir()}
+        meta = json.loads((path / "state.json").read_text()) if "state.json" in names else None
+    except (OSError, ValueError):
+        return None
+    if names != {"state.json", "state.safetensors"} or not isinstance(meta, dict) or "epoch" not in meta:
+        return None
+    return meta

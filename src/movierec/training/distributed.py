@@ -52,6 +52,14 @@ def launched() -> bool:
     return int(os.environ.get("WORLD_SIZE", "1")) > 1 and "RANK" in os.environ
 
 
+def holds_output_lock() -> bool:
+    """Whether this process locks a run's outputs: every process but a worker of :func:`launch` (its launcher holds
+    the lock) or a torchrun rank other than 0 (rank 0 alone writes)."""
+    if _LAUNCHER_PID in os.environ:
+        return not launched()
+    return not launched() or os.environ.get("RANK") == "0"
+
+
 def setup(device: str) -> tuple[int, int, str]:
     """Join the process group of this torchrun process; returns (rank, world size, this rank's device)."""
     import torch.distributed as dist

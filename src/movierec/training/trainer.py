@@ -182,7 +182,7 @@ class Trainer:
             if write_ckpt:
                 meta = {"epoch": epoch, "best_epoch": best_epoch, "best_metric": best_metric,
                         "bad_epochs": bad_epochs, "best_valid": best_valid, "log": log, "finished": stop,
-                        "config": asdict(cfg), "data": signature}
+                        "config": asdict(cfg), "data": signature, "run": ctx.checkpoint_key}
                 save_checkpoint(ckpt, net, best_state, self.opt, self.generator, meta)
             # 0: go on, 1: stopped early, 2: stopped by the caller or the time budget (rank 0 decides)
             verdict = 1 if stop else 0

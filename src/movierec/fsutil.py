@@ -184,6 +184,13 @@ def hold_lock(path: str | Path, option: str = "--out") -> None:
     _HELD[key] = lock
 
 
+def release_locks() -> None:
+    """Let go of every lock :func:`hold_lock` took (the CLI does at the end of each command, so a command run
+    in-process, as the tests do, holds nothing afterwards)."""
+    while _HELD:
+        _HELD.popitem()[1].release()
+
+
 @contextmanager
 def locked(path: str | Path, timeout: float = 120.0) -> Iterator[None]:
     """Hold the advisory lock of ``path`` (a registry file) for a short read-modify-write, waiting up to

@@ -72,8 +72,8 @@ def test_an_interrupted_runs_checkpoint_is_resumed_only_by_the_same_run(syn, tmp
     assert _tree(ckpt) == kept and not out.exists()
 
     # the same run resumes: epochs 2 and 3 follow epoch 1, and the checkpoint goes once the folder is written
-    code, stdout, err = run_cli(monkeypatch, capsys, "train", "gmf", "--data", syn, "--out", str(out), *GMF,
-                                "--resume", "--json")
+    code, _, err = run_cli(monkeypatch, capsys, "train", "gmf", "--data", syn, "--out", str(out), *GMF,
+                           "--resume", "--json")
     assert code == 0, err
     log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in log] == [1, 2, 3] and not ckpt.exists()
@@ -126,7 +126,7 @@ def test_two_trains_to_one_out_never_both_succeed(syn, tmp_path) -> None:
 
 
 def test_an_output_another_command_holds_is_refused_in_one_line(syn, tmp_path) -> None:
-    from movierec.fsutil import _HELD, hold_lock
+    from movierec.fsutil import hold_lock, release_locks
 
     out = tmp_path / "held"
     hold_lock(out)  # this process is "the other command" until the lock is let go
@@ -134,7 +134,7 @@ def test_an_output_another_command_holds_is_refused_in_one_line(syn, tmp_path) -
         p = _movierec("train", "popularity", "--data", syn, "--out", str(out))
         code, err = p.wait(timeout=300), p.stderr.read()
     finally:
-        _HELD.pop(str(out.resolve())).release()
+        release_locks()
     assert code == 2 and "another movierec command is writing it" in err and len(err.strip().splitlines()) == 1
     assert not out.exists()
 

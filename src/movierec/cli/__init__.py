@@ -28,6 +28,7 @@ import typer
 from movierec.cli import data, doctor, models, serving, similar, study, training, tune
 from movierec.cli.common import COMPACT, comparison_table, console
 from movierec.errors import MovieRecError
+from movierec.fsutil import release_locks
 
 __all__ = ["COMPACT", "app", "comparison_table", "console", "data_app", "main"]
 
@@ -129,6 +130,13 @@ def main() -> None:
     raised where the input is read, and a missing file); anything else is a bug and keeps its traceback.
     """
     _State.debug = False
+    try:
+        _run_app()
+    finally:
+        release_locks()  # the kernel would at exit; a command run in-process must not keep them
+
+
+def _run_app() -> None:
     try:
         app(standalone_mode=False)  # usage errors come back here, to be told in one line like the others
     except _UsageError as e:

@@ -161,6 +161,17 @@ def _both(tmp: Path, b: Base) -> None:
     _data(tmp, b)
 
 
+def _user_folder_at(name: str) -> Callable[[Path, Base], None]:
+    """A data copy and a folder of the user's, ``name``, with a file in it (where a run keeps its checkpoint)."""
+
+    def setup(tmp: Path, b: Base) -> None:
+        _data(tmp, b)
+        (tmp / name).mkdir()
+        (tmp / name / "notes.txt").write_text("mine")
+
+    return setup
+
+
 @dataclass(frozen=True)
 class Case:
     id: str
@@ -247,6 +258,12 @@ CASES = [
          r"seed -1: must be an integer of 0 or more"),
     Case("run-exists", _both, ["train", "popularity", "--data", "data", "--out", "run"],
          r"--out run: a run folder is already there"),
+    # checkpoints are outputs (issue 22, class 1)
+    Case("resume-finished-run", _both, ["train", "popularity", "--data", "data", "--out", "run", "--resume"],
+         r"--out run: a finished run is there; --resume continues an interrupted run"),
+    Case("checkpoint-users-folder", _user_folder_at("out.ckpt"),
+         ["train", "popularity", "--data", "data", "--out", "out", "--force"],
+         r"--out out: out\.ckpt is where this run keeps its checkpoints, and it holds something movierec did not"),
     # config files say what they ignore (issue 22, class 6)
     Case("train-config-unknown-section", _toml("[popularity]\nepochs = 3\n"), [*TRAIN_CONFIG],
          r"cfg\.toml: \[popularity\] is not read by train --config"),

@@ -222,14 +222,41 @@ def test_gmf_through_the_command(syn: Path, tmp_path: Path, monkeypatch, capsys)
 
 
 def test_trials_that_the_model_refuses_fail_alone(syn: Path, tmp_path: Path, monkeypatch, capsys) -> None:
-    space = tmp_path / "space.toml"  # no genome in the synthetic data: every trial fails, one line each
+    space = tmp_path / "space.toml"  # no genome in the synthetic data: every sampled trial fails, one line each
     space.write_text('features = { choices = ["genome"] }\n')
     out = tmp_path / "t"
-    code, _, err = run_cli(monkeypatch, capsys, "tune", "content", "--data", str(syn), "--trials", "2", "--out",
+    code, _, err = run_cli(monkeypatch, capsys, "tune", "content", "--data", str(syn), "--trials", "3", "--out",
                            str(out), "--space", str(space))
+    assert code == 0, err  # trial #0, the defaults, finished
+    assert [r["state"] for r in csv.DictReader((out / "trials.csv").open())] == ["COMPLETE", "FAIL", "FAIL"]
+    assert "genome" in (out / "trials.csv").read_text()
+    # the defaults fail too (genome fixed): no trial finished
+    out = tmp_path / "t2"
+    code, _, err = run_cli(monkeypatch, capsys, "tune", "content", "--data", str(syn), "--trials", "2", "--out",
+                           str(out), "--set", "features=genome")
     assert code == 2 and err.strip().splitlines()[-1].startswith("error: tune content: no trial finished")
     assert [r["state"] for r in csv.DictReader((out / "trials.csv").open())] == ["FAIL", "FAIL"]
-    assert "genome" in (out / "trials.csv").read_text()
+
+
+def test_the_defaults_are_trial_0_and_kept_when_no_trial_beats_them(syn: Path, tmp_path: Path, monkeypatch,
+                                                                    capsys) -> None:
+    from movierec.models.itemknn import ItemKNNConfig
+
+    # a space whose every point is worse than the defaults on validation (a neighbourhood of 1 movie)
+    space = tmp_path / "space.toml"
+    space.write_text('k = { kind = "int", low = 1, high = 1 }\nshrink = 0.0\n')
+    out = tmp_path / "t"
+    code, stdout, err = run_cli(monkeypatch, capsys, "tune", "itemknn", "--data", str(syn), "--trials", "3",
+                                "--out", str(out), "--space", str(space))
+    assert code == 0, err
+    rows = list(csv.DictReader((out / "trials.csv").open()))
+    assert json.loads(rows[0]["params"]) == {"k": ItemKNNConfig().k}
+    assert all(float(r["value"]) < float(rows[0]["value"]) for r in rows[1:])
+    best = (out / "best.toml").read_text()
+    assert "no trial beat the model's defaults" in best and _best_run(out)["k"] == ItemKNNConfig().k
+    info = json.loads((out / "study.json").read_text())
+    assert info["best"]["trial"] == 0 and info["best"]["defaults"] and not info["beats_defaults"]
+    assert "beat the defaults" in stdout
 
 
 def test_timeout_starts_no_trial_after_it(syn: Path, tmp_path: Path, monkeypatch, capsys) -> None:

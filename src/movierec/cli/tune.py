@@ -26,7 +26,7 @@ def _trial_line(row: TrialRow, result: TuneResult, trials: int) -> str:
     """One line per trial, e.g. ``trial #2 (3/20) complete: NDCG@10 0.4123 (best 0.4301 at #0); k=120 (4.1 s)``
     (``#`` is Optuna's trial number, from 0, as in trials.csv)."""
     state = "failed" if row.state == "FAIL" else row.state.lower()
-    head = f"trial #{row.number} ({len(result.trials)}/{trials}) {state}"
+    head = f"trial #{row.number}{' (the defaults)' if row.defaults else ''} ({len(result.trials)}/{trials}) {state}"
     if row.state == "COMPLETE":
         head += f": NDCG@10 {row.value:.4f}"
     elif row.state == "PRUNED":
@@ -156,8 +156,12 @@ def tune_cmd(
     if as_json:
         print_json({**info, "out": str(out)})
         return
-    console.print(f"{name}: best of {len(result.trials)} trials is #{best.number}, NDCG@10 {best.value:.4f} "
-                  f"[{metric}, validation part]", markup=False)
+    if best.defaults:
+        console.print(f"{name}: no trial of {len(result.trials)} beat the defaults (trial #0, NDCG@10 "
+                      f"{best.value:.4f} [{metric}, validation part]); best.toml keeps them", markup=False)
+    else:
+        console.print(f"{name}: best of {len(result.trials)} trials is #{best.number}, NDCG@10 {best.value:.4f} "
+                      f"[{metric}, validation part]", markup=False)
     console.print(kv_table("best settings", result.best_settings))
     console.print(f"best settings: {out / 'best.toml'}; all trials: {out / 'trials.csv'}, {out / 'optuna.html'}",
                   markup=False)

@@ -53,12 +53,21 @@ def best_toml(result: TuneResult, data: str, split: dict[str, Any], out_hint: st
     settings = result.best_settings
     sets = " ".join(shlex.quote(f"--set={k}={_set_value(v)}") if " " in _set_value(v) else f"--set {k}={_set_value(v)}"
                     for k, v in settings.items())
+    if best is None:
+        found = ["# no trial finished: the table holds the fixed settings only"]
+    elif best.defaults:
+        found = [f"# no trial beat the model's defaults (trial #0, validation NDCG@10 {best.value:.4f} "
+                 f"[{result.metric}]) in {len(result.trials)} trials (trials.csv):",
+                 "# the table keeps the defaults"]
+    else:
+        others = [t for t in result.trials if t.defaults and t.value is not None]
+        found = [f"# validation NDCG@10 {best.value:.4f} [{result.metric}] at trial #{best.number} of "
+                 f"{len(result.trials)} (trials.csv)"
+                 + (f"; the defaults (trial #0) scored {others[0].value:.4f}" if others else "")]
     lines = [
         f"# Best settings found by `movierec tune {result.model}` on {data} ({split.get('protocol', 'loo')} split, "
         f"seed {split.get('seed', 42)}),",
-        f"# validation NDCG@10 {best.value:.4f} [{result.metric}] at trial #{best.number} of {len(result.trials)} "
-        "(trials.csv)"
-        if best else "# no trial finished: the table holds the fixed settings only",
+        *found,
         "# Use them with:",
         f"#   movierec train {result.model} --data {data} --out runs/{result.model}-tuned {sets}".rstrip(),
         f"#   movierec train {result.model} --data {data} --out runs/{result.model}-tuned "
@@ -104,7 +113,8 @@ def summary(result: TuneResult, dataset: dict[str, Any], split: dict[str, Any], 
         "space": [p.to_json() for p in result.params],
         "fixed": result.fixed,
         "best": None if best is None else {"trial": best.number, "value": best.value, "params": best.params,
-                                           "settings": result.best_settings},
+                                           "settings": result.best_settings, "defaults": best.defaults},
+        "beats_defaults": result.beats_defaults,
         "best_value": None if best is None else best.value,
         "best_params": None if best is None else best.params,
         "trials": len(result.trials),

@@ -23,6 +23,7 @@ from movierec.data.dataset import Dataset
 from movierec.data.splits import Split
 from movierec.errors import MovieRecError
 from movierec.evaluation.protocols import evaluate_full, evaluate_heldout_sampled
+from movierec.models.registry import get_model_class
 from movierec.runs import RunSpec, Session
 from movierec.tuning.spaces import Param
 
@@ -55,6 +56,7 @@ class TrialRow:
     epochs: int = 0
     last_intermediate: float | None = None
     error: str = ""
+    defaults: bool = False  # trial #0: the model's own defaults (with the fixed settings), not sampled
 
 
 @dataclasses.dataclass
@@ -80,6 +82,12 @@ class TuneResult:
         """The complete trial with the highest value (the earliest among equals), or None."""
         done = self.complete
         return max(done, key=lambda t: (t.value, -t.number)) if done else None
+
+    @property
+    def beats_defaults(self) -> bool:
+        """Whether the best trial is a sampled one that scored above the defaults' trial #0 (ties go to #0)."""
+        best = self.best
+        return best is not None and not best.defaults
 
     @property
     def best_settings(self) -> dict[str, Any]:
@@ -129,7 +137,9 @@ def tune(model: str, dataset: Dataset, split: Split, params: list[Param], fixed:
     """Search ``params`` of ``model`` on ``split`` of ``dataset`` for the best validation NDCG@10 with Optuna (TPE
     seeded with ``seed``, median pruner after ``startup_trials`` complete trials and ``warmup_steps`` epochs).
 
-    At most ``trials`` trials, and none started after ``timeout`` seconds (a running trial finishes).
+    Trial #0 is the model's defaults (``fixed`` applied), so the best trial is never worse than them on
+    validation; ties go to the defaults. At most ``trials`` trials, and none started after ``timeout`` seconds
+    (a running trial finishes).
     ``fixed`` settings are passed to every trial unchanged. Settings the model refuses
     (:class:`MovieRecError`) fail that trial only; anything else stops the search. ``on_trial(row, result)``
     is called after every trial. Ctrl-C ends the search: the result then holds the finished trials and
@@ -137,6 +147,7 @@ def tune(model: str, dataset: Dataset, split: Split, params: list[Param], fixed:
     """
     optuna = require_optuna()
     check_split(split, metric)
+    defaults = default_values(model, params)
     if trials < 1:
         raise MovieRecError(f"--trials {trials}: need at least 1")
     fixed = dict(fixed or {})
@@ -151,7 +162,11 @@ def tune(model: str, dataset: Dataset, split: Split, params: list[Param], fixed:
 
     def objective(trial: Any) -> float:
         t0 = time.perf_counter()
-        sampled = {p.name: p.suggest(trial) for p in params}
+        if trial.number == 0:  # the defaults first: a search never leaves the user below them
+            sampled = dict(defaults)
+            trial.set_user_attr("defaults", sampled)
+        else:
+            sampled = {p.name: p.suggest(trial) for p in params}
         pruned: list[int] = []
         reported: list[float] = []
 
@@ -204,6 +219,12 @@ def tune(model: str, dataset: Dataset, split: Split, params: list[Param], fixed:
     return result
 
 
+def default_values(model: str, params: list[Param]) -> dict[str, Any]:
+    """The model's default value of each searched setting (its config class's), by name."""
+    config = get_model_class(model).config_class()
+    return {p.name: getattr(config, p.name) for p in params}
+
+
 def _row(frozen: Any) -> TrialRow:
     """A finished Optuna trial as a :class:`TrialRow`."""
     attrs = frozen.user_attrs
@@ -212,5 +233,6 @@ def _row(frozen: Any) -> TrialRow:
         seconds = (frozen.datetime_complete - frozen.datetime_start).total_seconds()
     return TrialRow(number=frozen.number, state=frozen.state.name,
                     value=float(frozen.value) if frozen.value is not None and frozen.state.name == "COMPLETE" else None,
-                    params=dict(frozen.params), seconds=float(seconds or 0.0), epochs=int(attrs.get("epochs", 0)),
-                    last_intermediate=attrs.get("last_intermediate"), error=str(attrs.get("error", "")))
+                    params=dict(attrs.get("defaults", frozen.params)), seconds=float(seconds or 0.0),
+                    epochs=int(attrs.get("epochs", 0)), last_intermediate=attrs.get("last_intermediate"),
+                    error=str(attrs.get("error", "")), defaults="defaults" in attrs)

@@ -89,3 +89,14 @@ def test_experiment_names_the_import_its_config_needs(tmp_path: Path, monkeypatc
     assert isinstance(r.exception, MovieRecError)
     assert "unknown dataset 'ncf-ml-1m'" in str(r.exception)
     assert "says to get it with: movierec data import path/to/Data --name ncf-ml-1m" in str(r.exception)
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=" ".join)
+def test_help_is_plain_text_flags_show_as_flags(command: list[str]) -> None:
+    """Help is not rich markup (``[[run]]`` would vanish) and a flag shows no ``<bool>`` value."""
+    r = runner.invoke(app, [*command, "--help"], terminal_width=200)
+    assert r.exit_code == 0, r.output
+    assert "<bool>" not in r.output and "╭" not in r.output
+    if command == ["train"]:
+        assert "its [[run]] of MODEL" in r.output
+        assert any(line.split()[:1] == ["--resume"] for line in r.output.splitlines())

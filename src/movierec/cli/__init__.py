@@ -62,7 +62,7 @@ def _command(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 app = typer.Typer(help="Movie recommendation on MovieLens.", no_args_is_help=True, add_completion=False,
-                  pretty_exceptions_enable=False)
+                  pretty_exceptions_enable=False, rich_markup_mode=None)  # help is plain text: [[run]] shows as written
 
 
 def _print_version(value: bool) -> None:
@@ -85,12 +85,13 @@ def _options(debug: Annotated[bool, typer.Option(
     _State.debug = _State.debug or debug
 
 
-data_app = typer.Typer(help="List, fetch, import, inspect and synthesise MovieLens data.", no_args_is_help=True)
+data_app = typer.Typer(help="List, fetch, import, inspect and synthesise MovieLens data.", no_args_is_help=True,
+                       rich_markup_mode=None)
 app.add_typer(data_app, name="data")
 
 data_app.command("list")(_command(data.data_list))
 cache_app = typer.Typer(help="The cache of parsed tables and downloads: list it, clear stale entries.",
-                        no_args_is_help=True)
+                        no_args_is_help=True, rich_markup_mode=None)
 data_app.add_typer(cache_app, name="cache")
 cache_app.command("list")(_command(data.cache_list))
 cache_app.command("clear")(_command(data.cache_clear))

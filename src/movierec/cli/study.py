@@ -41,7 +41,7 @@ def experiment_cmd(
         "try); one that no run has is an error.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Run a TOML experiment grid (e.g. configs/ncf-paper.toml) and write its results table.
+    """Run a TOML experiment grid, such as configs/ncf-paper.toml, and write its results table.
 
     Examples: movierec experiment configs/content-hybrid.toml --data ml-latest-small --out out/content-hybrid;
     movierec experiment configs/ncf-paper.toml --data ncf-ml-1m --out out/ncf-paper

@@ -82,3 +82,20 @@ def test_ials_history_of_a_trained_user_is_exact() -> None:
     hist = History.from_interactions(split.train, users)
     np.testing.assert_allclose(model.score_history(hist), model.score(users), rtol=1e-5, atol=1e-5)
     assert isinstance(model.seen_, sp.csr_matrix)
+
+
+def test_ials_fits_without_implicits_blas_warning(monkeypatch) -> None:
+    """implicit warns when BLAS uses several threads, from its constructor: that is made under the limit too, so
+    a study's output has no library warning (a BLAS already in use, as after EASE, made it print)."""
+    import warnings
+
+    import implicit.utils
+    from threadpoolctl import threadpool_limits
+
+    monkeypatch.setattr(implicit.utils, "_checked_blas_config", False)  # it warns once a process
+    split = contract_split()
+    build_model("ease").fit(split.train, None, split.valid)
+    with threadpool_limits(2, "blas"), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        build_model("ials", {"factors": 8, "iterations": 2}).fit(split.train, None, None)
+    assert not [w for w in caught if "BLAS" in str(w.message)], [str(w.message) for w in caught]

@@ -54,9 +54,11 @@ class IALS(Recommender):
         except ImportError as exc:  # a core dependency; a broken install is the only way here
             raise MovieRecError("iALS needs the 'implicit' package: pip install implicit") from exc
         cfg = self.config
-        als = AlternatingLeastSquares(factors=cfg.factors, regularization=cfg.regularization, alpha=cfg.alpha,
-                                      iterations=cfg.iterations, random_state=cfg.seed, dtype=np.float32)
-        with threadpool_limits(1, "blas"):  # implicit's own threads do the work (its documented advice)
+        # implicit's own threads do the work (its documented advice); its constructor checks the BLAS threads and
+        # warns when they are more than one, so it is made inside the limit too
+        with threadpool_limits(1, "blas"):
+            als = AlternatingLeastSquares(factors=cfg.factors, regularization=cfg.regularization, alpha=cfg.alpha,
+                                          iterations=cfg.iterations, random_state=cfg.seed, dtype=np.float32)
             als.fit(self.seen_.astype(np.float32), show_progress=False)
         self.item_factors_ = np.ascontiguousarray(als.item_factors, dtype=np.float32)
         self.user_factors_ = self._fold_in(self.seen_)

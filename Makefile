@@ -1,9 +1,10 @@
 # make test: create or reuse .venv, install torch (CPU wheel) then the project with its test extras, run all tests.
 # make run:  the main job: the study on ml-latest-small (EDA, every model, segments, out/study-*/report.html);
-#            on ml-latest-small it then refreshes README.md's study table (docs/results/study.json).
-# make docs: make run, the content-hybrid experiment, the similar-movies query and bench_models (the strong
-#            models beside the peer libraries, about 11 minutes), then every README table
-#            from docs/results/ (scripts/readme_tables.py), and the web page's screenshot.
+#            it writes under out/ only, so the checkout stays clean.
+# make docs: make run, then the study's table into docs/results/study.json, the content-hybrid experiment, the
+#            similar-movies query and bench_models (the strong models beside the peer libraries, about 11
+#            minutes), then every README table from docs/results/ (scripts/readme_tables.py), and the web
+#            page's screenshot: the one target that changes tracked files.
 # make serve: the HTTP API and web page on the `make run` output: the study's final models (its best model,
 #            ItemKNN and NeuMF, fitted on every rating), at http://127.0.0.1:8000/ (PORT=... to change).
 PYTHON ?= python3
@@ -55,12 +56,10 @@ lint: $(STAMP)
 
 run: $(STAMP)
 	$(BIN)/movierec study --data $(DATA) --out out/study-$(DATA)
-ifeq ($(DATA),ml-latest-small)
-	$(BIN)/python scripts/readme_tables.py collect --study out/study-$(DATA)
-	$(BIN)/python scripts/readme_tables.py render
-endif
 
+docs: DATA = ml-latest-small
 docs: run
+	$(BIN)/python scripts/readme_tables.py collect --study out/study-ml-latest-small
 	$(BIN)/movierec experiment configs/content-hybrid.toml --data ml-latest-small --out out/content-hybrid
 	$(BIN)/python scripts/readme_tables.py collect --experiment out/content-hybrid
 	$(BIN)/python scripts/readme_tables.py similar --data ml-latest-small

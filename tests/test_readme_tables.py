@@ -1,6 +1,6 @@
 """README.md's result tables are rendered from the committed files under docs/results/, never typed by hand.
 
-Fast: reads README.md and docs/results/*.json only (no data, no study). After `make run` / `make docs`, or a
+Fast: reads README.md and docs/results/*.json only (no data, no study). After `make docs`, or a
 hand edit of a table, `python scripts/readme_tables.py render` brings the README back in line.
 """
 from __future__ import annotations
@@ -62,3 +62,17 @@ def test_rewrite_touches_only_the_tables():
         strip = strip.replace(rt.readme_table(README, name), "")
         rewritten = rewritten.replace(rt.readme_table(rewritten, name), "")
     assert rewritten == strip
+
+
+def test_make_run_writes_no_tracked_file():
+    """`make run` writes under out/ only (the checkout stays clean); `make docs` alone refreshes the tables."""
+    recipes: dict[str, list[str]] = {}
+    target = None
+    for line in (ROOT / "Makefile").read_text().splitlines():
+        if line.startswith("\t") and target is not None:
+            recipes[target].append(line.strip())
+        elif line and not line.startswith(("#", " ")) and ":" in line and "=" not in line.split(":")[0]:
+            target = line.split(":")[0]
+            recipes.setdefault(target, [])
+    assert recipes["run"] and all(r.startswith("$(BIN)/movierec study ") and "--out out/" in r for r in recipes["run"])
+    assert any("readme_tables.py collect --study" in r for r in recipes["docs"])

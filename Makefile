@@ -4,7 +4,7 @@
 # make docs: make run, then the study's table into docs/results/study.json, the content-hybrid experiment, the
 #            similar-movies query and bench_models (the strong models beside the peer libraries, about 11
 #            minutes), then every README table from docs/results/ (scripts/readme_tables.py), and the web
-#            page's screenshot: the one target that changes tracked files.
+#            page's and the report's screenshots: the one target that changes tracked files.
 # make serve: the HTTP API and web page on the `make run` output: the study's final models (its best model,
 #            ItemKNN and NeuMF, fitted on every rating), at http://127.0.0.1:8000/ (PORT=... to change).
 PYTHON ?= python3
@@ -67,6 +67,7 @@ docs: run
 	$(BIN)/python scripts/readme_tables.py collect --models benchmarks/results/bench_models.json
 	$(BIN)/python scripts/readme_tables.py render
 	$(BIN)/python scripts/serve_screenshot.py $(STUDY) --out docs/images/serve.png --viewport-only
+	$(BIN)/python scripts/report_screenshot.py $(STUDY) --out docs/study-report.png
 
 serve: $(STAMP)
 	@test -f $(STUDY)/study.json || { echo "no study in $(STUDY): run 'make run' first"; exit 2; }

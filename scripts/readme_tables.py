@@ -1,7 +1,8 @@
-"""Rewrite README.md's result tables from saved results, so no number in them is typed by hand.
+"""Rewrite the result tables of README.md and docs/results.md from saved results, so no number in them is typed
+by hand.
 
-Each table sits between marker comments (``<!-- table:NAME -->`` ... ``<!-- /table:NAME -->``) and is rendered,
-caption included, from one file under docs/results/:
+Each table sits in its page (:data:`PAGES`) between marker comments (``<!-- table:NAME -->`` ...
+``<!-- /table:NAME -->``) and is rendered, caption included, from one file under docs/results/:
 
     study.json               the study's results.json (``make run``: out/study-ml-latest-small/)
     content-hybrid.json      the content-hybrid experiment's results.json (out/content-hybrid/)
@@ -15,7 +16,7 @@ Each file holds a copy of the results it was made from plus where, when and on w
     python scripts/readme_tables.py collect --experiment out/content-hybrid
     python scripts/readme_tables.py collect --models benchmarks/results/bench_models.json
     python scripts/readme_tables.py similar --data ml-latest-small              # recompute the similar movies
-    python scripts/readme_tables.py render                                      # rewrite README.md's tables
+    python scripts/readme_tables.py render                                      # rewrite the pages' tables
     python scripts/readme_tables.py render --check                              # exit 1 if a table is stale
 """
 from __future__ import annotations
@@ -41,6 +42,14 @@ SOURCES = {
     "content-hybrid": "content-hybrid.json",
     "peers": "peers.json",
     "conclusions": "study.json",
+}
+# table name -> the page it sits in
+PAGES = {
+    "study": README,
+    "conclusions": README,
+    "similar": ROOT / "docs" / "results.md",
+    "content-hybrid": ROOT / "docs" / "results.md",
+    "peers": ROOT / "docs" / "results.md",
 }
 CONCLUSIONS = 4  # the report's first conclusions shown in the README (the rest are in report.html)
 
@@ -323,10 +332,11 @@ def readme_table(text: str, name: str) -> str | None:
     return None if m is None else m.group(2)
 
 
-def rewrite(text: str, results_dir: Path = RESULTS) -> str:
-    for name in RENDERERS:
+def rewrite(text: str, results_dir: Path = RESULTS, page: Path = README) -> str:
+    """``text`` (the page ``page``) with each of its tables rendered afresh from ``results_dir``."""
+    for name in (n for n in RENDERERS if PAGES[n] == page):
         if readme_table(text, name) is None:
-            raise SystemExit(f"README.md: no <!-- table:{name} --> ... <!-- /table:{name} --> markers")
+            raise SystemExit(f"{page.name}: no <!-- table:{name} --> ... <!-- /table:{name} --> markers")
         body = render(name, results_dir)
         text = _block(name).sub(lambda m, b=body: m.group(1) + b + m.group(3), text)
     return text
@@ -344,7 +354,7 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--note", default="", help="a clause for the caption, e.g. 'other jobs shared the CPU'")
     s = sub.add_parser("similar", help="recompute the similar-movies table's source")
     s.add_argument("--data", default="ml-latest-small")
-    r = sub.add_parser("render", help="rewrite README.md's tables from docs/results/")
+    r = sub.add_parser("render", help="rewrite the pages' tables from docs/results/")
     r.add_argument("--check", action="store_true", help="only report whether a table is stale (exit 1 if so)")
     args = ap.parse_args(argv)
 
@@ -359,18 +369,22 @@ def main(argv: list[str] | None = None) -> int:
     if args.cmd == "similar":
         print(f"wrote {compute_similar(args.data)}")
         return 0
-    text = README.read_text()
-    new = rewrite(text)
+    stale = False
+    for page in dict.fromkeys(PAGES.values()):
+        text = page.read_text()
+        new = rewrite(text, page=page)
+        where = page.relative_to(ROOT)
+        if args.check:
+            if new != text:
+                print(f"{where}'s tables differ from docs/results/; run: python scripts/readme_tables.py render")
+                stale = True
+        elif new != text:
+            page.write_text(new)
+            print(f"{where}: tables rewritten")
+        else:
+            print(f"{where}: tables up to date")
     if args.check:
-        if new != text:
-            print("README.md's tables differ from docs/results/; run: python scripts/readme_tables.py render")
-            return 1
-        return 0
-    if new != text:
-        README.write_text(new)
-        print("README.md: tables rewritten")
-    else:
-        print("README.md: tables up to date")
+        return int(stale)
     for name in RENDERERS:
         caption = " ".join(render(name).split("\n\n", 1)[0].splitlines())
         print(f"  {name}: {caption}")

@@ -42,3 +42,20 @@ def test_doctor_table_names_a_missing_extra(monkeypatch) -> None:
     text = " ".join(r.output.replace("│", " ").split())
     assert "extra [serve] not installed (missing fastapi; pip install 'movierec[serve]')" in text
     assert "compute" in text and "cache" in text and "chromium" in text
+
+
+def test_doctor_names_the_data_a_study_here_read(tmp_path, monkeypatch) -> None:
+    """A command run outside `make` can find the data `make run` used: doctor reads out/*/study.json."""
+    study = tmp_path / "out" / "study-mine"
+    study.mkdir(parents=True)
+    (study / "study.json").write_text(json.dumps({"dataset": {"name": "ml-latest-small", "source": "/data/mls"}}))
+    (tmp_path / "out" / "broken").mkdir()
+    (tmp_path / "out" / "broken" / "study.json").write_text("{")
+    monkeypatch.chdir(tmp_path)
+    r = runner.invoke(app, ["doctor", "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output)["data"]["studies"] == [
+        {"folder": str(study), "dataset": "ml-latest-small", "source": "/data/mls"}]
+    r = runner.invoke(app, ["doctor"], terminal_width=200)
+    text = " ".join(r.output.replace("│", " ").split())
+    assert "a study here" in text and "read ml-latest-small from /data/mls" in text

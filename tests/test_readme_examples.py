@@ -1,8 +1,8 @@
-"""Every `movierec ...` command in README.md's bash blocks runs, in order, as written (so they cannot drift
-from the code). A command is skipped only for a reason listed in SKIP (network, data this machine lacks, a
-server that runs until stopped, the full study that `make run` runs); neural models and experiments get
-`--set epochs=1` (EASE a fixed λ) and nothing else changes. The skip list must name commands that are still
-in the README."""
+"""Every `movierec ...` command in the bash blocks of README.md and the docs pages it links to runs, in order
+(:data:`PAGES`), as written (so they cannot drift from the code). A command is skipped only for a reason listed
+in SKIP (network, data this machine lacks, a server that runs until stopped, the full study that `make run`
+runs); neural models and experiments get `--set epochs=1` (EASE a fixed λ) and nothing else changes. The skip
+list must name commands that are still in those pages."""
 
 from __future__ import annotations
 
@@ -49,9 +49,14 @@ FAST = {
 }
 
 
+#: the pages whose commands run, in this order (a later page's commands may read what an earlier one wrote)
+PAGES = ["README.md", "docs/data.md", "docs/protocols.md", "docs/serving.md", "docs/models.md", "docs/scale.md",
+         "docs/results.md"]
+
+
 def readme_commands() -> list[list[str]]:
     """Each command's arguments, as the shell would split them (the trailing comment dropped)."""
-    text = (REPO / "README.md").read_text()
+    text = "\n".join((REPO / page).read_text() for page in PAGES)
     out = []
     for block in re.findall(r"```bash\n(.*?)```", text, re.S):
         for line in block.replace("\\\n", " ").splitlines():  # a command continued with a backslash
@@ -68,7 +73,13 @@ def test_the_skip_list_names_readme_commands() -> None:
     commands = [" ".join(c) for c in readme_commands()]
     assert len(commands) >= 20
     for prefix in [*SKIP, *LATER, *FAST]:
-        assert any(c.startswith(prefix) for c in commands), f"{prefix!r} is no longer in README.md"
+        assert any(c.startswith(prefix) for c in commands), f"{prefix!r} is no longer in README.md or its pages"
+
+
+def test_every_docs_page_with_commands_is_run() -> None:
+    with_commands = {str(p.relative_to(REPO)) for p in (REPO / "docs").glob("*.md")
+                     if re.search(r"```bash\n\s*movierec ", p.read_text())}
+    assert with_commands <= set(PAGES)
 
 
 @pytest.mark.slow

@@ -8,6 +8,7 @@ import os
 import platform
 import shutil
 import sys
+from pathlib import Path
 from typing import Any
 
 from rich.markup import escape
@@ -51,6 +52,23 @@ def _torch_device() -> dict[str, Any]:
     return out
 
 
+def studies_here(root: Path | None = None) -> list[dict[str, Any]]:
+    """The studies under ``root``/out (default: the current folder's, where ``make run`` writes): each one's
+    folder, dataset name and the folder its data was read from (so a command run outside ``make`` can find the
+    same data: ``make`` sets MOVIEREC_DATA_DIR)."""
+    import json
+
+    found = []
+    for f in sorted((root or Path.cwd()).glob("out/*/study.json")):
+        try:
+            dataset = json.loads(f.read_text()).get("dataset", {})
+        except (OSError, ValueError, AttributeError):
+            continue
+        if isinstance(dataset, dict) and dataset.get("name"):
+            found.append({"folder": str(f.parent), "dataset": dataset["name"], "source": dataset.get("source")})
+    return found
+
+
 def collect() -> dict[str, Any]:
     """Everything ``doctor`` reports, as JSON-able values."""
     from movierec.data import list_releases
@@ -70,7 +88,8 @@ def collect() -> dict[str, Any]:
                    for name, mods in EXTRAS.items()},
         "compute": _torch_device(),
         "data": {"MOVIEREC_DATA_DIR": data_dirs, "cache_releases": str(cache / "releases"),
-                 "found": [r for r in releases if r["status"] not in (None, "not downloaded", "missing")]},
+                 "found": [r for r in releases if r["status"] not in (None, "not downloaded", "missing")],
+                 "studies": studies_here()},
         "cache": {"path": str(cache), "exists": cache.is_dir(),
                   "size_mb": round(folder_size(cache) / 1e6, 1) if cache.is_dir() else 0.0,
                   "set_by": "MOVIEREC_CACHE_DIR" if os.environ.get("MOVIEREC_CACHE_DIR") else "default"},
@@ -109,6 +128,8 @@ def doctor_cmd(as_json: JsonOpt = False) -> None:
     t.add_row("data searched", escape(f"{where}; then {d['cache_releases']}"))
     found = "; ".join(f"{r['name']} ({r['status']})" for r in d["found"]) or "nothing yet (movierec data fetch NAME)"
     t.add_row("data found", escape(found))
+    for study in d["studies"]:
+        t.add_row("a study here", escape(f"{study['folder']} read {study['dataset']} from {study['source']}"))
     cache = info["cache"]
     t.add_row("cache", escape(f"{cache['path']} ({cache['size_mb']} MB, set by {cache['set_by']})"
                               if cache["exists"] else f"{cache['path']} (not created yet)"))

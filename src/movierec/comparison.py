@@ -10,12 +10,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from movierec.evaluation.columns import column
 from movierec.fsutil import atomic_write_text, csv_text
 
 HEADLINE = [
-    "HR@10 [sampled-100]", "NDCG@10 [sampled-100]",
-    "HR@10 [full]", "NDCG@10 [full]", "Precision@10 [full]", "Recall@10 [full]", "MAP@10 [full]",
-    "Coverage@10 [full]", "ILD@10 [full]", "Novelty@10 [full]", "Gini@10 [full]", "fit_seconds",
+    *(column(m, "sampled-100") for m in ("HR@10", "NDCG@10")),
+    *(column(m, "full") for m in ("HR@10", "NDCG@10", "Precision@10", "Recall@10", "MAP@10", "Coverage@10", "ILD@10",
+                                  "Novelty@10", "Gini@10")),
+    "fit_seconds",
 ]
 
 

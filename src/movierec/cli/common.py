@@ -16,6 +16,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from movierec.errors import MovieRecError
+from movierec.evaluation.columns import column
 
 console = Console()
 
@@ -85,8 +86,8 @@ def print_comparison(rows: list[dict], columns: list[str] | None = None) -> None
         sys.stdout.write(comparison_markdown(rows) + "\n")
 
 
-COMPACT = ["HR@10 [sampled-100]", "NDCG@10 [sampled-100]", "HR@10 [full]", "NDCG@10 [full]", "Coverage@10 [full]",
-           "ILD@10 [full]", "Novelty@10 [full]", "fit_seconds"]
+COMPACT = [*(column(m, "sampled-100") for m in ("HR@10", "NDCG@10")),
+           *(column(m, "full") for m in ("HR@10", "NDCG@10", "Coverage@10", "ILD@10", "Novelty@10")), "fit_seconds"]
 
 
 def comparison_table(rows: list[dict], columns: list[str] | None = None) -> Table:

@@ -21,6 +21,7 @@ from movierec.cli.common import (
     print_json,
 )
 from movierec.errors import MovieRecError
+from movierec.evaluation.columns import column
 from movierec.models.registry import ENTRIES
 
 if TYPE_CHECKING:
@@ -118,7 +119,7 @@ def _train(model: str, data: str, out: Path, overrides: dict, seed: int, resume:
     if rank != 0:
         return
     row = result.row
-    valid = row.get("NDCG@10 [sampled-100, valid]")
+    valid = row.get(column("NDCG@10", "sampled-100", "valid"))
     done = f"done in {time.perf_counter() - t0:.1f} s (fit {row['fit_seconds']:.1f} s"
     if row.get("epochs_run"):
         done += f", {row['epochs_run']} epochs, best epoch {row['best_epoch']}"

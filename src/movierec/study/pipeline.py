@@ -226,7 +226,7 @@ def run_study(dataset: Dataset, out: str | Path, config: dict[str, Any] | None =
     write_comparison(rows, out)
     per_segment = {}
     for protocol in ("full", "sampled-100"):
-        col = f"NDCG@10 [{protocol}]"
+        col = column("NDCG@10", protocol)
         per_user = {r.name: r.per_user[col] for r in runs if col in r.per_user}
         if per_user:
             per_segment[protocol] = per_segment_metrics(seg.labels, per_user)

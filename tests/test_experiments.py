@@ -95,6 +95,19 @@ def test_command_line_settings_go_over_every_run_and_part_that_has_them() -> Non
         expand_runs(config, {"epochz": "1"})
 
 
+def test_study_set_goes_over_its_runs_and_refuses_a_setting_no_run_has(tmp_path, monkeypatch, capsys) -> None:
+    from movierec.study import default_config
+    from movierec.study.pipeline import study_specs
+    from tests.conftest import run_cli
+
+    specs = study_specs(default_config(), {"epochs": "1"})
+    assert all(s.settings.get("epochs", 1) == 1 for s in specs) and any("epochs" in s.settings for s in specs)
+    code, _, err = run_cli(monkeypatch, capsys, "study", "--data", str(tmp_path / "no-such-data"), "--out",
+                           str(tmp_path / "out"), "--set", "epochz=1")
+    assert code == 2 and "--set epochz: no run of this config has that setting" in err  # before the data is read
+    assert not (tmp_path / "out").exists()
+
+
 # -- reuse and staleness are the engine's: tests/runs/test_engine.py ----------------------------------------
 def test_an_experiment_keeps_each_run_in_the_engines_layout(tmp_path) -> None:
     from movierec.data import load_dataset

@@ -62,7 +62,8 @@ def _command(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 app = typer.Typer(help="Movie recommendation on MovieLens.", no_args_is_help=True, add_completion=False,
-                  pretty_exceptions_enable=False, rich_markup_mode=None)  # help is plain text: [[run]] shows as written
+                  pretty_exceptions_enable=False, rich_markup_mode=None,  # plain text: [[run]] shows as written
+                  context_settings={"max_content_width": 120})
 
 
 def _print_version(value: bool) -> None:

@@ -181,6 +181,9 @@ def study_cmd(
     print_config: Annotated[bool, typer.Option(
         "--print-config", help="Print the built-in study's TOML, with comments, and exit (a start for --config).")]
     = False,
+    settings: Annotated[list[str] | None, typer.Option(
+        "--set", help="A setting key=value (repeatable) over every run that has it (e.g. epochs=1 for a quick "
+        "try); one that no run has is an error.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """The whole study: EDA, split, train and compare every model, segments, report.html. Restarts reuse work.
@@ -189,8 +192,10 @@ def study_cmd(
     my-study.toml, then movierec study --data ml-latest-small --out out/mine --config my-study.toml
     """
     from movierec.data import load_dataset
+    from movierec.models.settings import parse_pairs
     from movierec.runs import validate_config
     from movierec.study import resolve_config, run_study
+    from movierec.study.pipeline import study_specs
 
     if print_config:
         from importlib.resources import files
@@ -200,11 +205,13 @@ def study_cmd(
 
     cfg = resolve_config(config)
     validate_config(cfg, "study", str(config) if config else "the built-in study")  # before any data is loaded
+    overrides = parse_pairs(settings or [], "--set")
+    study_specs(cfg, overrides)  # a setting no run has: one line, before any data is loaded
     claim_output(out, "study", create=False)
     ds = load_dataset(data)
     mark_output(out, "study")
     if as_json or not sys.stderr.isatty():
-        ctx = run_study(ds, out, cfg, progress=None if as_json else step_printer())
+        ctx = run_study(ds, out, cfg, progress=None if as_json else step_printer(), overrides=overrides)
     else:  # one live display: the study's bar, with each neural model's epoch bar under it
         from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
@@ -215,7 +222,7 @@ def study_cmd(
             task = bar.add_task("study", total=1.0)
             ctx = run_study(ds, out, cfg, progress=lambda what, frac: bar.update(task, description=what,
                                                                                     completed=frac),
-                            train_progress=bar)
+                            train_progress=bar, overrides=overrides)
     rows = json.loads((out / "results.json").read_text())
     if as_json:
         print_json({"report": str(out / "report.html"), "seconds": ctx["seconds"], "rows": rows})

@@ -72,10 +72,11 @@ def resolve_config(path: str | Path | None) -> dict[str, Any]:
     return default_config() if path is None else read_toml(path)
 
 
-def study_specs(config: dict[str, Any]) -> list[RunSpec]:
-    """The study's runs as run specs: its split, seed, cutoffs and refit choice for every run."""
+def study_specs(config: dict[str, Any], overrides: dict[str, Any] | None = None) -> list[RunSpec]:
+    """The study's runs as run specs: its split, seed, cutoffs and refit choice for every run; ``overrides``
+    (``--set``) over every run that has the setting."""
     st = config.get("study", {})
-    return expand_runs(config, split=st.get("split", "loo"), seed=int(st.get("seed", 42)), ks=STUDY_KS,
+    return expand_runs(config, overrides, split=st.get("split", "loo"), seed=int(st.get("seed", 42)), ks=STUDY_KS,
                        refit=bool(st.get("refit", True)))
 
 
@@ -111,24 +112,56 @@ def machine_info() -> dict[str, str]:
             "cpus": str(os.cpu_count()), "processor": platform.machine()}
 
 
-def run_study(dataset: Dataset, out: str | Path, config: dict[str, Any] | None = None,
-              progress: Progress | None = None, train_progress: Any = False) -> dict[str, Any]:
-    """Run the whole study into ``out`` and return the report's context (also written as study.json).
+@dataclasses.dataclass
+class StudyRun:
+    """One study in progress: what the steps of :func:`run_study` read and what each adds. ``specs``: the
+    study's runs; ``emb_run``: the run whose user vectors join the segmentation features (or None); the fields
+    below them are filled in by the steps, in order."""
 
-    progress(step, fraction done) is called before each step; train_progress is passed to the neural models'
-    training loop (False, True, or a running ``rich.progress.Progress`` to add each model's epoch bar to).
-    """
-    from movierec.eda import eda_fragment, run_eda
-    from movierec.segments import per_segment_metrics, segment_users
-    from movierec.study.page import write_report
+    dataset: Dataset
+    out: Path
+    config: dict[str, Any]
+    specs: list[RunSpec]
+    seg_settings: dict[str, Any]
+    emb_run: str | None
+    progress: Progress | None = None
+    train_progress: Any = False
+    t_start: float = dataclasses.field(default_factory=time.perf_counter)
+    step: int = 0
+    eda: dict[str, Any] = dataclasses.field(default_factory=dict)
+    eda_note: str = ""
+    split: Split | None = None
+    session: Session | None = None
+    runs: list[RunResult] = dataclasses.field(default_factory=list)
+    reused: list[str] = dataclasses.field(default_factory=list)
+    retrained: dict[str, str] = dataclasses.field(default_factory=dict)
+    seg: Any = None
+    examples: np.ndarray | None = None
+    finals: list[dict[str, Any]] = dataclasses.field(default_factory=list)
 
-    config = config or default_config()
+    @property
+    def settings(self) -> dict[str, Any]:
+        """The config's [study] table."""
+        return self.config.get("study", {})
+
+    @property
+    def seed(self) -> int:
+        return int(self.settings.get("seed", 42))
+
+    def tick(self, what: str) -> None:
+        """Tell the progress callback that ``what`` starts (steps: the EDA, the split, each run, the segments,
+        the final models, the report)."""
+        if self.progress:
+            self.progress(what, self.step / (len(self.specs) + 5))
+        self.step += 1
+
+
+def check_study(dataset: Dataset, out: Path, config: dict[str, Any], progress: Progress | None,
+                train_progress: Any, overrides: dict[str, Any] | None = None) -> StudyRun:
+    """Step 0: refuse, before any work, a config whose runs would share a folder or whose [segments] it cannot
+    read; the study's state otherwise."""
     validate_config(config, "study")
-    st = config.get("study", {})
-    seed = int(st.get("seed", 42))
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    specs = study_specs(config)
+    specs = study_specs(config, overrides)
     if not specs:
         raise MovieRecError("the study config lists no [[run]]")
     slugs: dict[str, str] = {}
@@ -145,31 +178,29 @@ def run_study(dataset: Dataset, out: str | Path, config: dict[str, Any] | None =
                             "n_init, embeddings; the seed is [study] seed)")
     if emb_run is not None and emb_run not in {spec.name for spec in specs}:
         raise MovieRecError(f"[segments] embeddings = {emb_run!r} is not the name of a [[run]]")
-    n_steps = len(specs) + 5
-    step = 0
-    t_start = time.perf_counter()
+    return StudyRun(dataset, out, config, specs, seg_settings, emb_run, progress, train_progress)
 
-    def tick(what: str) -> None:
-        nonlocal step
-        if progress:
-            progress(what, step / n_steps)
-        step += 1
 
-    eda_dir = out / "eda"
+def explore(study: StudyRun) -> None:
+    """Step 1: the EDA into ``eda/`` (reused when its key matches and its fragment is the one it wrote); its
+    page fragment becomes the report's "The data"."""
+    from movierec.eda import eda_fragment, run_eda
+
+    eda_dir = study.out / "eda"
     fragment = eda_dir / "fragment.html"
-    eda_sample = int(st.get("eda_sample", 1_000_000))
-    eda_key = eda_key_of(dataset, seed, eda_sample)
+    eda_sample = int(study.settings.get("eda_sample", 1_000_000))
+    eda_key = eda_key_of(study.dataset, study.seed, eda_sample)
     eda_reason = _eda_reason(eda_dir, eda_key)
     fragment_text = None
     if eda_reason == "":  # the cached fragment is embedded unescaped: only when it is exactly what the EDA wrote
         fragment_text = _verified_fragment(eda_dir)
         if fragment_text is None:
             eda_reason = "its fragment.html does not match the hash stored in key.json"
-    tick(f"exploring the data again: {eda_reason}" if eda_reason else "exploring the data")
+    study.tick(f"exploring the data again: {eda_reason}" if eda_reason else "exploring the data")
     if eda_reason != "":
         (eda_dir / "key.json").unlink(missing_ok=True)
         (eda_dir / "key.txt").unlink(missing_ok=True)  # the key file of earlier versions
-        report = run_eda(dataset, eda_dir, seed=seed, sample=eda_sample)
+        report = run_eda(study.dataset, eda_dir, seed=study.seed, sample=eda_sample)
         fragment_text = eda_fragment(report, embed=True)
         atomic_write_text(fragment, fragment_text)
         # last: the EDA of exactly this data finished (with the hash of the fragment it wrote)
@@ -179,68 +210,117 @@ def run_study(dataset: Dataset, out: str | Path, config: dict[str, Any] | None =
     # the EDA's sections become subsections of the report's "The data"
     html = fragment_text.replace("<h3", "<h4").replace("</h3>", "</h4>")
     html = html.replace("<h2", "<h3").replace("</h2>", "</h3>")
-    eda = {"summary": json.loads((eda_dir / "summary.json").read_text()), "html": html}
+    study.eda = {"summary": json.loads((eda_dir / "summary.json").read_text()), "html": html}
+    study.eda_note = "reused" if eda_reason == "" else "ran" if eda_reason is None else f"ran again: {eda_reason}"
 
-    tick("splitting")
-    split = make_split(dataset, st.get("split", "loo"), seed)
-    split.save(out / "split")  # a served model of this study never recommends a user's held-out movies
 
-    runs: list[RunResult] = []
-    reused: list[str] = []
-    retrained: dict[str, str] = {}
-    parts = {spec.settings.get(k) for spec in specs for k in ("a", "b") if spec.model.startswith("hybrid")}
-    session = Session(dataset, split, root=out, save_models=bool(st.get("save_models", True)))
+def split_data(study: StudyRun) -> None:
+    """Step 2: the split every run uses, saved in ``split/`` (a served model never recommends a user's held-out
+    movies)."""
+    study.tick("splitting")
+    study.split = make_split(study.dataset, study.settings.get("split", "loo"), study.seed)
+    study.split.save(study.out / "split")
+    study.session = Session(study.dataset, study.split, root=study.out,
+                            save_models=bool(study.settings.get("save_models", True)))
+
+
+def train_runs(study: StudyRun) -> None:
+    """Step 3: every run through the engine (reused when its stored result's key matches); only what a later
+    hybrid or the segments use stays in memory."""
+    parts = {spec.settings.get(k) for spec in study.specs for k in ("a", "b") if spec.model.startswith("hybrid")}
 
     def started(spec: RunSpec, note: str) -> None:
         if note.startswith("retrained: "):
-            retrained[spec.name] = note.removeprefix("retrained: ")
-            tick(f"{spec.name}: retraining, {retrained[spec.name]}")
+            study.retrained[spec.name] = note.removeprefix("retrained: ")
+            study.tick(f"{spec.name}: retraining, {study.retrained[spec.name]}")
         else:
-            tick(f"training {spec.name}")
+            study.tick(f"training {spec.name}")
 
-    for spec in specs:
-        done = session.execute(spec, progress=train_progress, on_start=started)
+    for spec in study.specs:
+        done = study.session.execute(spec, progress=study.train_progress, on_start=started)
         if done.note == REUSED:
-            tick(f"reusing {spec.name} (finished earlier)")
-            reused.append(spec.name)
-        elif spec.model not in parts and spec.name != emb_run:
-            session.forget(done)  # keep in memory only what a later hybrid or the segments use
-        runs.append(done)
+            study.tick(f"reusing {spec.name} (finished earlier)")
+            study.reused.append(spec.name)
+        elif spec.model not in parts and spec.name != study.emb_run:
+            study.session.forget(done)  # keep in memory only what a later hybrid or the segments use
+        study.runs.append(done)
 
-    tick("segmenting users")
-    emb = _run_user_embeddings(next(r for r in runs if r.name == emb_run), out) if emb_run else None
-    seg = segment_users(split.train, dataset.catalog, SegmentConfig(seed=seed, **seg_settings), emb)
-    examples = pick_example_users(seg.labels, split, int(st.get("examples", 3)), seed)
 
-    tick("fitting the final models")
-    finals = []
-    by_name = {r.name: r for r in runs}
-    for spec in final_specs(config, runs):
-        final = session.execute(spec, progress=train_progress, like=by_name[spec.name])
-        finals.append({"name": spec.name, "model": spec.model, "folder": f"final/{slug(spec.name)}",
-                       "fit_seconds": final.row.get("fit_seconds"), "note": final.note})
-        session.forget(final)
+def segment(study: StudyRun) -> None:
+    """Step 4: the users' segments (k-means over taste and behaviour, plus a run's user vectors when asked) and
+    the example users the report shows, spread over the segments."""
+    from movierec.segments import segment_users
 
-    tick("writing the report")
-    rows = [r.row for r in runs]
-    write_comparison(rows, out)
+    study.tick("segmenting users")
+    emb = (_run_user_embeddings(next(r for r in study.runs if r.name == study.emb_run), study.out)
+           if study.emb_run else None)
+    study.seg = segment_users(study.split.train, study.dataset.catalog,
+                              SegmentConfig(seed=study.seed, **study.seg_settings), emb)
+    study.examples = pick_example_users(study.seg.labels, study.split, int(study.settings.get("examples", 3)),
+                                        study.seed)
+
+
+def fit_finals(study: StudyRun) -> None:
+    """Step 5: the final models to serve, on every interaction, each like its evaluated run (``final/``)."""
+    study.tick("fitting the final models")
+    by_name = {r.name: r for r in study.runs}
+    for spec in final_specs(study.config, study.runs):
+        final = study.session.execute(spec, progress=study.train_progress, like=by_name[spec.name])
+        study.finals.append({"name": spec.name, "model": spec.model, "folder": f"final/{slug(spec.name)}",
+                             "fit_seconds": final.row.get("fit_seconds"), "note": final.note})
+        study.session.forget(final)
+
+
+def write_outputs(study: StudyRun) -> dict[str, Any]:
+    """Step 6: the comparison table, the segments' tables and report.html (with study.json); the report's
+    context."""
+    from movierec.segments import per_segment_metrics
+    from movierec.study.page import write_report
+
+    study.tick("writing the report")
+    runs = study.runs
+    write_comparison([r.row for r in runs], study.out)
     per_segment = {}
     for protocol in ("full", "sampled-100"):
         col = column("NDCG@10", protocol)
         per_user = {r.name: r.per_user[col] for r in runs if col in r.per_user}
         if per_user:
-            per_segment[protocol] = per_segment_metrics(seg.labels, per_user)
-    _write_segments(out / "segments", dataset, seg, per_segment)
+            per_segment[protocol] = per_segment_metrics(study.seg.labels, per_user)
+    _write_segments(study.out / "segments", study.dataset, study.seg, per_segment)
     context = {
-        "dataset": dataset.info(), "split": split.summary(), "config": config, "machine": machine_info(),
-        "created": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "seconds": round(time.perf_counter() - t_start, 1), "reused": reused, "retrained": retrained,
-        "eda": "reused" if eda_reason == "" else "ran" if eda_reason is None else f"ran again: {eda_reason}",
-        "fingerprint": dataset.fingerprint(),
-        "fit_seconds_total": round(sum(r.row["fit_seconds"] for r in runs), 1), "segment_embeddings": emb_run,
-        "refit": bool(st.get("refit", True)), "finals": finals,
+        "dataset": study.dataset.info(), "split": study.split.summary(), "config": study.config,
+        "machine": machine_info(), "created": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "seconds": round(time.perf_counter() - study.t_start, 1), "reused": study.reused,
+        "retrained": study.retrained, "eda": study.eda_note, "fingerprint": study.dataset.fingerprint(),
+        "fit_seconds_total": round(sum(r.row["fit_seconds"] for r in runs), 1),
+        "segment_embeddings": study.emb_run, "refit": bool(study.settings.get("refit", True)),
+        "finals": study.finals,
     }
-    write_report(out, dataset, split, eda, seg, runs, per_segment, examples, context)
+    write_report(study.out, study.dataset, study.split, study.eda, study.seg, runs, per_segment, study.examples,
+                 context)
+    return context
+
+
+#: the study's steps after its check, in order
+STEPS: list[Callable[[StudyRun], Any]] = [explore, split_data, train_runs, segment, fit_finals, write_outputs]
+
+
+def run_study(dataset: Dataset, out: str | Path, config: dict[str, Any] | None = None,
+              progress: Progress | None = None, train_progress: Any = False,
+              overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Run the whole study into ``out`` and return the report's context (also written as study.json): the
+    check, then each of :data:`STEPS`.
+
+    progress(step, fraction done) is called before each step; train_progress is passed to the neural models'
+    training loop (False, True, or a running ``rich.progress.Progress`` to add each model's epoch bar to);
+    ``overrides``: ``--set`` settings over every run that has them (e.g. ``{"epochs": 1}`` for a quick try).
+    """
+    out = Path(out)
+    study = check_study(dataset, out, config or default_config(), progress, train_progress, overrides)
+    out.mkdir(parents=True, exist_ok=True)
+    context: dict[str, Any] = {}
+    for step in STEPS:
+        context = step(study) or context
     if progress:
         progress("done", 1.0)
     return context

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +21,12 @@ from movierec.fsutil import atomic_write_text
 from movierec.study import charts
 from movierec.study.conclusions import best_per_family, conclusions, family_order, pairwise_tests, tested_columns
 
+#: the comparison's column groups, left to right: full ranking first (the protocol to trust), so that on a phone
+#: its columns are on screen beside the model's name and the rest scrolls sideways inside the table's box
 TABLE_COLUMNS = [
-    ("sampled-100", ["HR@10", "NDCG@10"]),
     ("full", ["HR@10", "NDCG@10", "MAP@10"]),
     ("full, beyond accuracy", ["Coverage@10", "ILD@10", "Novelty@10", "Gini@10"]),
+    ("sampled-100", ["HR@10", "NDCG@10"]),
 ]
 LOWER_IS_BETTER = {"Gini@10"}
 SPLIT_NOTES = {
@@ -80,6 +83,14 @@ def _table_context(table: pd.DataFrame) -> dict[str, Any]:
                                 "fmt": "{:.1%}" if c["label"] == "Coverage@10" else
                                 "{:.2f}" if c["label"] == "Novelty@10" else "{:.4f}"} for c in cols]})
     return {"groups": groups, "columns": cols, "rows": rows}
+
+
+def _figure(title: str, stem: Path, draw: Callable[[Path, bool], Path], caption: str) -> dict[str, str]:
+    """A chart in both layouts, ``stem``.png (wide) and ``stem``-narrow.png, as the page shows it: a
+    <picture> whose img shows the wide chart and whose source the narrow one on a narrow screen."""
+    wide = draw(stem.with_name(stem.name + ".png"), False)
+    narrow = draw(stem.with_name(stem.name + "-narrow.png"), True)
+    return {"title": title, "src": data_uri(wide), "narrow_src": data_uri(narrow), "caption": caption}
 
 
 def _examples(dataset: Dataset, split: Split, runs: list[Any], users: np.ndarray, labels: np.ndarray,
@@ -173,21 +184,22 @@ def write_report(out: Path, dataset: Dataset, split: Split, eda: dict[str, Any],
     table, se = comparison_table(runs)
     fig_dir = out / "figures"
     figures = [
-        ("Accuracy under both protocols", charts.accuracy_chart(table, se, fig_dir / "accuracy.png"),
-         "HR@10 and NDCG@10 of the held-out movie, per model; colour gives the model family."),
-        ("Beyond accuracy", charts.beyond_chart(table, fig_dir / "beyond.png"),
-         "Catalogue coverage, intra-list genre diversity, novelty and the Gini index of the top-10 lists."),
+        _figure("Accuracy under both protocols", fig_dir / "accuracy",
+                lambda path, narrow: charts.accuracy_chart(table, se, path, narrow),
+                "HR@10 and NDCG@10 of the held-out movie, per model; colour gives the model family."),
+        _figure("Beyond accuracy", fig_dir / "beyond", lambda path, narrow: charts.beyond_chart(table, path, narrow),
+                "Catalogue coverage, intra-list genre diversity, novelty and the Gini index of the top-10 lists."),
     ]
     scatter = None
     if "NDCG@10 [sampled-100]" in table and "NDCG@10 [full]" in table:
-        path = charts.protocol_scatter(table, fig_dir / "protocols.png")
-        scatter = {"title": "Sampled-100 against full ranking", "src": data_uri(path),
-                   "caption": "Each dot is a model, numbered as in the key; a protocol that agreed with the other "
-                              "would put them on a rising line, in the same order.",
-                   "key": charts.scatter_key(table)}
+        scatter = _figure("Sampled-100 against full ranking", fig_dir / "protocols",
+                          lambda path, narrow: charts.protocol_scatter(table, path, narrow),
+                          "Each dot is a model, numbered as in the key; a protocol that agreed with the other "
+                          "would put them on a rising line, in the same order.") | {"key": charts.scatter_key(table)}
     names = segment_names(seg.profiles)
-    seg_figures = [(f"NDCG@10 [{p}] by segment", charts.segment_heatmap(t, names, p, fig_dir / f"segments-{p}.png"),
-                    "Mean per-user NDCG@10 of each model within each segment; 'all' is every evaluated user.")
+    seg_figures = [_figure(f"NDCG@10 [{p}] by segment", fig_dir / f"segments-{p}",
+                           lambda path, narrow, t=t, p=p: charts.segment_heatmap(t, names, p, path, narrow),
+                           "Mean per-user NDCG@10 of each model within each segment; 'all' is every evaluated user.")
                    for p, t in per_segment.items() if p == "full"]
     settings = {r.name: r.settings for r in runs}
     model_class = {r.name: r.model for r in runs}
@@ -204,11 +216,11 @@ def write_report(out: Path, dataset: Dataset, split: Split, eda: dict[str, Any],
         "title": f"movierec study: {dataset.name}",
         "eda_html": _checked_fragment(eda["html"]),
         "table": _table_context(table),
-        "figures": [{"title": t, "src": data_uri(p), "caption": c} for t, p, c in figures],
+        "figures": figures,
         "scatter": scatter,
         "families": families,
         "significance": tests.description(),
-        "segment_figures": [{"title": t, "src": data_uri(p), "caption": c} for t, p, c in seg_figures],
+        "segment_figures": seg_figures,
         "segments": {"k": seg.k, "silhouette": seg.silhouette, "profiles": profiles,
                      "tables": {p: _segment_rows(t, names) for p, t in per_segment.items()}},
         "examples": _examples(dataset, split, runs, examples, seg.labels, names, table),

@@ -16,6 +16,9 @@ import pandas as pd
 
 from movierec._html import save_figure
 from movierec._optional import pyplot
+from movierec.evaluation.columns import column
+
+FULL, SAMPLED = column("NDCG@10", "full"), column("NDCG@10", "sampled-100")
 
 FAMILY_COLOURS = {"baseline": "#8c8c8c", "collaborative": "#2a6fdb", "content": "#e07b39", "hybrid": "#3a9a5b",
                   "autoencoder": "#c2418f", "sequential": "#b8860b", "other": "#7f5fbf"}
@@ -119,7 +122,7 @@ def accuracy_chart(table: pd.DataFrame, errors: pd.DataFrame, path: Path, narrow
 
 def beyond_chart(table: pd.DataFrame, path: Path, narrow: bool = False) -> Path:
     """Catalogue coverage, intra-list diversity and novelty of the top-10 lists (full ranking)."""
-    panels = [c for c in ("Coverage@10 [full]", "ILD@10 [full]", "Novelty@10 [full]", "Gini@10 [full]")
+    panels = [c for c in (column(m, "full") for m in ("Coverage@10", "ILD@10", "Novelty@10", "Gini@10"))
               if c in table]
     fig, axes, y, colours = _model_panels(table, len(panels), 3.2, narrow)
     for ax, col in zip(axes, panels, strict=True):
@@ -199,11 +202,11 @@ def protocol_scatter(table: pd.DataFrame, path: Path, narrow: bool = False) -> P
     plt = pyplot()
     size = (NARROW_WIDTH_IN, NARROW_WIDTH_IN * 1.15) if narrow else (6.4, 4.6)
     fig, ax = plt.subplots(figsize=size, layout="constrained")
-    x = table["NDCG@10 [sampled-100]"].to_numpy(np.float64)
-    y = table["NDCG@10 [full]"].to_numpy(np.float64)
+    x = table[SAMPLED].to_numpy(np.float64)
+    y = table[FULL].to_numpy(np.float64)
     ax.scatter(x, y, c=_colours(table["family"].tolist()), s=40, zorder=3, edgecolors="white", linewidths=0.6)
-    ax.set_xlabel("NDCG@10 [sampled-100]")
-    ax.set_ylabel("NDCG@10 [full]")
+    ax.set_xlabel(SAMPLED)
+    ax.set_ylabel(FULL)
     ax.grid(alpha=0.3)
     for lim, v in ((ax.set_xlim, x), (ax.set_ylim, y)):  # room for the labels around the extreme points
         ok = v[np.isfinite(v)]
@@ -234,7 +237,7 @@ def _narrow_axes(ax) -> None:
 
 def scatter_key(table: pd.DataFrame) -> list[dict[str, Any]]:
     """The scatter's key: number, model, family and each protocol's NDCG@10 with the model's rank under it."""
-    s, f = table["NDCG@10 [sampled-100]"], table["NDCG@10 [full]"]
+    s, f = table[SAMPLED], table[FULL]
     rs, rf = s.rank(ascending=False, method="min"), f.rank(ascending=False, method="min")
     return [{"number": i + 1, "name": n, "family": table.at[n, "family"], "colour": FAMILY_COLOURS.get(
         table.at[n, "family"], FAMILY_COLOURS["other"]), "sampled": s[n], "full": f[n],

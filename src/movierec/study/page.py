@@ -19,7 +19,15 @@ from movierec.data.splits import Split
 from movierec.errors import MovieRecError
 from movierec.fsutil import atomic_write_text
 from movierec.study import charts
-from movierec.study.conclusions import best_per_family, conclusions, family_order, pairwise_tests, tested_columns
+from movierec.study.conclusions import (
+    FULL,
+    SAMPLED,
+    best_per_family,
+    conclusions,
+    family_order,
+    pairwise_tests,
+    tested_columns,
+)
 
 #: the comparison's column groups, left to right: full ranking first (the protocol to trust), so that on a phone
 #: its columns are on screen beside the model's name and the rest scrolls sideways inside the table's box
@@ -127,7 +135,7 @@ def _examples(dataset: Dataset, split: Split, runs: list[Any], users: np.ndarray
 
 def _example_models(runs: list[Any], table: pd.DataFrame) -> list[Any]:
     """Popularity, the best model of each family under full ranking, then the next best overall."""
-    col = "NDCG@10 [full]"
+    col = FULL
     chosen: list[str] = [n for n in table.index if n == "Popularity" or table.at[n, "family"] == "baseline"][:1]
     for fam in family_order(table["family"].tolist()):
         if fam == "baseline":
@@ -191,7 +199,7 @@ def write_report(out: Path, dataset: Dataset, split: Split, eda: dict[str, Any],
                 "Catalogue coverage, intra-list genre diversity, novelty and the Gini index of the top-10 lists."),
     ]
     scatter = None
-    if "NDCG@10 [sampled-100]" in table and "NDCG@10 [full]" in table:
+    if SAMPLED in table and FULL in table:
         scatter = _figure("Sampled-100 against full ranking", fig_dir / "protocols",
                           lambda path, narrow: charts.protocol_scatter(table, path, narrow),
                           "Each dot is a model, numbered as in the key; a protocol that agreed with the other "
@@ -208,7 +216,7 @@ def write_report(out: Path, dataset: Dataset, split: Split, eda: dict[str, Any],
     facts = conclusions(table, per_user, settings, model_class, per_segment, names, tests, split.protocol)
     families = [{**f, "against": f["against_best"].words() if f["against_best"] is not None else "",
                  "level": f["against_best"] is not None and not f["against_best"].significant}
-                for f in (best_per_family(table, tests) if "NDCG@10 [full]" in table else [])]
+                for f in (best_per_family(table, tests) if FULL in table else [])]
     profiles = [{"name": names[str(s)], **{k: (v.item() if hasattr(v, "item") else v) for k, v in p.items()}}
                 for s, p in seg.profiles.iterrows()]
     ctx = {

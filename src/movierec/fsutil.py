@@ -163,11 +163,12 @@ def _lock_file(path: str | Path) -> Path:
     raise OSError(f"no writable folder for movierec's lock files (tried {cache_dir() / 'locks'})")
 
 
-def hold_lock(path: str | Path, option: str = "--out") -> None:
+def hold_lock(path: str | Path, option: str = "--out", shown: str | None = None) -> None:
     """Hold an advisory lock on output ``path`` until this process ends: a second process that claims the same
     output (a folder or a registered name) refuses in one line instead of both writing it and one result being
     lost. Taking it again in the same process is a no-op. Locks are ``flock`` locks (the ``filelock``
-    package), released by the kernel when the process ends, however it ends."""
+    package), released by the kernel when the process ends, however it ends. ``shown``: what the refusal calls
+    the output (default: ``path``)."""
     from filelock import FileLock, Timeout
 
     from movierec.errors import MovieRecError
@@ -179,8 +180,8 @@ def hold_lock(path: str | Path, option: str = "--out") -> None:
     try:
         lock.acquire()
     except Timeout:
-        raise MovieRecError(f"{option} {path}: another movierec command is writing it right now; wait for it to "
-                            "finish, or choose another path") from None
+        raise MovieRecError(f"{option} {shown or path}: another movierec command is writing it right now; wait for "
+                            "it to finish, or choose another") from None
     _HELD[key] = lock
 
 

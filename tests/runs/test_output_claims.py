@@ -157,3 +157,35 @@ def test_a_registry_writer_waits_for_the_lock_and_every_name_is_kept(tmp_path) -
         assert all(p.poll() is None for p in procs)
     assert all(p.wait(timeout=120) == 0 for p in procs)
     assert {f"race-{d.name}" for d in folders} <= set(imported())
+
+
+def _events(path: Path, users: int) -> Path:
+    path.write_text("customer,sku\n" + "".join(f"C-{u},SKU-{i}\n" for u in range(users) for i in range(3)))
+    return path
+
+
+def test_an_import_of_a_name_another_import_holds_is_refused(tmp_path) -> None:
+    from movierec.data.own import imported_root
+    from movierec.fsutil import hold_lock, release_locks
+
+    hold_lock(imported_root() / "held-shop", "--name")
+    try:
+        p = _movierec("data", "import", str(_events(tmp_path / "e.csv", 5)), "--user", "customer", "--item", "sku",
+                      "--name", "held-shop")
+        code, err = p.wait(timeout=300), p.stderr.read()
+    finally:
+        release_locks()
+    assert code == 2 and err.strip() == ("error: --name held-shop: another movierec command is writing it right "
+                                         "now; wait for it to finish, or choose another")
+    assert not (imported_root() / "held-shop").exists()
+
+
+def test_two_imports_of_one_name_never_both_succeed(tmp_path) -> None:
+    from movierec.data.releases import imported
+
+    files = [_events(tmp_path / f"e{n}.csv", 40 + n) for n in range(2)]
+    procs = [_movierec("data", "import", str(f), "--user", "customer", "--item", "sku", "--name", "race-shop")
+             for f in files]
+    results = [(p.wait(timeout=300), p.stderr.read()) for p in procs]
+    assert sorted(code for code, _ in results) == [0, 2], results
+    assert "race-shop" in imported()

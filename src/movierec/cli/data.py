@@ -51,8 +51,8 @@ def data_import(
     path: Annotated[Path, typer.Argument(help="A MovieLens folder (any layout, or NCF split files), or a CSV / "
                                               "Parquet file of your own interactions (then --user, --item, --name).",
                                          show_default=False)],
-    name: Annotated[str | None, typer.Option("--name", help="The name to load it by (a folder: default its "
-                                                            "name).")] = None,
+    name: Annotated[str | None, typer.Option("--name", help="The name to load it by: up to 64 letters, digits, "
+                                                            "'.', '_' and '-' (a folder: default its name).")] = None,
     items: Annotated[Path | None, typer.Option("--items", help="Own data: a CSV / Parquet file of items "
                                                                "(--item-id, --title, --genres).")] = None,
     user: Annotated[str | None, typer.Option("--user", help="Own data: the column of user ids.")] = None,
@@ -83,7 +83,7 @@ def data_import(
     --name shop
     """
     from movierec.data import import_folder, load_catalog, load_dataset
-    from movierec.data.releases import LAYOUTS, folder_status, import_target
+    from movierec.data.releases import LAYOUTS, folder_status
 
     own = {"--items": items, "--user": user, "--item": item, "--rating": rating, "--timestamp": timestamp,
            "--item-id": item_id, "--title": title, "--genres": genres}
@@ -93,7 +93,8 @@ def data_import(
     given = [k for k, v in own.items() if v is not None] + (["--force"] if force else [])
     if given:
         raise MovieRecError(f"{' and '.join(given)} go with a file of your own interactions; {path} is a folder")
-    folder, layout, name = import_target(path, name)
+    folder, layout, name = _folder_import_name(path, name)
+    _hold_name(name)
     # parse, validate and cache now (a bad file is reported here, naming file and line; nothing is registered)
     if layout == "ncf" or (folder / LAYOUTS[layout]["ratings"].filename).is_file():
         load_dataset(folder, fetch_missing=False)
@@ -240,7 +241,7 @@ def _import_own_file(path: Path, name: str | None, own: dict, sep: str, genre_se
     """`movierec data import FILE --user COL --item COL ... --name NAME`: own interactions, written as a
     MovieLens folder in the cache (:func:`movierec.data.own.import_interactions`), loaded once and registered."""
     from movierec.data import import_folder, load_dataset
-    from movierec.data.own import OwnColumns, import_interactions
+    from movierec.data.own import OwnColumns, import_interactions, validate_dataset_name
 
     missing = [o for o, v in (("--user COL", own["--user"]), ("--item COL", own["--item"]), ("--name NAME", name))
                if v is None]
@@ -249,6 +250,8 @@ def _import_own_file(path: Path, name: str | None, own: dict, sep: str, genre_se
     items_only = [k for k in ("--item-id", "--title", "--genres") if own[k] is not None]
     if items_only and own["--items"] is None:
         raise MovieRecError(f"{' and '.join(items_only)} go with --items FILE")
+    validate_dataset_name(name)
+    _hold_name(name)
     columns = OwnColumns(own["--user"], own["--item"], own["--rating"], own["--timestamp"], own["--item-id"],
                          own["--title"], own["--genres"])
     folder, info = import_interactions(path, name, columns, items_path=own["--items"], sep=sep, genre_sep=genre_sep,
@@ -261,3 +264,26 @@ def _import_own_file(path: Path, name: str | None, own: dict, sep: str, genre_se
     note = "; ".join(e for e in extra if e)
     console.print(f"imported {path} as {registered}: {info['rows_kept']:,} interactions of {info['users']:,} users "
                   f"and {info['items']:,} items" + (f" ({note})" if note else ""), markup=False)
+
+
+def _hold_name(name: str) -> None:
+    """Import under ``name`` alone: a second import of the same name while this one runs refuses in one line
+    (both would write it, and one would be lost)."""
+    from movierec.data.own import imported_root
+    from movierec.fsutil import hold_lock
+
+    hold_lock(imported_root() / name, "--name", shown=name)
+
+
+def _folder_import_name(path: Path, name: str | None) -> tuple[Path, str, str]:
+    """(folder, layout, name) of a folder import, its name checked before anything is parsed or registered: --name
+    as given, else the folder's own name (:func:`movierec.data.own.validate_dataset_name`; a release's name is
+    allowed: it registers a copy of that release)."""
+    from movierec.data.own import validate_dataset_name
+    from movierec.data.releases import import_target
+
+    if name is not None:
+        validate_dataset_name(name, own=False)
+    folder, layout, name = import_target(path, name)
+    validate_dataset_name(name, own=False, option=f"{folder}: the folder's name", hint="; pass --name NAME")
+    return folder, layout, name

@@ -172,6 +172,25 @@ def _user_folder_at(name: str) -> Callable[[Path, Base], None]:
     return setup
 
 
+def _parquet(name: str, u: list) -> Callable[[Path, Base], None]:
+    """A Parquet file ``name`` of interactions whose user column ``u`` holds ``u`` (item column ``i``)."""
+
+    def setup(tmp: Path, b: Base) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        pq.write_table(pa.table({"u": u, "i": [f"SKU-{n}" for n in range(len(u))]}), tmp / name)
+
+    return setup
+
+
+def _file(name: str, content: bytes) -> Callable[[Path, Base], None]:
+    def setup(tmp: Path, b: Base) -> None:
+        (tmp / name).write_bytes(content)
+
+    return setup
+
+
 @dataclass(frozen=True)
 class Case:
     id: str
@@ -264,6 +283,25 @@ CASES = [
     Case("checkpoint-users-folder", _user_folder_at("out.ckpt"),
          ["train", "popularity", "--data", "data", "--out", "out", "--force"],
          r"--out out: out\.ckpt is where this run keeps its checkpoints, and it holds something movierec did not"),
+    # imports check shapes and names (issue 22, class 5)
+    Case("import-list-ids", _parquet("lists.parquet", [[1, 2], [3], [4, 5]]),
+         ["data", "import", "lists.parquet", "--user", "u", "--item", "i", "--name", "shop"],
+         r"lists\.parquet: column 'u' \(--user\) holds lists .*; ids must be strings or integers$"),
+    Case("import-bytes-ids", _parquet("bytes.parquet", [b"C-1", b"C-2", b"C-3"]),
+         ["data", "import", "bytes.parquet", "--user", "u", "--item", "i", "--name", "shop"],
+         r"bytes\.parquet: column 'u' \(--user\) holds bytes .*; ids must be strings or integers$"),
+    Case("import-fractional-ids", _parquet("floats.parquet", [1.0, 2.5, 3.0]),
+         ["data", "import", "floats.parquet", "--user", "u", "--item", "i", "--name", "shop"],
+         r"floats\.parquet: user id 2\.5 in column 'u' \(--user\) is not a whole number \(row 2\)$"),
+    Case("import-name-too-long", _file("events.csv", b"u,i\nu1,a\n"),
+         ["data", "import", "events.csv", "--user", "u", "--item", "i", "--name", "x" * 300],
+         r"--name: invalid dataset name 'x{40}\.\.\.' \(300 characters; at most 64\)$"),
+    Case("import-name-dotdot", _file("events.csv", b"u,i\nu1,a\n"),
+         ["data", "import", "events.csv", "--user", "u", "--item", "i", "--name", ".."],
+         r"invalid dataset name '\.\.'"),
+    Case("import-binary-junk", _file("garbage.csv", _garbage(5000)),
+         ["data", "import", "garbage.csv", "--user", "u", "--item", "i", "--name", "shop"],
+         r"garbage\.csv, line \d+: holds NUL bytes"),
     # config files say what they ignore (issue 22, class 6)
     Case("train-config-unknown-section", _toml("[popularity]\nepochs = 3\n"), [*TRAIN_CONFIG],
          r"cfg\.toml: \[popularity\] is not read by train --config"),

@@ -1,4 +1,5 @@
-# make test: create or reuse .venv, install torch (CPU wheel) then the project with its test extras, run all tests.
+# make test: create or reuse .venv, install torch (CPU wheel) then the project with its test extras, run every tier
+#            of tests (default, realdata, e2e: tests/conftest.py); make check runs the default tier alone.
 # make run:  the main job: the study on ml-latest-small (EDA, every model, segments, out/study-*/report.html);
 #            it writes under out/ only, so the checkout stays clean.
 # make docs: make run, then the study's table into docs/results/study.json, the content-hybrid experiment, the
@@ -22,7 +23,7 @@ endif
 PORT   ?= 8000
 STUDY  := out/study-$(DATA)
 
-.PHONY: install browser test test-fast lint run docs serve bench clean
+.PHONY: install browser test check lint run docs serve bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -48,8 +49,10 @@ test: $(STAMP) browser
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/python -m pytest -q
 
-test-fast: $(STAMP)
-	$(BIN)/python -m pytest -q -m "not slow"
+# the default tier: unit and contract tests on synthetic data, the CLI in-process (tests/conftest.py: tiers)
+check: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/python -m pytest -q -m "not realdata and not e2e"
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks

@@ -1,4 +1,16 @@
-"""Shared fixtures: the MovieLens copies in ../shared/data and a private cache for every test session."""
+"""Shared fixtures: the MovieLens copies in ../shared/data and a private cache for every test session; the tiers.
+
+Tests come in three tiers (markers, set here so that no test can forget its own):
+
+- the default tier: unit and contract tests on synthetic data, the CLI run in-process (``make check``);
+- ``realdata``: every test that reads a MovieLens copy from ../shared/data (quality floors, the pinned quick
+  study): any test using the ``shared_data_dir`` fixture, directly or through another fixture;
+- ``e2e``: whole programs: subprocesses of the CLI (the bad-input walk, the README's commands, Ctrl-C,
+  concurrent writers), torchrun, the browser, a server under load (:data:`E2E_MODULES` and the ``browser``
+  fixture).
+
+``make test`` (and CI) runs all three.
+"""
 
 from __future__ import annotations
 
@@ -95,3 +107,19 @@ def run_cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, *arg
         code = int(e.code or 0)
     out, err = capsys.readouterr()
     return code, out, err
+
+
+#: modules whose tests drive whole programs (subprocesses, torchrun, servers): the e2e tier
+E2E_MODULES = {"test_bad_inputs.py", "test_readme_examples.py", "test_distributed.py", "test_gpu_script.py",
+               "test_progress_lines.py", "test_output_claims.py", "test_abuse.py", "test_cli.py"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Put each test in its tier (module docstring): ``realdata`` by the fixtures it uses, ``e2e`` by module,
+    by the browser fixture, or by an explicit ``e2e`` mark."""
+    for item in items:
+        names = set(getattr(item, "fixturenames", ()))
+        if "shared_data_dir" in names:
+            item.add_marker(pytest.mark.realdata)
+        if item.path.name in E2E_MODULES or "browser" in names:
+            item.add_marker(pytest.mark.e2e)

@@ -21,7 +21,7 @@ def _env(tmp_path: Path) -> dict[str, str]:
             "MOVIEREC_BENCH_DATA": str(tmp_path / "bench-data")}
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 @pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
 def test_gpu_sh_small_writes_every_figure(tmp_path: Path) -> None:
     out = tmp_path / "gpu.json"

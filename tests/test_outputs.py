@@ -82,6 +82,7 @@ def dataset_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     ["study", "--data", "{data}", "--out", "{out}", "--config", "{config}"],
     ["experiment", "{config}", "--data", "{data}", "--out", "{out}"],
 ])
+@pytest.mark.e2e  # each command in a subprocess, as a user runs it
 def test_commands_never_write_over_the_users_files(command: list[str], dataset_dir: Path, tmp_path: Path) -> None:
     for target in (dataset_dir, tmp_path / "mine"):
         if target.name == "mine":
@@ -97,6 +98,7 @@ def test_commands_never_write_over_the_users_files(command: list[str], dataset_d
     assert r.returncode == 2 and "is a file" in r.stderr and (tmp_path / "a-file").read_text() == "keep me"
 
 
+@pytest.mark.e2e  # in subprocesses
 def test_train_replaces_a_run_only_with_force(dataset_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"
     assert _movierec("train", "popularity", "--data", str(dataset_dir), "--out", str(out)).returncode == 0

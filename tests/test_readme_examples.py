@@ -81,7 +81,7 @@ def test_every_docs_page_with_commands_is_run() -> None:
     assert with_commands <= set(PAGES)
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_readme_commands_run(shared_data_dir: Path, tmp_path: Path) -> None:
     env = {**os.environ, "MOVIEREC_DATA_DIR": str(shared_data_dir), "COLUMNS": "200",
            "MOVIEREC_CACHE_DIR": str(tmp_path / "cache")}

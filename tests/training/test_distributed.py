@@ -59,7 +59,7 @@ def test_the_launcher_passes_every_argument_but_nproc() -> None:
                                                                                             "a=1"]
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_two_processes_reach_the_quality_of_one_and_resume_with_any_count(data, env, tmp_path) -> None:
     one = valid_ndcg(cli(env, "train", "neumf", "--data", data, "--out", str(tmp_path / "one"), "--device", "cpu",
                          *SET, "--json"))
@@ -84,7 +84,7 @@ def test_two_processes_reach_the_quality_of_one_and_resume_with_any_count(data, 
     assert not Path(f"{stopped}.ckpt").exists()
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_a_run_of_one_process_resumes_under_two(data, env, tmp_path) -> None:
     from movierec.data import load_dataset
     from movierec.data.splits import make_split
@@ -103,7 +103,7 @@ def test_a_run_of_one_process_resumes_under_two(data, env, tmp_path) -> None:
     assert [rec["epoch"] for rec in log] == [1, 2, 3, 4]
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_every_trainer_shell_model_trains_data_parallel(data, env) -> None:
     r = torchrun(env, "models", data)
     assert r.returncode == 0, r.stderr[-3000:]
@@ -138,7 +138,7 @@ def _workers_of(launcher: int) -> list[int]:
     return found
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the parent-death signal is Linux's")
 def test_workers_die_with_a_killed_launcher(data, env, tmp_path) -> None:
     """SIGKILL of `train --nproc 2` (no chance to stop its workers) ends the workers too: none goes on to write

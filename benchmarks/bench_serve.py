@@ -32,9 +32,24 @@ Served bundles (trained once, cached under /tmp/movierec-bench/serve; ``--fresh`
     python benchmarks/bench_serve.py --quick --client httpx   # the Python client instead of wrk
     python benchmarks/bench_serve.py --only synth-itemknn --endpoints user,user-nocache --duration 10
     python benchmarks/bench_serve.py --server-env OPENBLAS_NUM_THREADS=1   # diagnosis: servers' environment
+    python benchmarks/bench_serve.py --hostile       # the server under abuse (below): ~1 min once trained
 
-Results: benchmarks/results/bench_serve.json (bench_serve_quick.json with --quick, or --out FILE). On a busy
-machine req/s and latency drop; "server CPU ms/req" (server CPU time over answered requests) stays comparable.
+``--hostile``: one server (small-itemknn unless ``--only`` names others) with the limits of ``movierec serve``
+(:mod:`movierec.serving.limits`), first with the normal clients alone (known users, ``--concurrency`` 8 in
+flight), then with them beside a hostile client process on 127.0.0.1 that, for a bounded time, keeps
+``--slow`` connections open (half of them half-open: connect and send nothing; half slowloris: a request head
+that grows by one header a second), ``--big`` clients that send 60 MB bodies in a loop (half declared by
+Content-Length, half chunked) and one whose request head never ends; each reconnects when the server closes it.
+The normal clients are two httpx processes by default here (one process near a full core of its own event loop
+put ~95 ms into its p99 with or without the hostile clients). Reported: the normal clients' p99 (target under
+100 ms) and errors, the server's RSS growth over the hostile phase (target within 300 MB of its start) and its
+open file descriptors, the CPU of server and clients, and what the hostile clients met: how long the server
+held a slow connection, and the statuses it answered (408, 413, 431, 503; "reset": the server closed while the
+client was still sending, so its answer was lost).
+
+Results: benchmarks/results/bench_serve.json (bench_serve_quick.json with --quick, bench_serve_hostile.json with
+--hostile, or --out FILE). On a busy machine req/s and latency drop; "server CPU ms/req" (server CPU time over
+answered requests) stays comparable.
 """
 
 from __future__ import annotations
@@ -67,6 +82,10 @@ POPULAR = 200  # new people rate among the bundle's most rated movies
 CLIENT_BOUND = 0.85  # client CPU (fraction of one core) above which the client is the bottleneck
 TICK = os.sysconf("SC_CLK_TCK")
 CLIENT_PROCESS = "--client-process"  # internal: argv[1] of an httpx client process (argv[2]: its JSON config)
+HOSTILE_PROCESS = "--hostile-process"  # internal: argv[1] of the hostile client process (argv[2]: its JSON config)
+HOSTILE_P99_MS = 100.0  # the normal clients' p99 under abuse must stay below this
+HOSTILE_RSS_MB = 300.0  # and the server's RSS within this of its start
+BIG_BODY = 60_000_000  # bytes an oversized-body client offers per request
 
 
 # ------------------------------------------------------------------------------------------- preparation
@@ -249,17 +268,26 @@ class Server:
             s.stop()
 
 
-class RssSampler(threading.Thread):
-    """VmRSS of ``pid`` every ``every`` seconds until stopped."""
+def fd_count(pid: int) -> int | None:
+    """Open file descriptors of a process (its sockets among them)."""
+    try:
+        return len(os.listdir(f"/proc/{pid}/fd"))
+    except OSError:
+        return None
 
-    def __init__(self, pid: int, every: float = 1.0) -> None:
+
+class RssSampler(threading.Thread):
+    """VmRSS of ``pid`` (or what ``measure`` says of it) every ``every`` seconds until stopped."""
+
+    def __init__(self, pid: int, every: float = 1.0, measure=None) -> None:
         super().__init__(daemon=True)
         self.pid, self.every, self.samples = pid, every, []
+        self.measure = measure or rss_mb
         self._stop_evt = threading.Event()
 
     def run(self) -> None:
         while True:
-            v = rss_mb(self.pid)
+            v = self.measure(self.pid)
             if v is not None:
                 self.samples.append(round(v, 1))
             if self._stop_evt.wait(self.every):
@@ -268,7 +296,7 @@ class RssSampler(threading.Thread):
     def finish(self) -> list[float]:
         self._stop_evt.set()
         self.join()
-        v = rss_mb(self.pid)
+        v = self.measure(self.pid)
         if v is not None:
             self.samples.append(round(v, 1))
         return self.samples
@@ -636,6 +664,272 @@ def load_run(server: Server, spec_file: Path, endpoint: str, model: str, args: a
     return row
 
 
+# ------------------------------------------------------------------------------------------- hostile clients
+
+
+class _Tally:
+    """What one kind of hostile client met: connections, how the server ended them, and when."""
+
+    def __init__(self) -> None:
+        self.connections = 0
+        self.connect_errors = 0
+        self.statuses: dict[str, int] = {}
+        self.closed_by_server = 0
+        self.lifetimes: list[float] = []  # seconds from connect to the server's close
+        self.bytes_sent = 0
+
+    def ended(self, data: bytes | None, t0: float) -> None:
+        """The server closed the connection after ``data`` (None: reset while the client was still sending, so
+        any answer was lost: the kernel drops what was unread)."""
+        self.closed_by_server += 1
+        self.lifetimes.append(time.perf_counter() - t0)
+        status = ("reset" if data is None else data.split(b" ", 2)[1].decode("ascii", "replace")
+                  if data.startswith(b"HTTP/1.1 ") else "closed")
+        self.statuses[status] = self.statuses.get(status, 0) + 1
+
+    def summary(self) -> dict:
+        import numpy as np
+
+        life = np.array(self.lifetimes) if self.lifetimes else None
+        return {"connections": self.connections, "connect_errors": self.connect_errors,
+                "closed_by_server": self.closed_by_server, "statuses": self.statuses,
+                "mb_sent": round(self.bytes_sent / 2**20, 1),
+                "held_s_p50": None if life is None else round(float(np.median(life)), 2),
+                "held_s_max": None if life is None else round(float(life.max()), 2)}
+
+
+async def _read_until_close(reader: asyncio.StreamReader, stop_at: float) -> tuple[bytes | None, bool]:
+    """What the server sends until it closes the connection (True) or ``stop_at`` passes (False); None for the
+    data when the connection was reset."""
+    data = b""
+    while time.perf_counter() < stop_at:
+        try:
+            wait = max(0.01, min(1.0, stop_at - time.perf_counter()))
+            chunk = await asyncio.wait_for(reader.read(65536), timeout=wait)
+        except asyncio.TimeoutError:
+            continue
+        except ConnectionError:
+            return data or None, True
+        if not chunk:
+            return data, True
+        data += chunk
+    return data, False
+
+
+async def _connect(cfg: dict, tally: _Tally) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
+    try:
+        conn = await asyncio.open_connection("127.0.0.1", cfg["port"])
+    except OSError:
+        tally.connect_errors += 1
+        await asyncio.sleep(0.5)
+        return None
+    tally.connections += 1
+    return conn
+
+
+async def _half_open(cfg: dict, stop_at: float, tally: _Tally) -> None:
+    """Connect, send nothing, wait for the server to give up; again."""
+    while time.perf_counter() < stop_at:
+        conn = await _connect(cfg, tally)
+        if conn is None:
+            continue
+        t0 = time.perf_counter()
+        data, closed = await _read_until_close(conn[0], stop_at)
+        if closed:
+            tally.ended(data, t0)
+        conn[1].close()
+
+
+async def _slowloris(cfg: dict, stop_at: float, tally: _Tally) -> None:
+    """A request head that grows by one header line a second and never ends; again when the server closes it."""
+    while time.perf_counter() < stop_at:
+        conn = await _connect(cfg, tally)
+        if conn is None:
+            continue
+        reader, writer = conn
+        t0, n = time.perf_counter(), 0
+        data: bytes | None = b""
+        closed = False
+        try:
+            writer.write(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+            while time.perf_counter() < stop_at and not closed:
+                data, closed = await _read_until_close(reader, min(stop_at, time.perf_counter() + 1.0))
+                if not closed:
+                    line = f"X-Slow-{n}: {n}\r\n".encode()
+                    writer.write(line)
+                    await writer.drain()
+                    tally.bytes_sent += len(line)
+                    n += 1
+        except ConnectionError:
+            closed = True
+        if closed:
+            tally.ended(data, t0)
+        writer.close()
+
+
+async def _big_body(cfg: dict, stop_at: float, tally: _Tally, chunked: bool) -> None:
+    """POST a 60 MB body (declared by Content-Length, or chunked) as fast as the server takes it; again."""
+    piece = b"[" * 65536
+    while time.perf_counter() < stop_at:
+        conn = await _connect(cfg, tally)
+        if conn is None:
+            continue
+        reader, writer = conn
+        t0 = time.perf_counter()
+        framing = b"Transfer-Encoding: chunked" if chunked else b"Content-Length: %d" % BIG_BODY
+        answer = asyncio.ensure_future(_read_until_close(reader, stop_at))
+        try:
+            writer.write(b"POST /v1/recommendations HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json"
+                         b"\r\n" + framing + b"\r\n\r\n")
+            sent = 0
+            while sent < BIG_BODY and not answer.done() and time.perf_counter() < stop_at:
+                writer.write(b"%x\r\n%s\r\n" % (len(piece), piece) if chunked else piece)
+                await writer.drain()
+                sent += len(piece)
+                tally.bytes_sent += len(piece)
+        except ConnectionError:
+            pass
+        data, closed = await answer
+        if closed:
+            tally.ended(data, t0)
+        writer.close()
+        await asyncio.sleep(cfg["big_pause"])
+
+
+async def _endless_head(cfg: dict, stop_at: float, tally: _Tally) -> None:
+    """A request head with one header that never ends, sent as fast as the server takes it; again."""
+    while time.perf_counter() < stop_at:
+        conn = await _connect(cfg, tally)
+        if conn is None:
+            continue
+        reader, writer = conn
+        t0 = time.perf_counter()
+        answer = asyncio.ensure_future(_read_until_close(reader, stop_at))
+        try:
+            writer.write(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Endless: ")
+            while not answer.done() and time.perf_counter() < stop_at:
+                writer.write(b"a" * 4096)
+                await writer.drain()
+                tally.bytes_sent += 4096
+        except ConnectionError:
+            pass
+        data, closed = await answer
+        if closed:
+            tally.ended(data, t0)
+        writer.close()
+        await asyncio.sleep(cfg["big_pause"])
+
+
+async def _hostile(cfg: dict) -> dict:
+    """Every hostile client for ``cfg["seconds"]``; what each kind met, and the CPU this process used (cores)."""
+    t0, cpu0 = time.perf_counter(), time.process_time()
+    stop_at = t0 + cfg["seconds"]
+    kinds = {"half-open": _Tally(), "slowloris": _Tally(), "big body (Content-Length)": _Tally(),
+             "big body (chunked)": _Tally(), "endless head": _Tally()}
+    n_half = cfg["slow"] // 2
+    n_big = cfg["big"]
+    tasks = [_half_open(cfg, stop_at, kinds["half-open"]) for _ in range(n_half)]
+    tasks += [_slowloris(cfg, stop_at, kinds["slowloris"]) for _ in range(cfg["slow"] - n_half)]
+    tasks += [_big_body(cfg, stop_at, kinds["big body (Content-Length)"], False) for _ in range(n_big // 2)]
+    tasks += [_big_body(cfg, stop_at, kinds["big body (chunked)"], True) for _ in range(n_big - n_big // 2)]
+    tasks += [_endless_head(cfg, stop_at, kinds["endless head"])]
+    await asyncio.gather(*tasks)
+    cores = (time.process_time() - cpu0) / (time.perf_counter() - t0)
+    return {"kinds": {name: t.summary() for name, t in kinds.items()}, "client_cpu_cores": round(cores, 2)}
+
+
+def hostile_main(cfg_json: str) -> None:
+    """Entry point of the hostile client process: prints one JSON object."""
+    print(json.dumps(asyncio.run(_hostile(json.loads(cfg_json)))))
+
+
+def hostile_config(conf: dict, args: argparse.Namespace, seed: int) -> dict:
+    """The normal clients alone, then beside the hostile ones, on one server with serve's limits."""
+    spec_file = WORK / "specs" / f"{conf['name']}.json"
+    spec_file.parent.mkdir(parents=True, exist_ok=True)
+    spec = request_spec(Path(conf["path"]))
+    spec_file.write_text(json.dumps(spec))
+    server = Server(conf["path"], args.cache_users, WORK / "logs" / f"{conf['name']}-hostile.log", args.server_env)
+    try:
+        ready_s = server.wait_ready(args.ready_timeout)
+        print(f"[hostile] {conf['name']}: ready in {ready_s:.1f} s, RSS {rss_mb(server.pid):.0f} MB", flush=True)
+        alone = load_run(server, spec_file, "user", conf["model"], args, seed)
+        print(f"[hostile]   normal clients alone: p99 {alone['p99_ms']} ms, {alone['rps']} req/s, errors "
+              f"{alone['errors']}", flush=True)
+        rss = RssSampler(server.pid, 0.5)
+        fds = RssSampler(server.pid, 0.5, measure=fd_count)
+        seconds = args.ramp + args.warmup + args.duration + 1
+        cfg = {"port": server.port, "seconds": seconds, "slow": args.slow, "big": args.big, "big_pause": 0.2}
+        rss.start()
+        fds.start()
+        load_before = os.getloadavg()[0]
+        server_cpu0, t0 = cpu_seconds(server.pid), time.perf_counter()
+        hostile = subprocess.Popen([sys.executable, __file__, HOSTILE_PROCESS, json.dumps(cfg)],
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            time.sleep(args.ramp)  # the slow connections are open before the normal clients start
+            beside = load_run(server, spec_file, "user", conf["model"], args, seed + 1)
+            out, err = hostile.communicate(timeout=seconds + 60)
+        finally:
+            if hostile.poll() is None:
+                hostile.kill()
+                hostile.wait()
+        rss_samples, fd_samples = rss.finish(), fds.finish()
+        server_cpu1, t1 = cpu_seconds(server.pid), time.perf_counter()
+        if hostile.returncode != 0:
+            raise RuntimeError(f"hostile client failed (rc {hostile.returncode}):\n{err[-3000:]}")
+        met = json.loads(out.strip().splitlines()[-1])
+        print(f"[hostile]   beside the hostile clients: p99 {beside['p99_ms']} ms, {beside['rps']} req/s, errors "
+              f"{beside['errors']}; server RSS {rss_samples[0]:.0f} -> max {max(rss_samples):.0f} MB, "
+              f"open fds max {max(fd_samples)}", flush=True)
+        server_cores = (None if server_cpu0 is None or server_cpu1 is None
+                        else round((server_cpu1 - server_cpu0) / (t1 - t0), 2))
+        return {"config": conf["name"], "model": conf["model"], "ready_s": round(ready_s, 1), "alone": alone,
+                "beside": beside, "hostile": met["kinds"], "hostile_client_cpu_cores": met["client_cpu_cores"],
+                "server_cpu_cores_hostile_phase": server_cores, "loadavg_1min_before_hostile": round(load_before, 2),
+                "hostile_settings": cfg,
+                "rss_start_mb": rss_samples[0], "rss_max_mb": max(rss_samples), "rss_end_mb": rss_samples[-1],
+                "rss_growth_mb": round(max(rss_samples) - rss_samples[0], 1), "fds_max": max(fd_samples),
+                "fds_start": fd_samples[0],
+                "p99_ok": beside["p99_ms"] is not None and beside["p99_ms"] < HOSTILE_P99_MS,
+                "rss_ok": max(rss_samples) - rss_samples[0] <= HOSTILE_RSS_MB}
+    finally:
+        server.stop()
+
+
+def print_hostile(results: list[dict], client_desc: str) -> None:
+    print()
+    print(f"normal clients: {client_desc}, known users (cache on)")
+    print()
+    print("| configuration | normal clients | req/s | p50 ms | p99 ms | max ms | errors | server RSS start / max MB | "
+          "server fds max |")
+    print("|---|---|---:|---:|---:|---:|---:|---|---:|")
+    for r in results:
+        for label, row, rss, fds in (("alone", r["alone"], f"{r['alone']['rss_start_mb']:.0f} / "
+                                      f"{r['alone']['rss_max_mb']:.0f}", "-"),
+                                     ("beside hostile clients", r["beside"],
+                                      f"{r['rss_start_mb']:.0f} / {r['rss_max_mb']:.0f}", str(r["fds_max"]))):
+            print(f"| {r['config']} | {label} | {row['rps']:.1f} | {row['p50_ms']} | {row['p99_ms']} | "
+                  f"{row['max_ms']} | {row['errors']} | {rss} | {fds} |")
+    print()
+    print("| hostile client | connections | closed by the server | statuses | held s (median / max) | MB sent |")
+    print("|---|---:|---:|---|---|---:|")
+    for r in results:
+        for name, t in r["hostile"].items():
+            statuses = ", ".join(f"{k}: {v}" for k, v in sorted(t["statuses"].items())) or "-"
+            print(f"| {name} | {t['connections']} | {t['closed_by_server']} | {statuses} | {t['held_s_p50']} / "
+                  f"{t['held_s_max']} | {t['mb_sent']} |")
+    print()
+    for r in results:
+        print(f"{r['config']}: CPU over the hostile phase: server {r['server_cpu_cores_hostile_phase']} cores, "
+              f"hostile clients {r['hostile_client_cpu_cores']}, normal clients {r['beside']['client_cpu_max']} "
+              f"(of {os.cpu_count()}); 1-min load average before: alone {r['alone']['loadavg_1min_before']}, "
+              f"hostile {r['loadavg_1min_before_hostile']}")
+        print(f"{r['config']}: normal p99 beside the hostile clients {r['beside']['p99_ms']} ms "
+              f"({'within' if r['p99_ok'] else 'NOT within'} {HOSTILE_P99_MS:g} ms); server RSS growth "
+              f"{r['rss_growth_mb']} MB ({'within' if r['rss_ok'] else 'NOT within'} {HOSTILE_RSS_MB:g} MB)")
+
+
 # ------------------------------------------------------------------------------------------- main
 
 
@@ -699,8 +993,8 @@ def main() -> None:
     ap.add_argument("--client", choices=("wrk", "httpx"),
                     help="load generator: wrk (default when `wrk` is on PATH) or httpx (Python, asyncio)")
     ap.add_argument("--concurrency", type=int, default=8, help="requests in flight (all clients together)")
-    ap.add_argument("--clients", type=int, default=1, help="httpx client processes, or wrk threads (-t; use 2 "
-                    "when one is CPU-bound)")
+    ap.add_argument("--clients", type=int, help="httpx client processes, or wrk threads (-t; use 2 when one is "
+                    "CPU-bound); default 1, 2 with --hostile (one httpx process near a full core adds its own tail)")
     ap.add_argument("--cache-users", type=int, default=50_000, help="cache_users of the cached server")
     ap.add_argument("--k", type=int, default=10)
     ap.add_argument("--seed", type=int, default=0)
@@ -708,13 +1002,24 @@ def main() -> None:
     ap.add_argument("--ready-timeout", type=float, default=600.0)
     ap.add_argument("--server-env", action="append", default=[], metavar="KEY=VALUE",
                     help="environment of the servers (diagnosis, e.g. OMP_NUM_THREADS=1); repeatable")
-    ap.add_argument("--out", help="results JSON (default benchmarks/results/bench_serve[_quick].json)")
+    ap.add_argument("--hostile", action="store_true", help="the server under abuse: normal clients alone, then "
+                    "beside half-open, slowloris, oversized-body and endless-head clients (small-itemknn unless "
+                    "--only)")
+    ap.add_argument("--slow", type=int, default=300, help="--hostile: slow connections held open (half half-open, "
+                    "half slowloris)")
+    ap.add_argument("--big", type=int, default=4, help="--hostile: clients sending 60 MB bodies in a loop")
+    ap.add_argument("--ramp", type=float, default=2.0, help="--hostile: seconds the hostile clients run before "
+                    "the normal ones start")
+    ap.add_argument("--out", help="results JSON (default benchmarks/results/bench_serve[_quick|_hostile].json)")
     args = ap.parse_args()
+    if args.hostile:
+        args.only = args.only or "small-itemknn"
+        args.endpoints = "user"
     if args.quick:
         args.epochs = args.epochs or 1
     args.duration = args.duration or (3.0 if args.quick else 20.0)
     args.warmup = args.warmup if args.warmup is not None else (1.0 if args.quick else 3.0)
-    args.clients = max(1, min(args.clients, args.concurrency))
+    args.clients = max(1, min(args.clients or (2 if args.hostile else 1), args.concurrency))
     args.client = args.client or ("wrk" if shutil.which("wrk") else "httpx")
     client_version = None
     if args.client == "wrk":
@@ -749,9 +1054,23 @@ def main() -> None:
     try:
         configs = prepare(args)
         for i, conf in enumerate(configs):
-            rows += serve_config(conf, args, args.seed * 1000 + i * 10)
+            if args.hostile:
+                rows.append(hostile_config(conf, args, args.seed * 1000 + i * 10))
+            else:
+                rows += serve_config(conf, args, args.seed * 1000 + i * 10)
     finally:
         Server.stop_all()
+    if args.hostile:
+        payload = {"date": U.stamp(), "machine": U.machine_info(), "mode": "hostile",
+                   "settings": {"client": args.client, "client_version": client_version, "duration_s": args.duration,
+                                "warmup_s": args.warmup, "concurrency": args.concurrency, "clients": args.clients,
+                                "k": args.k, "cache_users": args.cache_users, "seed": args.seed, "slow": args.slow,
+                                "big": args.big, "ramp_s": args.ramp, "big_body_bytes": BIG_BODY},
+                   "configs": configs, "results": rows, "total_s": round(time.perf_counter() - t0, 1)}
+        path = U.write_json("bench_serve_hostile.json", payload, Path(args.out) if args.out else None)
+        print_hostile(rows, client_desc)
+        print(f"results: {path}  ({payload['total_s']:.0f} s)")
+        return
 
     payload = {"date": U.stamp(), "machine": U.machine_info(), "quick": args.quick,
                "settings": {"client": args.client, "client_version": client_version,
@@ -796,6 +1115,8 @@ def main() -> None:
 if __name__ == "__main__":
     if len(sys.argv) > 2 and sys.argv[1] == CLIENT_PROCESS:
         client_main(sys.argv[2])
+    elif len(sys.argv) > 2 and sys.argv[1] == HOSTILE_PROCESS:
+        hostile_main(sys.argv[2])
     else:
         try:
             main()

@@ -113,6 +113,7 @@ def test_implicit_string_ids_without_timestamps_end_to_end(tmp_path: Path, cli) 
     answer = json.loads(out)
     assert answer["user"] == "u001" and len(answer["recommendations"]) == 10
     assert all(r["title"].startswith("item-") for r in answer["recommendations"])
+    assert all(r["movieId"] == r["title"] for r in answer["recommendations"])  # the own id, not a code
     code, _, err = cli("recommend", str(run), "--user", "nobody", ok=False)
     assert code == 2 and err.strip() == "error: unknown user id: nobody"
 
@@ -120,7 +121,8 @@ def test_implicit_string_ids_without_timestamps_end_to_end(tmp_path: Path, cli) 
     cli("recommend", str(run), "--users", "all", "--out", str(recs))
     table = pd.read_parquet(recs)
     assert table["user"].dtype == "string" and table["user"].iloc[0] == "u001" and table["user"].nunique() == 60
-    assert table["item"].str.startswith("item-").all()
+    assert table["movie"].dtype == "string" and table["movie"].str.startswith("item-").all()  # own ids, no codes
+    assert "item" not in table.columns
     from fastapi.testclient import TestClient
 
     from movierec.serving import Service
@@ -130,6 +132,7 @@ def test_implicit_string_ids_without_timestamps_end_to_end(tmp_path: Path, cli) 
         served = c.get("/v1/users/u001/recommendations").json()
         assert served["user_id"] == "u001"
         assert [r["title"] for r in served["recommendations"]] == [r["title"] for r in answer["recommendations"]]
+        assert [r["movie_id"] for r in served["recommendations"]] == [r["movieId"] for r in answer["recommendations"]]
         assert c.get("/v1/users/nobody/recommendations").status_code == 404
     some = tmp_path / "some.txt"
     some.write_text("u002\nu005\n")

@@ -43,6 +43,8 @@ def test_known_user(client, service) -> None:
     scores = [x["score"] for x in recs]
     assert scores == sorted(scores, reverse=True)
     assert {"movie_id", "title", "year", "genres", "score", "reason", "because_movie_id"} <= set(recs[0])
+    assert all(type(x["movie_id"]) is int for x in recs)  # MovieLens ids stay JSON numbers
+    assert all(x["because_movie_id"] is None or type(x["because_movie_id"]) is int for x in recs)
     # never a movie the user rated: training ratings or the held-out validation and test movies
     served = service.models["itemknn"]
     u = served.user_index(1)
@@ -125,7 +127,18 @@ def test_similar_by_content_and_by_model(client) -> None:
     ("post", "/v1/recommendations", {"ratings": [{"movie_id": 424242424, "rating": 4}]}, 404,
      "unknown movie id 424242424"),
     ("post", "/v1/recommendations", {"ratings": [{"movie_id": 1}]}, 422, "ratings.0.rating: Field required"),
-    ("post", "/v1/recommendations", {"ratings": [{"movie_id": "x", "rating": 4}]}, 422, "ratings.0.movie_id: "),
+    ("post", "/v1/recommendations", {"ratings": [{"movie_id": "x", "rating": 4}]}, 404, "unknown movie id x"),
+    ("post", "/v1/recommendations", {"ratings": [{"movie_id": 1.5, "rating": 4}]}, 422, "ratings.0.movie_id: "),
+    ("post", "/v1/recommendations", {"ratings": [{"movie_id": True, "rating": 4}]}, 422, "ratings.0.movie_id: "),
+    ("post", "/v1/recommendations", {"ratings": [{"movie_id": 10**30, "rating": 4}]}, 404,
+     "unknown movie id 1000000000000000000000000000000"),
+    ("get", f"/v1/movies/{10**30}", None, 404, "unknown movie id 1000000000000000000000000000000"),
+    ("get", "/v1/movies/-1", None, 404, "unknown movie id -1"),
+    ("get", "/v1/movies/abc", None, 404, "unknown movie id abc"),
+    ("get", f"/v1/users/{10**30}/recommendations", None, 404, "unknown user id 1000000000000000000000000000000"),
+    ("get", f"/v1/users/{'9' * 5000}/recommendations", None, 422, "user_id: String should have at most 1000"),
+    ("post", "/v1/recommendations", {"ratings": [{"movie_id": 1, "rating": 4}] * 1001}, 422,
+     "ratings: at most 1000 per request (got 1001)"),
     ("post", "/v1/recommendations", {"ratings": [{"movie_id": 1, "rating": 4}], "k": 0}, 422, "k: "),
     ("post", "/v1/recommendations", {"ratings": [{"movie_id": 1, "rating": 4}], "k": 500}, 422, "k: "),
     ("post", "/v1/recommendations", {"ratings": [{"movie_id": 1, "rating": 4}], "model": "nope"}, 404,

@@ -154,3 +154,30 @@ def test_api_error_shows_in_the_status_line(browser, live_server) -> None:
     unexpected = [p for p in problems if "422" not in p]
     assert not unexpected, unexpected
     page.close()
+
+
+def test_api_docs_render_offline(browser, live_server) -> None:
+    """/docs (Swagger UI) and /redoc render with every request to anywhere but the server refused: their
+    scripts and styles come from the app itself (issue 22, class 8), not from a CDN."""
+    outside: list[str] = []
+
+    def only_the_server(route) -> None:
+        if route.request.url.startswith(live_server):
+            route.continue_()
+        else:
+            outside.append(route.request.url)
+            route.abort()
+
+    page = browser.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    page.route("**/*", only_the_server)
+    page.goto(live_server + "/docs", wait_until="load")
+    page.locator(".swagger-ui .info .title").filter(has_text="movierec").wait_for()
+    page.locator(".opblock-summary-path").filter(has_text="/v1/recommendations").first.wait_for()
+    page.goto(live_server + "/redoc", wait_until="load")
+    page.locator("h1").filter(has_text="movierec").wait_for()
+    page.locator("h2").filter(has_text="Person Recommendations").first.wait_for()
+    # ReDoc's "API docs by Redocly" badge always asks its CDN for a logo, and hides it when that fails: the one
+    # request to the outside, decorative; everything the pages need came from the server
+    assert [u for u in outside if u != "https://cdn.redoc.ly/redoc/logo-mini.svg"] == [], outside
+    page.close()

@@ -23,12 +23,14 @@ def recommend_cmd(
                                                             "the original id).")] = None,
     rate: Annotated[list[str] | None, typer.Option(
         "--rate", help='A new person\'s rating "TITLE=RATING" or "MOVIEID=RATING" (repeatable; in the order '
-        'watched, which sequential models read as the session).')] = None,
+        'watched, which sequential models read as the session). Own data imported with string ids: the item\'s '
+        'own id ("SKU-50=5"; an id is matched before a title).')] = None,
     users: Annotated[str | None, typer.Option(
         "--users", help="all, or a file of user ids (one per line, or a CSV with a userId column): "
         "recommendations for every one of them, written to --out.")] = None,
     out: Annotated[Path | None, typer.Option("--out", help="With --users: the table to write (.parquet or .csv): "
-                                                           "user, rank, movie, score.")] = None,
+                                                           "user, rank, movie, score (the users' and movies' own "
+                                                           "ids).")] = None,
     force: Annotated[bool, typer.Option("--force", help="With --users: replace --out if it exists.")] = False,
     k: Annotated[int, typer.Option("-k", help="Movies per list.")] = 10,
     as_json: JsonOpt = False,
@@ -57,13 +59,13 @@ def recommend_cmd(
         raise MovieRecError("--out goes with --users (a table for many users)")
     from movierec.runs.folders import check_cutoffs
     from movierec.serving import Service
+    from movierec.serving.service import user_index
 
     service = Service.open([run_dir], cache_users=0, warm=False, max_k=None)
     served = service.model(None)
     check_cutoffs((k,), served.model.n_items, "movies of the run's catalogue")
     if user is not None:
-        # an unknown id fails here with the data layer's one line; an own label becomes its integer raw id
-        served.bundle.user_index_of(user)
+        user_index(served, user)  # an unknown id fails here with the data layer's one line
         result = service.for_user(user, k)
         shown = result["user_id"]
         title = f"{served.model_name} · user {shown}"
@@ -87,8 +89,9 @@ def recommend_cmd(
     console.print(t)
 
 
-def _parse_rating(service, text: str) -> tuple[int, float]:
-    """'Toy Story (1995)=5' -> (1, 5.0); the title matched as `movierec similar` matches it."""
+def _parse_rating(service, text: str) -> tuple[int | str, float]:
+    """'Toy Story (1995)=5' -> (1, 5.0); 'SKU-50=5' -> ('SKU-50', 5.0) for own string ids: the movie's id first,
+    else its title matched as `movierec similar` matches it."""
     title, sep, value = text.rpartition("=")
     if not sep or not title.strip():
         raise MovieRecError(f"--rate {text!r}: write TITLE=RATING or MOVIEID=RATING, e.g. \"Toy Story (1995)=5\"")
@@ -160,8 +163,10 @@ def serve_cmd(
 ) -> None:
     """Serve models over HTTP with a web page: rate a few movies, get each model's recommendations.
 
-    The page is at http://HOST:PORT/, the API's documentation at /docs. The models load in the background;
-    GET /health says when they are ready. Nothing is written to the folders served.
+    The page is at http://HOST:PORT/, the API's documentation at /docs and /redoc (served offline). The models
+    load in the background; GET /health says when they are ready. Nothing is written to the folders served.
+    Limits: a request body of at most 1 MiB (413), 1,000 ratings per request (422), 10 s to send a request
+    (slow and half-open connections are closed), at most 1,000 connections open at once (503 beyond).
 
     Examples: movierec serve out/study-ml-latest-small; movierec serve runs/knn runs/neumf --port 8080
     """

@@ -5,14 +5,22 @@
     GET  /v1/users/{user_id}/recommendations       ?k=10&model=NAME   a known user
     POST /v1/recommendations                       {"ratings": [{"movie_id": 1, "rating": 5}], "k": 10, "model": ...}
     GET  /v1/movies                                ?q=toy&limit=10    title search
+    GET  /v1/movies/{movie_id}                     one movie
     GET  /v1/movies/{movie_id}/similar             ?k=10&by=content|model&model=NAME
     GET  /v1/users/{user_id}/segment               ?model=NAME        the user's segment (models from a study)
     GET  /                                         the web page (static/, no CDN, no build step)
+    GET  /docs, /redoc                             the API's documentation (Swagger UI, ReDoc), served offline
 
-Every error is JSON ``{"detail": "one line"}``: 404 for an unknown user, movie or model; 422 for a malformed
-body or query, ratings off the scale, an empty list or k out of range; 503 while loading. The models are
-loaded in a background thread when the app starts, so ``/health`` answers at once and says when it is ready.
-Handlers are plain functions (FastAPI runs them in its thread pool), so numpy scoring uses both cores.
+Ids are the people's own: MovieLens' integers, or the original strings of data imported with string ids
+(``movie_id`` "SKU-50"; a JSON number 50 there is movie "50", never an integer code of the import).
+
+Every error is JSON ``{"detail": "one line"}``: 404 for an unknown user, movie or model (any id that names none:
+out of range, another type); 413 for a body over 1 MiB (:mod:`movierec.serving.limits`); 422 for a malformed
+body or query, ratings off the scale, an empty list, more than 1,000 ratings or k out of range; 503 while
+loading. No input gives a 500. The models are loaded in a background thread when the app starts, so
+``/health`` answers at once and says when it is ready. Handlers are plain functions (FastAPI runs them in its
+thread pool), so numpy scoring uses both cores. :func:`serve` runs the app on uvicorn with the limits of
+:mod:`movierec.serving.limits` (request deadline, connection cap, keep-alive and head-size limits).
 """
 
 from __future__ import annotations
@@ -25,22 +33,42 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import FastAPI, Query, Request
+from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PlainValidator, WithJsonSchema
 
 from movierec import __version__
 from movierec.errors import MovieRecError
-from movierec.serving.service import MAX_K, NotFound, Service
+from movierec.serving.limits import MAX_BODY, BodyLimit, Limits
+from movierec.serving.service import MAX_ID_LENGTH, MAX_K, NotFound, Service
 
 STATIC = Path(__file__).parent / "static"
 MAX_RATINGS = 1000
+DOCS_ASSETS = "/static-docs"  # Swagger UI and ReDoc, from the fastapi-offline package (no CDN)
+
+IdPath = Annotated[str, PathParam(max_length=MAX_ID_LENGTH)]
+
+
+def _movie_id(value: object) -> int | str:
+    """A movie id as a request gives it: an integer or a string of 1 to MAX_ID_LENGTH characters (a float, a
+    boolean or anything else is refused here; whether it names a movie, the service says)."""
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise ValueError("a movie id is an integer or a string")
+    if isinstance(value, str) and not 0 < len(value) <= MAX_ID_LENGTH:
+        raise ValueError(f"a movie id has 1 to {MAX_ID_LENGTH} characters")
+    return value
+
+
+MovieId = Annotated[int | str, PlainValidator(_movie_id), WithJsonSchema({
+    "anyOf": [{"type": "integer"}, {"type": "string", "minLength": 1, "maxLength": MAX_ID_LENGTH}],
+    "description": "The movie's id: MovieLens' integer, or the own string id of data imported with string ids"})]
 
 
 # -------------------------------------------------------------------------------------------------- schemas
 class Movie(BaseModel):
-    movie_id: int
+    movie_id: int | str = Field(description="The movie's id (its own string id for data imported with them)")
     title: str = Field(description="Title with its year, as MovieLens writes it")
     year: int | None
     genres: list[str]
@@ -51,7 +79,7 @@ class RecommendedMovie(Movie):
     rank: int
     score: float = Field(description="The model's score (comparable within one list only)")
     reason: str | None = Field(description='Why, where the model can say: "because you rated ..."')
-    because_movie_id: int | None
+    because_movie_id: int | str | None
 
 
 class UserRecommendations(BaseModel):
@@ -62,8 +90,8 @@ class UserRecommendations(BaseModel):
 
 class Rating(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    movie_id: int
-    rating: float
+    movie_id: MovieId
+    rating: float = Field(allow_inf_nan=False)
 
 
 class RecommendationRequest(BaseModel):
@@ -77,7 +105,8 @@ class RecommendationRequest(BaseModel):
 class PersonRecommendations(BaseModel):
     model: str
     rated: int = Field(description="Ratings the model used")
-    ignored: list[int] = Field(description="Rated movie ids this model does not know (another served model may)")
+    ignored: list[int | str] = Field(description="Rated movie ids this model does not know (another served model "
+                                                 "may)")
     recommendations: list[RecommendedMovie]
 
 
@@ -131,8 +160,10 @@ class _State:
 
 def create_app(paths: list[str | Path] | None = None, service: Service | None = None,
                cache_users: int = 50_000, one_thread_per_request: bool = False,
-               segments: str | Path | None = None, threads: int | None = None) -> FastAPI:
+               segments: str | Path | None = None, threads: int | None = None, max_body: int = MAX_BODY) -> FastAPI:
     """The app for a loaded ``service``, or one that loads ``paths`` in a background thread at startup.
+
+    ``max_body``: bytes of a request body (413 beyond, before parsing; :class:`~movierec.serving.limits.BodyLimit`).
 
     ``one_thread_per_request``: numpy's BLAS and torch compute on one thread each, because requests already
     run side by side in the thread pool (two threads per library per request on two cores made a GMF request
@@ -173,9 +204,14 @@ def create_app(paths: list[str | Path] | None = None, service: Service | None = 
             threading.Thread(target=load, name="movierec-load", daemon=True).start()
         yield
 
+    assets = docs_assets()
     app = FastAPI(title="movierec", version=__version__, lifespan=lifespan,
+                  docs_url=None if assets else "/docs", redoc_url=None if assets else "/redoc",
                   description="Movie recommendations for known users and new people, with reasons.")
     app.state.movierec = state
+    app.add_middleware(BodyLimit, max_body=max_body)
+    if assets is not None:
+        _offline_docs(app, assets)
 
     def svc() -> Service:
         if state.service is None:
@@ -213,7 +249,7 @@ def create_app(paths: list[str | Path] | None = None, service: Service | None = 
         return svc().model_info()
 
     @app.get("/v1/users/{user_id}/recommendations", response_model=UserRecommendations)
-    def user_recommendations(user_id: str, k: Annotated[int, Query(ge=1, le=MAX_K)] = 10,
+    def user_recommendations(user_id: IdPath, k: Annotated[int, Query(ge=1, le=MAX_K)] = 10,
                              model: str | None = None) -> dict:
         return svc().for_user(user_id, k, model)
 
@@ -227,17 +263,17 @@ def create_app(paths: list[str | Path] | None = None, service: Service | None = 
         return svc().search(q, limit)
 
     @app.get("/v1/movies/{movie_id}", response_model=Movie)
-    def movie(movie_id: int) -> dict:
+    def movie(movie_id: IdPath) -> dict:
         return svc().movie(movie_id)
 
     @app.get("/v1/movies/{movie_id}/similar", response_model=SimilarMovies)
-    def similar(movie_id: int, k: Annotated[int, Query(ge=1, le=MAX_K)] = 10,
+    def similar(movie_id: IdPath, k: Annotated[int, Query(ge=1, le=MAX_K)] = 10,
                 by: Annotated[str, Query(pattern="^(content|model)$")] = "content",
                 model: str | None = None) -> dict:
         return svc().similar(movie_id, k, by, model)
 
     @app.get("/v1/users/{user_id}/segment", response_model=Segment)
-    def segment(user_id: str, model: str | None = None) -> dict:
+    def segment(user_id: IdPath, model: str | None = None) -> dict:
         return svc().segment(user_id, model)
 
     @app.get("/", include_in_schema=False)
@@ -252,26 +288,72 @@ class _Unavailable(Exception):
     """The models are not loaded (yet, or at all): HTTP 503."""
 
 
+def docs_assets() -> Path | None:
+    """The folder of Swagger UI's and ReDoc's files in the fastapi-offline package (the serve extra installs it),
+    or None without it (FastAPI's own pages are served then, which load those files from a CDN)."""
+    try:
+        import fastapi_offline
+    except ImportError:
+        return None
+    folder = Path(fastapi_offline.__file__).parent / "static"
+    needed = ("swagger-ui-bundle.js", "swagger-ui.css", "redoc.standalone.js")
+    return folder if all((folder / name).is_file() for name in needed) else None
+
+
+def _offline_docs(app: FastAPI, assets: Path) -> None:
+    """/docs (Swagger UI) and /redoc with their files served by the app itself: the pages work offline."""
+    from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+
+    app.mount(DOCS_ASSETS, StaticFiles(directory=assets), name="docs")
+
+    @app.get("/docs", include_in_schema=False)
+    async def swagger(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "")  # behind a proxy that mounts the app under a path
+        return get_swagger_ui_html(openapi_url=f"{root}/openapi.json", title=f"{app.title} - Swagger UI",
+                                   swagger_js_url=f"{root}{DOCS_ASSETS}/swagger-ui-bundle.js",
+                                   swagger_css_url=f"{root}{DOCS_ASSETS}/swagger-ui.css",
+                                   swagger_favicon_url=f"{root}{DOCS_ASSETS}/favicon.png",
+                                   swagger_ui_parameters={"validatorUrl": None})  # no badge from the internet
+
+    @app.get("/redoc", include_in_schema=False)
+    async def redoc(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "")
+        return get_redoc_html(openapi_url=f"{root}/openapi.json", title=f"{app.title} - ReDoc",
+                              redoc_js_url=f"{root}{DOCS_ASSETS}/redoc.standalone.js",
+                              redoc_favicon_url=f"{root}{DOCS_ASSETS}/favicon.png", with_google_fonts=False)
+
+
 def _one_line(errors: list[dict]) -> str:
-    """FastAPI's validation errors as one line: ``body.ratings.0.rating: Input should be a valid number``."""
+    """FastAPI's validation errors as one line: ``body.ratings.0.rating: Input should be a valid number``; a list
+    over its limit says the limit: ``ratings: at most 1000 per request (got 1001)``."""
     parts = []
     for e in errors[:3]:
         loc = ".".join(str(x) for x in e.get("loc", ()) if x not in ("body", "query", "path"))
-        parts.append(f"{loc}: {e.get('msg', 'invalid')}" if loc else str(e.get("msg", "invalid")))
+        msg = str(e.get("msg", "invalid")).removeprefix("Value error, ")
+        ctx = e.get("ctx") or {}
+        if e.get("type") == "too_long" and isinstance(e.get("input"), list) and "max_length" in ctx:
+            msg = f"at most {ctx['max_length']} per request (got {len(e['input'])})"
+        parts.append(f"{loc}: {msg}" if loc else msg)
     more = f" (and {len(errors) - 3} more)" if len(errors) > 3 else ""
     return "; ".join(parts) + more
 
 
 def serve(paths: list[str | Path], host: str = "127.0.0.1", port: int = 8000, cache_users: int = 50_000,
           access_log: bool = False, on_start: Callable[[], None] | None = None,
-          segments: str | Path | None = None) -> None:
-    """Run the app on uvicorn (one worker) until interrupted."""
+          segments: str | Path | None = None, limits: Limits | None = None) -> None:
+    """Run the app on uvicorn (one worker) until interrupted, with ``limits`` (default: those of
+    :mod:`movierec.serving.limits`: 1 MiB bodies, 10 s to send a request, 1,000 connections, 5 s keep-alive)."""
     import os
 
     import uvicorn
 
+    from movierec.serving.limits import uvicorn_settings
+
+    limits = limits or Limits()
     app = create_app(paths, cache_users=cache_users, one_thread_per_request=True, segments=segments,
-                     threads=int(os.environ.get("MOVIEREC_SERVE_THREADS", 0)) or os.cpu_count() or 1)
+                     threads=int(os.environ.get("MOVIEREC_SERVE_THREADS", 0)) or os.cpu_count() or 1,
+                     max_body=limits.max_body)
     if on_start is not None:
         on_start()
-    uvicorn.run(app, host=host, port=port, access_log=access_log, log_level="info", lifespan="on")
+    uvicorn.run(app, host=host, port=port, access_log=access_log, log_level="info", lifespan="on",
+                **uvicorn_settings(limits))

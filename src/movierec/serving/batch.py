@@ -75,7 +75,8 @@ def user_ids_of_values(served: ServedModel, values: pd.Series, path: str | Path)
 
 
 def recommend_users_table(served: ServedModel, raw_users: np.ndarray | None, k: int) -> pd.DataFrame:
-    """user, rank, movie, score for ``raw_users`` (None: every known user) in the given order."""
+    """user, rank, movie, score for ``raw_users`` (None: every known user) in the given order. user and movie are
+    the ids people know: integers (int64), or the own string ids (string dtype) of data imported with them."""
     if raw_users is None:
         idx = np.arange(served.model.n_users, dtype=np.int64)
     else:
@@ -85,6 +86,7 @@ def recommend_users_table(served: ServedModel, raw_users: np.ndarray | None, k: 
             raise MovieRecError(f"unknown user id {int(raw_users[first])} (entry {first + 1} of the user list)")
         idx = served.bundle.users.index(raw_users).astype(np.int64)
     recs = served.recommend_users(idx, k, reasons=False)
+    own = served.own_item_ids  # own data with string item ids: those, never the import's integer codes
     n, width = recs.items.shape
     keep = recs.items >= 0
     rows = np.repeat(np.arange(n), width).reshape(n, width)[keep]
@@ -92,9 +94,8 @@ def recommend_users_table(served: ServedModel, raw_users: np.ndarray | None, k: 
         "user": (pd.array(served.bundle.users.labels[idx][rows].astype(str), dtype="string")
                  if served.bundle.users.labels is not None else served.bundle.users.raw(idx)[rows].astype(np.int64)),
         "rank": np.tile(np.arange(1, width + 1, dtype=np.int32), (n, 1))[keep],
-        "movie": served.bundle.items.raw(recs.items[keep]).astype(np.int64),
+        "movie": (pd.array(own[recs.items[keep]].astype(str), dtype="string") if own is not None
+                  else served.bundle.items.raw(recs.items[keep]).astype(np.int64)),
         "score": recs.scores[keep].astype(np.float32),
     })
-    if served.bundle.items.labels is not None:  # own data with string item ids: the item's own id too
-        table.insert(3, "item", pd.array(served.bundle.items.labels[recs.items[keep]].astype(str), dtype="string"))
     return table

@@ -124,6 +124,12 @@ class ServedModel:
     def model_name(self) -> str:
         return str(self.bundle.config["model"])
 
+    @property
+    def own_item_ids(self) -> np.ndarray | None:
+        """object [n_items] each movie's own (string) id for data imported with string item ids; None where the
+        items' ids are integers (MovieLens, or own data whose integer item ids were kept)."""
+        return own_item_ids(self.bundle)
+
     # -- known users --------------------------------------------------------------------------------
     def user_index(self, raw_user: int) -> int:
         """Index of a raw user id; UnknownIdError (a MovieRecError) when the model does not know the user."""
@@ -355,15 +361,40 @@ def _liked_matrix(user: np.ndarray, item: np.ndarray, rating: np.ndarray, n_user
     return m
 
 
+def own_item_ids(bundle: Bundle) -> np.ndarray | None:
+    """object [n_items] the bundle's own (string) item ids, or None where its item ids are integers: no labels
+    (MovieLens), or labels that are the integer ids themselves (own data whose integer item ids were kept)."""
+    labels = bundle.items.labels
+    if labels is None or np.array_equal(labels.astype(str), bundle.items.ids.astype(str)):
+        return None
+    return labels
+
+
+def uses_own_item_ids(models: list[ServedModel]) -> bool:
+    """Whether the movies of ``models`` are named by their own string ids (any model with string item ids): then
+    every model's movies are named by their labels, as text."""
+    return any(m.own_item_ids is not None for m in models)
+
+
 def movies_frame(models: list[ServedModel]) -> pd.DataFrame:
-    """Every served movie once: movieId, title (with year), year, genres (list), ratings (training count)."""
+    """Every served movie once: movieId (int64, ascending: the service's key), item (the id people see and send:
+    the raw integer id, or the own string id of data imported with string item ids), title (with year), year,
+    genres (list), display, ratings (training count). With own string ids, movieId is the position in the order
+    of the ids (1..n), never shown; without, it is the raw id (= item)."""
     from movierec.similar import catalog_movies
 
+    own = uses_own_item_ids(models)
     frames = []
     for m in models:
         mv = catalog_movies(m.bundle.movies)
+        mv["item"] = m.bundle.items.label_array().astype(str) if own else mv["movieId"].to_numpy(np.int64)
         mv["display"] = m.bundle.movies["title"].astype(str).to_numpy()
         mv["ratings"] = np.asarray(m.model.seen_.sum(axis=0)).ravel().astype(np.int64)
         frames.append(mv)
-    out = pd.concat(frames, ignore_index=True).sort_values(["movieId", "ratings"], ascending=[True, False])
-    return out.drop_duplicates("movieId").reset_index(drop=True)
+    key = "item" if own else "movieId"
+    out = pd.concat(frames, ignore_index=True).sort_values([key, "ratings"], ascending=[True, False], kind="stable")
+    out = out.drop_duplicates(key).reset_index(drop=True)
+    if own:
+        out["movieId"] = np.arange(1, len(out) + 1, dtype=np.int64)
+        out["item"] = out["item"].astype(object)
+    return out

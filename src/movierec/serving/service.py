@@ -3,14 +3,19 @@
 
 A :class:`Service` holds one or more :class:`~movierec.serving.served.ServedModel` (by label), the movies
 they know (titles, years, genres, training rating counts), a title search, content similarity over genres
-and years, and the segments of the study a model comes from. Raw MovieLens ids go in and come out; item
-indices stay inside. Errors: :class:`NotFound` for an unknown user, movie or model; ``MovieRecError`` for a
-request that cannot be answered as asked (ratings off the scale, no ratings, k out of range).
+and years, and the segments of the study a model comes from.
+
+Ids are the person's own at both ends: MovieLens' integer ids, or, for data imported with string ids
+(:mod:`movierec.data.own`), the original strings (a movie labelled "50" is movie "50", never the integer code 50
+that the import gave another movie). Item indices and integer codes stay inside. Errors: :class:`NotFound` for an
+unknown user, movie or model (any id that names none: another type, out of range, too long); ``MovieRecError``
+for a request that cannot be answered as asked (ratings off the scale, no ratings, k out of range).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,16 +24,41 @@ import numpy as np
 import pandas as pd
 
 from movierec.data.dataset import UnknownIdError
+from movierec.data.own import MAX_ID_CHARS
 from movierec.errors import DataError, MovieRecError
-from movierec.serving.served import Recommendations, ServedModel, movies_frame
+from movierec.serving.served import Recommendations, ServedModel, movies_frame, uses_own_item_ids
 
 MAX_K = 100
+MAX_ID_LENGTH = MAX_ID_CHARS  # characters of a user or movie id (as imports allow); a longer one names nothing
 CONTENT_FEATURES = "all"  # genres and year: all a bundle's movie table holds
 CONTENT_MIN_RATINGS = 5  # as `movierec similar`: a movie rated once or twice is noise
 
 
 class NotFound(MovieRecError):
     """An unknown user, movie or model (HTTP 404)."""
+
+
+def shown_id(value: object, limit: int = 40) -> str:
+    """An id as an error message shows it: its text (a string's, an integer's digits, or repr), cut to ``limit``
+    characters; an integer too long to print (Python refuses over 4,300 digits) by its size."""
+    if isinstance(value, int | np.integer) and not isinstance(value, bool):
+        n = int(value)
+        if abs(n) >= 10 ** limit:
+            return f"(an integer of about {int(n.bit_length() * 0.30103)} digits)"
+        text = str(n)
+    else:
+        text = value if isinstance(value, str) else repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def user_index(served: ServedModel, user_id: int | str) -> int:
+    """Index of a known user by the user's own id (:meth:`~movierec.artifacts.Bundle.user_index_of`); UnknownIdError
+    also for an id too long to be one (an integer of thousands of digits is never parsed)."""
+    if isinstance(user_id, str) and len(user_id.strip()) > MAX_ID_LENGTH:
+        raise UnknownIdError("user", shown_id(user_id.strip()))
+    if isinstance(user_id, int | np.integer) and not -(1 << 63) <= int(user_id) < (1 << 63):
+        raise UnknownIdError("user", shown_id(user_id))
+    return served.bundle.user_index_of(user_id)
 
 
 def check_k(k: int, max_k: int | None = MAX_K) -> None:
@@ -40,16 +70,34 @@ def check_k(k: int, max_k: int | None = MAX_K) -> None:
 @dataclass
 class Service:
     models: dict[str, ServedModel]
-    movies: pd.DataFrame  # movieId, title, year, genres (list), display, ratings; sorted by movieId
+    movies: pd.DataFrame  # movieId (the key), item (the public id), title, year, genres, display, ratings
     max_k: int | None = MAX_K  # the longest list asked for (None: the catalogue; the command line)
+    #: whether movies are named by their own string ids (data imported with string item ids), else by integers
+    own_ids: bool = field(default=False, init=False)
+    _row_of: dict = field(default_factory=dict, init=False, repr=False)  # public id -> row of movies
+    _item_rows: dict[str, np.ndarray] = field(default_factory=dict, init=False, repr=False)  # model -> row per item
+    _row_items: dict[str, np.ndarray] = field(default_factory=dict, init=False, repr=False)  # model -> item per row
     _folded: pd.Series | None = field(default=None, repr=False)
     _json: list[dict] | None = field(default=None, repr=False)
-    _ids: np.ndarray | None = field(default=None, repr=False)
     _content: object | None = field(default=None, repr=False)
     _titles: object | None = field(default=None, repr=False)
     _segments: dict[Path, tuple[pd.Series, pd.DataFrame]] = field(default_factory=dict, repr=False)
     _fold_ins: threading.BoundedSemaphore = field(
         default_factory=lambda: threading.BoundedSemaphore(os.cpu_count() or 1), repr=False)
+
+    def __post_init__(self) -> None:
+        """The maps between the public movie ids, rows of ``movies`` and each model's item indices."""
+        self.own_ids = uses_own_item_ids(list(self.models.values()))
+        column = self.movies["item"] if "item" in self.movies else self.movies["movieId"]
+        public = column.to_numpy(dtype=str) if self.own_ids else column.to_numpy(dtype=np.int64)
+        self._row_of = dict(zip(public.tolist(), range(len(public)), strict=True))
+        index = pd.Index(public)
+        for label, m in self.models.items():
+            ids = m.bundle.items.label_array().astype(str) if self.own_ids else m.bundle.items.ids
+            rows = index.get_indexer(pd.Index(ids)).astype(np.int64)
+            items = np.full(len(public), -1, dtype=np.int64)
+            items[rows[rows >= 0]] = np.flatnonzero(rows >= 0)
+            self._item_rows[label], self._row_items[label] = rows, items
 
     @classmethod
     def open(cls, paths: list[str | Path], cache_users: int = 50_000, warm: bool = True,
@@ -119,38 +167,79 @@ class Service:
         if name is None:
             return next(iter(self.models.values()))
         if name not in self.models:
-            raise NotFound(f"unknown model {name!r} (served: {', '.join(self.models)})")
+            raise NotFound(f"unknown model {shown_id(name)!r} (served: {', '.join(self.models)})")
         return self.models[name]
 
-    def movie(self, movie_id: int) -> dict:
-        row = self._movie_row(movie_id)
-        return self._movie_json(row)
+    def movie(self, movie_id: int | str) -> dict:
+        """The movie of a public id (an int, or its text; with own string ids, the string)."""
+        return self._movie_json(self._movie_row(movie_id))
 
-    def _movie_row(self, movie_id: int) -> int:
-        if self._ids is None:
-            self._ids = self.movies["movieId"].to_numpy(np.int64)
-        ids = self._ids
-        pos = int(np.searchsorted(ids, movie_id))
-        if pos >= len(ids) or ids[pos] != movie_id:
-            raise NotFound(f"unknown movie id {movie_id}")
-        return pos
+    def public_id(self, row: int) -> int | str:
+        """The id people see of row ``row`` of ``movies``: an int, or the own string id."""
+        return self._movie_json(row)["movie_id"]
+
+    def key(self, movie_id: object) -> int | str | None:
+        """The public id ``movie_id`` (as a request or command line gives it) in the service's own form, or None
+        when it cannot name a movie: with own string ids, the text of a string or an integer ("50" and 50 are
+        movie "50"); else an integer, or the text of one. Anything else (floats, booleans, lists) names none."""
+        if isinstance(movie_id, bool) or not isinstance(movie_id, str | int | np.integer):
+            return None
+        if isinstance(movie_id, str):
+            text = movie_id.strip()
+            if self.own_ids:
+                return text if 0 < len(text) <= MAX_ID_LENGTH else None
+            return int(text) if re.fullmatch(r"[-+]?\d{1,19}", text) else None
+        if not -(1 << 63) <= int(movie_id) < (1 << 63):
+            return None
+        return str(int(movie_id)) if self.own_ids else int(movie_id)
+
+    def _movie_row(self, movie_id: object) -> int:
+        """Row of ``movies`` of a public id; NotFound when it names no served movie."""
+        key = self.key(movie_id)
+        row = self._row_of.get(key) if key is not None else None
+        if row is None:
+            raise NotFound(f"unknown movie id {shown_id(movie_id)}")
+        return row
 
     def _movie_json(self, row: int) -> dict:
         if self._json is None:
+            public = self.movies["item"] if "item" in self.movies else self.movies["movieId"]
             self._json = [
-                {"movie_id": int(mid), "title": str(t), "year": int(y) if np.isfinite(y) else None,
-                 "genres": list(g), "ratings": int(n)}
-                for mid, t, y, g, n in zip(self.movies["movieId"], self.movies["display"], self.movies["year"],
+                {"movie_id": str(mid) if self.own_ids else int(mid), "title": str(t),
+                 "year": int(y) if np.isfinite(y) else None, "genres": list(g), "ratings": int(n)}
+                for mid, t, y, g, n in zip(public, self.movies["display"], self.movies["year"],
                                            self.movies["genres"], self.movies["ratings"], strict=True)]
         return dict(self._json[row])
 
-    def resolve(self, text: str) -> int:
-        """A movieId from a title as `movierec similar` matches it, or from a movie id."""
+    def resolve(self, text: str) -> int | str:
+        """The public id of the movie ``text`` names: its id (with own string ids: the exact string id first, so
+        "SKU-50" and "50" are the movies labelled so), else its title as `movierec similar` matches it."""
         from movierec.similar import TitleIndex
 
+        key = self.key(text)
+        if key in self._row_of:
+            return key
+        if re.fullmatch(r"[-+]?\d+", str(text).strip()):  # an id, never the integer code of an own string id
+            raise MovieRecError(f"unknown movie id {shown_id(str(text).strip())}")
         if self._titles is None:
             self._titles = TitleIndex.build(self.movies[["movieId", "title", "year", "genres"]])
-        return self._titles.resolve(text)
+        try:
+            key = self._titles.resolve(text)
+        except MovieRecError as e:
+            raise MovieRecError(self._public_ids_in(str(e))) from None
+        return self.public_id(int(np.searchsorted(self.movies["movieId"].to_numpy(), key)))
+
+    def _public_ids_in(self, message: str) -> str:
+        """A title-search message with its "[movieId]" marks as public ids (the own string ids; unchanged else)."""
+        if not self.own_ids:
+            return message
+        keys = self.movies["movieId"].to_numpy()
+
+        def public(m: re.Match) -> str:
+            pos = int(np.searchsorted(keys, int(m[1])))
+            return f"[{self.public_id(pos)}]" if pos < len(keys) and keys[pos] == int(m[1]) else m[0]
+
+        return re.sub(r"\[(\d{1,19})\]", public, message)
 
     def search(self, q: str, limit: int = 10) -> list[dict]:
         """Movies whose title contains ``q`` (case and accents ignored): titles that start with it first,
@@ -179,29 +268,32 @@ class Service:
         check_k(k, self.max_k)
         m = self.model(model)
         try:
-            uidx = m.bundle.user_index_of(user_id)
+            uidx = user_index(m, user_id)
         except UnknownIdError:
-            raise NotFound(f"unknown user id {user_id} (model {m.label} knows {m.model.n_users:,} users)") from None
+            raise NotFound(f"unknown user id {shown_id(user_id)} (model {m.label} knows {m.model.n_users:,} users)"
+                           ) from None
         recs = m.recommend_user(uidx, k)
         shown = m.bundle.user_label(uidx) if m.bundle.has_labels else int(m.bundle.users.ids[uidx])
         return {"model": m.label, "user_id": shown, "recommendations": self._rows(m, recs, 0)}
 
-    def for_person(self, ratings: list[tuple[int, float]], k: int = 10, model: str | None = None) -> dict:
-        """Recommendations for someone known only by ``ratings`` [(movieId, rating)] in the order given."""
+    def for_person(self, ratings: list[tuple[int | str, float]], k: int = 10, model: str | None = None) -> dict:
+        """Recommendations for someone known only by ``ratings`` [(public movie id, rating)] in the order given."""
         check_k(k, self.max_k)
         m = self.model(model)
         if not ratings:
             raise MovieRecError("ratings: rate at least one movie")
-        mids = np.array([r[0] for r in ratings], dtype=np.int64)
-        values = np.array([r[1] for r in ratings], dtype=np.float64)
-        for mid in mids:
-            self._movie_row(int(mid))  # 404 for a movie nobody serves
+        rows = np.array([self._movie_row(r[0]) for r in ratings], dtype=np.int64)  # 404 for a movie nobody serves
+        try:
+            values = np.array([r[1] for r in ratings], dtype=np.float64)
+        except (TypeError, ValueError):
+            raise MovieRecError("ratings: every rating must be a number") from None
         m.check_ratings(values)
-        known = m.bundle.items.contains(mids)
-        ignored = [int(x) for x in mids[~known]]
+        all_items = self._row_items[m.label][rows]
+        known = all_items >= 0
+        ignored = [self.public_id(int(r)) for r in rows[~known]]
         if not known.any():
             raise MovieRecError(f"model {m.label} knows none of the rated movies ({', '.join(map(str, ignored))})")
-        items = m.bundle.items.index(mids[known]).astype(np.int64)
+        items = all_items[known]
         with self._fold_ins:  # each fold-in copies the network: at most one per core at a time
             recs = m.recommend_history(items, values[known], k)
         return {"model": m.label, "rated": int(known.sum()), "ignored": ignored,
@@ -210,14 +302,14 @@ class Service:
     def _rows(self, m: ServedModel, recs: Recommendations, row: int) -> list[dict]:
         out = []
         titles = m.titles
-        ids = m.bundle.items.ids
+        rows = self._item_rows[m.label]
         for rank, (i, s, b) in enumerate(zip(recs.items[row], recs.scores[row], recs.because[row], strict=True)):
             if i < 0:
                 break
-            item = self.movie(int(ids[i]))
+            item = self._movie_json(int(rows[i]))
             item.update(rank=rank + 1, score=float(s),
                         reason=f"because you rated {titles[b]}" if b >= 0 else None,
-                        because_movie_id=int(ids[b]) if b >= 0 else None)
+                        because_movie_id=self.public_id(int(rows[b])) if b >= 0 else None)
             out.append(item)
         return out
 
@@ -234,25 +326,30 @@ class Service:
             self._content = index
         return self._content
 
-    def similar(self, movie_id: int, k: int = 10, by: str = "content", model: str | None = None) -> dict:
+    def similar(self, movie_id: int | str, k: int = 10, by: str = "content", model: str | None = None) -> dict:
+        """The k movies most like a public movie id: by content (genres and year) or by a model's own notion."""
         check_k(k, self.max_k)
-        query = self.movie(movie_id)
+        at = self._movie_row(movie_id)
+        query = self._movie_json(at)
         if by == "content":
             index = self.content_index()
-            row = int(index.features.rows(movie_id)[0])
+            keys = self.movies["movieId"].to_numpy()
+            row = int(index.features.rows(int(keys[at]))[0])
             rows, scores = index.top_k(row, "cosine", k, CONTENT_MIN_RATINGS)
-            found = [(int(index.features.item_ids[r]), float(s)) for r, s in zip(rows, scores, strict=True)]
+            found = [(int(np.searchsorted(keys, index.features.item_ids[r])), float(s))
+                     for r, s in zip(rows, scores, strict=True)]
             label = None
         elif by == "model":
             m = self.model(model)
-            if not m.bundle.items.contains(movie_id)[0]:
-                raise NotFound(f"model {m.label} does not know movie id {movie_id}")
-            items, scores = m.similar(int(m.bundle.items.index(movie_id)[0]), k)
-            found = [(int(m.bundle.items.raw(i)), float(s)) for i, s in zip(items, scores, strict=True)]
+            item = int(self._row_items[m.label][at])
+            if item < 0:
+                raise NotFound(f"model {m.label} does not know movie id {query['movie_id']}")
+            items, scores = m.similar(item, k)
+            found = [(int(self._item_rows[m.label][i]), float(s)) for i, s in zip(items, scores, strict=True)]
             label = m.label
         else:
             raise MovieRecError(f"by must be content or model (got {by!r})")
-        results = [{**self.movie(mid), "rank": r + 1, "score": s} for r, (mid, s) in enumerate(found)]
+        results = [{**self._movie_json(r), "rank": n + 1, "score": s} for n, (r, s) in enumerate(found)]
         return {"movie": query, "by": by, "model": label, "results": results}
 
     # -- segments -------------------------------------------------------------------------------------------
@@ -264,18 +361,20 @@ class Service:
                            "one of its runs/*/model bundles, or pass serve --segments DIR)")
         labels, profiles = self._load_segments(folder)
         try:
-            user_id = int(m.bundle.users.ids[m.bundle.user_index_of(user_id)])  # segments hold raw ids
+            uidx = user_index(m, user_id)
         except UnknownIdError:
-            raise NotFound(f"unknown user id {user_id}") from None
-        if user_id not in labels.index:
-            raise NotFound(f"unknown user id {user_id}")
-        seg = int(labels.loc[user_id])
+            raise NotFound(f"unknown user id {shown_id(user_id)}") from None
+        raw = int(m.bundle.users.ids[uidx])  # segments hold raw ids
+        shown = m.bundle.user_label(uidx) if m.bundle.has_labels else raw  # the user's own id
+        if raw not in labels.index:
+            raise NotFound(f"unknown user id {shown_id(shown)}")
+        seg = int(labels.loc[raw])
         if seg < 0:
-            return {"user_id": int(user_id), "segment": None, "name": None, "profile": None,
+            return {"user_id": shown, "segment": None, "name": None, "profile": None,
                     "note": "no training ratings, so no segment"}
         row = profiles.loc[seg]
         profile = {c: (None if pd.isna(v) else v.item() if hasattr(v, "item") else v) for c, v in row.items()}
-        return {"user_id": int(user_id), "segment": seg, "name": profile.pop("name", None), "profile": profile,
+        return {"user_id": shown, "segment": seg, "name": profile.pop("name", None), "profile": profile,
                 "note": None}
 
     def _load_segments(self, folder: Path) -> tuple[pd.Series, pd.DataFrame]:

@@ -64,8 +64,13 @@
     return "★".repeat(Math.floor(r)) + (r % 1 ? "½" : "");
   }
 
+  // Movie ids are numbers (MovieLens) or strings (own data imported with string ids): compared as text.
+  function sameId(a, b) {
+    return String(a) === String(b);
+  }
+
   function ratingOf(movieId) {
-    const entry = state.rated.find((e) => e.movie.movie_id === movieId);
+    const entry = state.rated.find((e) => sameId(e.movie.movie_id, movieId));
     return entry ? entry.rating : null;
   }
 
@@ -143,7 +148,7 @@
 
   function refreshSearchSelects() {
     for (const select of document.querySelectorAll("#search-results select.rate")) {
-      const r = ratingOf(Number(select.dataset.movieId));
+      const r = ratingOf(select.dataset.movieId);
       select.value = r === null ? "" : String(r);
       select.options[0].textContent = r === null ? "Rate…" : "No rating";
     }
@@ -151,7 +156,7 @@
 
   // ------------------------------------------------------------------ ratings
   function setRating(movie, rating) {
-    const i = state.rated.findIndex((e) => e.movie.movie_id === movie.movie_id);
+    const i = state.rated.findIndex((e) => sameId(e.movie.movie_id, movie.movie_id));
     if (rating === null) {
       if (i >= 0) state.rated.splice(i, 1);
     } else if (i >= 0) {
@@ -221,7 +226,7 @@
   function renderColumn(column, model, body) {
     if (body.ignored && body.ignored.length) {
       const names = body.ignored.map((id) => {
-        const e = state.rated.find((x) => x.movie.movie_id === id);
+        const e = state.rated.find((x) => sameId(x.movie.movie_id, id));
         return e ? e.movie.title : "#" + id;
       });
       column.append(el("p", { class: "hint ignored", text: "Not known to this model: " + names.join(", ") }));
@@ -262,7 +267,7 @@
     section.scrollIntoView({ behavior: "smooth", block: "start" });
     section.focus({ preventScroll: true });
     await Promise.all(kinds.map(async (kind, i) => {
-      let url = "/v1/movies/" + movie.movie_id + "/similar?k=" + K + "&by=" + kind.by;
+      let url = "/v1/movies/" + encodeURIComponent(movie.movie_id) + "/similar?k=" + K + "&by=" + kind.by;
       if (kind.model) url += "&model=" + encodeURIComponent(kind.model);
       const block = blocks[i];
       try {

@@ -21,10 +21,11 @@ CORE = ("numpy", "pandas", "pyarrow", "scipy", "torch", "safetensors", "typer", 
 #: each extra of pyproject.toml and the import names that tell it is installed
 EXTRAS = {
     "study": ("matplotlib", "seaborn", "jinja2", "sklearn"),
-    "serve": ("fastapi", "uvicorn", "httpx", "threadpoolctl"),
+    "serve": ("fastapi", "uvicorn", "httpx", "threadpoolctl", "fastapi_offline"),
     "test": ("pytest", "hypothesis", "ruff", "playwright"),
 }
-_DIST = {"sklearn": "scikit-learn"}  # import name -> distribution name, where they differ
+# import name -> distribution name, where they differ
+_DIST = {"sklearn": "scikit-learn", "fastapi_offline": "fastapi-offline"}
 
 
 def _version(module: str) -> str | None:

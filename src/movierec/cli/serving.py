@@ -110,7 +110,7 @@ def _parse_rating(service, text: str) -> tuple[int | str, float]:
 def _recommend_many(run_dir: Path, users: str, out: Path | None, force: bool, k: int, as_json: bool) -> None:
     import time
 
-    from movierec.fsutil import atomic_write_parquet, atomic_write_text, csv_text
+    from movierec.fsutil import atomic_write_parquet, atomic_write_text, csv_text, hold_lock
     from movierec.runs.folders import check_cutoffs
     from movierec.serving import ServedModel
     from movierec.serving.batch import read_user_values, recommend_users_table, user_ids_of_values
@@ -121,6 +121,7 @@ def _recommend_many(run_dir: Path, users: str, out: Path | None, force: bool, k:
         raise MovieRecError(f"--out {out}: name a .parquet or .csv file")
     if out.is_dir():
         raise MovieRecError(f"--out {out}: is a folder; name a .parquet or .csv file")
+    hold_lock(out)  # one writer: a second command writing the same file refuses while this one runs
     if out.exists() and not force:
         raise MovieRecError(f"--out {out}: already exists; pass --force to replace it")
     if not out.parent.exists():

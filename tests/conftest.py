@@ -15,6 +15,7 @@ Tests come in three tiers (markers, set here so that no test can forget its own)
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -45,6 +46,26 @@ def _private_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
         os.environ.pop("MOVIEREC_CACHE_DIR", None)
     else:
         os.environ["MOVIEREC_CACHE_DIR"] = old
+
+
+@pytest.fixture(autouse=True)
+def _threads_kept() -> Iterator[None]:
+    """Every test leaves torch's and the BLAS libraries' thread counts as it found them. A served app made in
+    this process sets one thread of each for the whole process (right for a server, whose requests each take a
+    thread); the tests after it would compute with other float sums than the pinned study's numbers were."""
+    import torch
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    torch_threads = torch.get_num_threads()
+    by_api: dict[str, int] = {}
+    for lib in threadpool_info():
+        by_api[lib["user_api"]] = max(by_api.get(lib["user_api"], 1), lib["num_threads"])
+    yield
+    if torch.get_num_threads() != torch_threads:
+        torch.set_num_threads(torch_threads)
+    for api, n in by_api.items():
+        if any(lib["user_api"] == api and lib["num_threads"] != n for lib in threadpool_info()):
+            threadpool_limits(limits=n, user_api=api)
 
 
 @pytest.fixture(scope="session")

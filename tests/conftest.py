@@ -112,6 +112,30 @@ def browser():
 
 
 # ------------------------------------------------------------------------------------------------ the CLI
+def cli_ok(*args: str) -> str:
+    """`movierec ARGS` in this process through typer's runner; its output (the command must succeed)."""
+    from typer.testing import CliRunner
+
+    from movierec.cli import app
+
+    r = CliRunner().invoke(app, list(args))
+    assert r.exit_code == 0, (r.output, r.exception)
+    return r.output
+
+
+def cli_fails(*args: str) -> str:
+    """The user error `movierec ARGS` raises (the entry point prints it as one line, exit code 2)."""
+    from typer.testing import CliRunner
+
+    from movierec.cli import app
+    from movierec.errors import MovieRecError
+
+    r = CliRunner().invoke(app, list(args))
+    assert isinstance(r.exception, MovieRecError), (r.exit_code, r.output, r.exception)
+    assert "\n" not in str(r.exception)
+    return str(r.exception)
+
+
 def run_cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, *args: str) -> tuple[int, str, str]:
     """Run `movierec ARGS` in this process (so monkeypatches apply); (exit code, stdout, stderr)."""
     import sys

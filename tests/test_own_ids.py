@@ -11,29 +11,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from typer.testing import CliRunner
 
-from movierec.cli import app
-from movierec.errors import MovieRecError
+from tests.conftest import cli_fails as fails
+from tests.conftest import cli_ok as ok
 
-runner = CliRunner()
 NUMERIC = {"0042": "Forty-two", "50": "Fifty", "7": "Seven"}  # labels that look like numbers, and their titles
 SKUS = [f"SKU-{i:03d}" for i in range(197)]  # 200 items: leave-one-out draws 99 negatives
 LABELS = sorted([*NUMERIC, *SKUS])  # the import's codes are 1..n in this order: "0042" 1, "50" 2, "7" 3, "SKU-000" 4
 N_USERS, PER_USER = 60, 25
-
-
-def ok(*args: str) -> str:
-    r = runner.invoke(app, list(args))
-    assert r.exit_code == 0, (r.output, r.exception)
-    return r.output
-
-
-def fails(*args: str) -> str:
-    r = runner.invoke(app, list(args))
-    assert isinstance(r.exception, MovieRecError), (r.exit_code, r.output, r.exception)
-    assert "\n" not in str(r.exception)
-    return str(r.exception)
 
 
 @pytest.fixture(scope="module")

@@ -283,6 +283,7 @@ def peak_kib(path: Path, cache: Path) -> int:
     return int(rss)
 
 
+@pytest.mark.e2e  # imports in subprocesses, to read their peak memory
 @pytest.mark.skipif(sys.platform != "linux", reason="ru_maxrss in KiB (Linux)")
 def test_a_failing_import_uses_memory_bounded_by_a_chunk_not_by_the_file(tmp_path: Path) -> None:
     small = peak_kib(junk_csv(tmp_path / "small.csv", 1 << 20), tmp_path / "c1")

@@ -8,26 +8,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from typer.testing import CliRunner
 
-from movierec.cli import app
-from movierec.errors import MovieRecError
-
-runner = CliRunner()
-
-
-def ok(*args: str) -> str:
-    r = runner.invoke(app, list(args))
-    assert r.exit_code == 0, (r.output, r.exception)
-    return r.output
-
-
-def fails(*args: str) -> str:
-    """The user error a command raises (``movierec``'s entry point prints it as one line, exit code 2)."""
-    r = runner.invoke(app, list(args))
-    assert isinstance(r.exception, MovieRecError), (r.exit_code, r.output, r.exception)
-    assert "\n" not in str(r.exception)
-    return str(r.exception)
+from tests.conftest import cli_fails as fails
+from tests.conftest import cli_ok as ok
 
 
 def test_new_person_by_titles_and_ids(served_runs, service) -> None:

@@ -36,6 +36,7 @@ from movierec.data.dataset import Interactions
 from movierec.data.history import History
 from movierec.data.splits import Split
 from movierec.errors import DataError, MovieRecError
+from movierec.evaluation.columns import column
 from movierec.fsutil import read_json
 from movierec.models.base import Recommender, top_k_unseen
 from movierec.models.ncf_numpy import KINDS, NumpyNCF
@@ -305,7 +306,7 @@ def best_study_bundle(study_dir: Path) -> Path:
     rows = read_json(study_dir / "results.json")
     if not isinstance(rows, list):
         raise DataError("not a study's results table (a list of rows)", study_dir / "results.json")
-    metric = "NDCG@10 [full]"
+    metric = column("NDCG@10", "full")
     ranked = sorted((r for r in rows if isinstance(r, dict) and isinstance(r.get(metric), int | float)),
                     key=lambda r: -float(r[metric]))
     for row in ranked:

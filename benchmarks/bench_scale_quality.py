@@ -48,7 +48,7 @@ def main() -> None:
     rows = []
     for what in args.what.split(","):
         for name in args.models.split(","):
-            lr = build_model(name).config.lr
+            lr = build_model(name).config.train.lr
             variants = ([{"sparse": "on"}, {"sparse": "off"}] if what == "sparse" else
                         [{"batch_size": 4096, "lr": lr},
                          {"batch_size": 4096 * 16, "lr": lr * math.sqrt(16), "epochs": 60, "patience": 8}])

@@ -59,7 +59,7 @@ def phase_model(args: list[str]) -> dict:
     data_s = time.perf_counter() - t0
     model = build_model(name, settings)
     net = model._build_net(N_ITEMS)
-    step = NextItemStep(seqs, N_ITEMS, model.config, torch.device("cpu"))
+    step = NextItemStep(seqs, N_ITEMS, model.config.step, torch.device("cpu"))
     del seqs
     gen = torch.Generator().manual_seed(0)
     t0 = time.perf_counter()

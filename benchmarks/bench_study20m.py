@@ -200,14 +200,14 @@ def _one_epoch(model: str, settings: dict[str, Any]) -> tuple[dict[str, Any], di
     from movierec.models import get_model_class
 
     cfg_cls = get_model_class(model).config_class
-    names = {f.name for f in dataclasses.fields(cfg_cls)}
+    names = set(cfg_cls.names())
     out, epochs = dict(settings), {}
     if "epochs" in names:
-        epochs[cfg_cls] = int(settings.get("epochs", cfg_cls().epochs))
+        epochs[cfg_cls] = int(settings.get("epochs", cfg_cls().flat()["epochs"]))
         out["epochs"] = 1
     for part, part_settings in (("a", "a_settings"), ("b", "b_settings")):
         if part_settings in names:
-            part_name = settings.get(part, getattr(cfg_cls(), part))
+            part_name = settings.get(part, cfg_cls().flat()[part])
             sub, sub_epochs = _one_epoch(part_name, settings.get(part_settings, {}))
             out[part_settings] = sub
             epochs.update(sub_epochs)

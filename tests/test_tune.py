@@ -19,6 +19,7 @@ pytest.importorskip("optuna")
 
 from movierec.errors import MovieRecError
 from movierec.models.registry import model_entry, validate_settings
+from movierec.models.settings import bounds
 from movierec.tuning import SPACES, Param, check_space, resolve_space, tune
 
 if sys.version_info >= (3, 11):
@@ -64,7 +65,7 @@ def test_every_space_key_is_a_real_setting_within_its_declared_limits(model: str
     if not _loadable(model):
         pytest.skip(f"{model} is not importable yet")
     names = {s.name for s in model_entry(model).settings()}
-    fields = {f.name: f.metadata for f in dataclasses.fields(model_entry(model).load().config_class)}
+    fields = bounds(model_entry(model).load().config_class)
     for p in SPACES[model]:
         assert p.name in names, f"{model}: {p.name} is not a setting"
         if p.kind == "categorical":
@@ -240,7 +241,7 @@ def test_trials_that_the_model_refuses_fail_alone(syn: Path, tmp_path: Path, mon
 
 def test_the_defaults_are_trial_0_and_kept_when_no_trial_beats_them(syn: Path, tmp_path: Path, monkeypatch,
                                                                     capsys) -> None:
-    from movierec.models.itemknn import ItemKNNConfig
+    from movierec.models.itemknn import ItemKNNSettings
 
     # a space whose every point is worse than the defaults on validation (a neighbourhood of 1 movie)
     space = tmp_path / "space.toml"
@@ -250,10 +251,10 @@ def test_the_defaults_are_trial_0_and_kept_when_no_trial_beats_them(syn: Path, t
                                 "--out", str(out), "--space", str(space))
     assert code == 0, err
     rows = list(csv.DictReader((out / "trials.csv").open()))
-    assert json.loads(rows[0]["params"]) == {"k": ItemKNNConfig().k}
+    assert json.loads(rows[0]["params"]) == {"k": ItemKNNSettings().k}
     assert all(float(r["value"]) < float(rows[0]["value"]) for r in rows[1:])
     best = (out / "best.toml").read_text()
-    assert "no trial beat the model's defaults" in best and _best_run(out)["k"] == ItemKNNConfig().k
+    assert "no trial beat the model's defaults" in best and _best_run(out)["k"] == ItemKNNSettings().k
     info = json.loads((out / "study.json").read_text())
     assert info["best"]["trial"] == 0 and info["best"]["defaults"] and not info["beats_defaults"]
     assert "beat the defaults" in stdout

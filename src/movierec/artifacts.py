@@ -12,7 +12,6 @@ A bundle is written into a temporary folder and renamed into place, so it is com
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -133,7 +132,7 @@ def bundle_writer(model: Any, users: IdMap | None = None, items: IdMap | None = 
         raise ValueError("id maps do not match the model's user and item counts")
     config = {
         "format": FORMAT, "format_version": FORMAT_VERSION, "movierec_version": __version__,
-        "model": model.name, "config": dataclasses.asdict(model.config),
+        "model": model.name, "config": model.config_dict(),
         "n_users": int(model.n_users), "n_items": int(model.n_items), "dataset": dataset or {},
     }
     if choices is not None:
@@ -196,8 +195,8 @@ def load_bundle(path: str | Path, engine: str = "exact") -> Bundle:
             model = NumpyNCF(name, settings)
         else:
             cls = get_model_class(name)
-            fields = {f.name for f in dataclasses.fields(cls.config_class)}
-            model = cls(cls.config_class(**{k: v for k, v in settings.items() if k in fields}))
+            names = set(cls.config_class.names())  # a setting an older version had is left out
+            model = cls(cls.config_class.from_flat({k: v for k, v in settings.items() if k in names}))
     except MovieRecError as e:
         raise DataError(str(e), cfg_path) from e
     except (TypeError, ValueError) as e:

@@ -16,15 +16,16 @@ with at least ``history_overlap`` mean overlap for models that fold users in); n
 never recommended their own items; the model the test reads holds each user's validation interaction
 (read as a history, giving exactly ``score_history`` of training + validation, or refitted on it) and never
 the test item; vae-cf fold-in evaluation runs; a bundle round trip gives identical
-scores; a registry entry with described settings; user and item vectors where the model declares them;
-item similarities where the model has them; the fit report; an unfitted model says so.
+scores; a registry entry with described settings; every declared setting read by a fit or a score (with
+the defaults, or one of ``settings_variants``); user and item vectors where the model declares them; item
+similarities where the model has them; the fit report; an unfitted model says so.
 """
 
 from __future__ import annotations
 
-import dataclasses
+import contextlib
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -36,6 +37,7 @@ from movierec.data.history import History
 from movierec.data.splits import Split, leave_one_out, vae_cf
 from movierec.models.base import FitReport, Recommender
 from movierec.models.registry import FAMILIES, REGISTRY
+from movierec.models.settings import Settings, describe
 
 _DATA: dict[str, Any] = {}
 
@@ -64,6 +66,24 @@ def _overlap(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.mean([len(set(x[x >= 0]) & set(y[y >= 0])) / a.shape[1] for x, y in zip(a, b, strict=True)]))
 
 
+@contextlib.contextmanager
+def settings_read() -> Iterator[set[str]]:
+    """The names of the settings read (as attributes of any :class:`Settings`) while the block runs."""
+    read: set[str] = set()
+
+    def recording(self: Settings, name: str) -> Any:
+        value = object.__getattribute__(self, name)
+        if name in type(self).model_fields:
+            read.add(name)
+        return value
+
+    Settings.__getattribute__ = recording  # type: ignore[method-assign]
+    try:
+        yield read
+    finally:
+        del Settings.__getattribute__
+
+
 class ModelContract:
     """Every model's contract. Set ``model_factory``; adjust ``history_overlap`` for fold-in models."""
 
@@ -71,6 +91,9 @@ class ModelContract:
     #: minimum mean top-10 overlap between a trained user's recommendations and those for the same user's
     #: training history given as a new history (1.0: the model scores histories exactly as trained users)
     history_overlap: ClassVar[float] = 1.0
+    #: settings (over the factory's) under which the settings the defaults leave unread are read, e.g.
+    #: ``({"pretrain": True},)`` for NeuMF's pretraining settings
+    settings_variants: ClassVar[tuple[dict[str, Any], ...]] = ()
 
     @pytest.fixture(scope="class")
     @classmethod
@@ -139,7 +162,7 @@ class ModelContract:
         from movierec.runs import RunSpec, Session
 
         split = contract_split()
-        spec = RunSpec("contract", fitted.name, dataclasses.asdict(fitted.config), refit=refit)
+        spec = RunSpec("contract", fitted.name, fitted.config_dict(), refit=refit)
         tested, how = Session(contract_dataset(), split).test_model(spec, fitted, split, RunContext())
         seen = tested.seen_.tocsr()
         assert np.asarray(seen[split.valid.user, split.valid.item]).ravel().all(), "a validation item is missing"
@@ -152,8 +175,7 @@ class ModelContract:
         else:  # refitted with the choices made on validation held fixed
             assert how in ("refit", "parts") and tested is not fitted
             if how == "refit":
-                fixed = {**dataclasses.asdict(fitted.config), **fitted.chosen_settings()}
-                assert tested.config == dataclasses.replace(fitted.config, **fixed)
+                assert tested.config == fitted.config.with_values(**fitted.chosen_settings())
 
     def test_vae_cf_fold_in_users_are_evaluated_from_their_histories(self) -> None:
         from movierec.evaluation import evaluate_full
@@ -172,8 +194,23 @@ class ModelContract:
         entry = REGISTRY.get(fitted.name)
         if entry is not None:  # a user's own model need not be registered
             assert entry.load() is type(fitted) and entry.family in FAMILIES and entry.summary
-        for f in dataclasses.fields(fitted.config_class):
-            assert f.metadata.get("help"), f"setting {f.name} has no help line"
+        for info in describe(fitted.config_class):
+            assert info.help, f"setting {info.name} has no help line"
+
+    def test_every_setting_is_read(self) -> None:
+        """A setting no fit or score reads is a setting that silently does nothing (SASRec's `compile` once)."""
+        split = contract_split()
+        base = type(self).model_factory()
+        unread = set(base.config_class.names())
+        users = np.arange(5)
+        for variant in [{}, *self.settings_variants]:
+            model = type(base)(base.config.with_values(**variant))
+            with settings_read() as read:
+                model.fit(split.train, contract_dataset().catalog, split.valid)
+                model.recommend(users, 10)
+                model.recommend_history(History.from_interactions(split.train, users), 10)
+            unread -= read
+        assert not unread, f"{type(base).__name__} declares settings that nothing reads: {sorted(unread)}"
 
     def test_vectors_match_the_declaration(self, fitted: Recommender) -> None:
         users, items = fitted.user_vectors(), fitted.item_vectors()

@@ -12,6 +12,8 @@ FAST = {"epochs": 3, "batch_size": 1024, "patience": 0}
 # Factor models fold a history in (models/torch_base.py): measured on this data on 2026-11-30, a trained
 # user's own history gives a top 10 sharing 84% (NeuMF+features) to 98% (GMF) of that user's top 10.
 FOLD_IN_OVERLAP = 0.75
+# the pairwise step's regulariser settings are read only when it is on
+DIVERSITY = ({"diversity": 0.01, "epochs": 1},)
 
 
 def _factory(name: str, **settings):
@@ -41,26 +43,31 @@ class TestContent(ModelContract):
 class TestGMF(ModelContract):
     model_factory = _factory("gmf", factors=16, **FAST)
     history_overlap = FOLD_IN_OVERLAP
+    settings_variants = DIVERSITY
 
 
 class TestMLP(ModelContract):
     model_factory = _factory("mlp", embedding_dim=16, layers=2, **FAST)
     history_overlap = FOLD_IN_OVERLAP
+    settings_variants = DIVERSITY
 
 
 class TestNeuMF(ModelContract):
     model_factory = _factory("neumf", factors=8, layers=2, **FAST)
     history_overlap = FOLD_IN_OVERLAP
+    settings_variants = (*DIVERSITY, {"pretrain": True, "epochs": 1})
 
 
 class TestContentNeural(ModelContract):
     model_factory = _factory("content-neural", dim=16, hidden=32, **FAST)
     history_overlap = FOLD_IN_OVERLAP
+    settings_variants = DIVERSITY
 
 
 class TestNeuMFFeatures(ModelContract):
     model_factory = _factory("neumf-features", factors=8, layers=2, **FAST)
     history_overlap = FOLD_IN_OVERLAP
+    settings_variants = DIVERSITY
 
 
 class TestMultVAE(ModelContract):
@@ -75,11 +82,13 @@ class TestMultDAE(ModelContract):
 class TestSASRec(ModelContract):
     model_factory = _factory("sasrec", epochs=3, batch_size=32, patience=0, dim=16, heads=2, blocks=1, max_len=30,
                              lr=0.005, sampled_items=64)
+    settings_variants = ({"loss": "gbce", "epochs": 1}, {"loss": "bce", "epochs": 1})
 
 
 class TestGRU4Rec(ModelContract):
     model_factory = _factory("gru4rec", epochs=3, batch_size=32, patience=0, dim=16, hidden=16, max_len=30,
                              lr=0.005)
+    settings_variants = ({"loss": "gbce", "epochs": 1}, {"loss": "bce", "epochs": 1})
 
 
 class TestHybridBlend(ModelContract):

@@ -1,7 +1,7 @@
 import numpy as np
 
 from movierec.data.dataset import Interactions
-from movierec.models import ItemKNN, ItemKNNConfig, Popularity
+from movierec.models import ItemKNN, ItemKNNSettings, Popularity
 from tests.models.quality import QualityFloor
 
 
@@ -30,17 +30,17 @@ def test_popularity_counts_users() -> None:
 
 
 def test_itemknn_similarity_matches_hand_computed_cosine() -> None:
-    m = ItemKNN(ItemKNNConfig(k=3)).fit(toy())
+    m = ItemKNN(ItemKNNSettings(k=3)).fit(toy())
     w = m.w_.toarray()
     # |U0|=3, |U1|=4, |U2|=1: cos(0,1) = 3 / sqrt(12), cos(1,2) = 1 / sqrt(4), cos(0,2) = 0
     assert np.isclose(w[0, 1], 3 / np.sqrt(12)) and np.isclose(w[1, 0], 3 / np.sqrt(12))
     assert np.isclose(w[1, 2], 0.5) and w[0, 2] == 0 and np.all(np.diag(w) == 0)
     # user 3 (items 1, 2) scores item 0 by sim(1,0) + sim(2,0)
     assert np.isclose(m.score(np.array([3]))[0, 0], 3 / np.sqrt(12))
-    shrunk = ItemKNN(ItemKNNConfig(k=3, shrink=10)).fit(toy()).w_.toarray()
+    shrunk = ItemKNN(ItemKNNSettings(k=3, shrink=10)).fit(toy()).w_.toarray()
     assert np.isclose(shrunk[0, 1], 3 / (np.sqrt(12) + 10))
 
 
 def test_itemknn_keeps_only_k_neighbours() -> None:
-    m = ItemKNN(ItemKNNConfig(k=1)).fit(toy())
+    m = ItemKNN(ItemKNNSettings(k=1)).fit(toy())
     assert (np.diff(m.w_.tocsc().indptr) <= 1).all()

@@ -36,8 +36,8 @@ def test_bad_settings_are_one_line_errors(values, message) -> None:
 
 
 def test_strings_from_the_command_line_become_typed_values() -> None:
-    assert validate_settings("gmf", {"epochs": "3", "lr": "0.01", "amp": "no"}) == {"epochs": 3, "lr": 0.01,
-                                                                                   "amp": False}
+    assert validate_settings("gmf", {"epochs": "3", "lr": "0.01", "compile": "no"}) == {"epochs": 3, "lr": 0.01,
+                                                                                       "compile": False}
     assert validate_settings("content", {"measure": "dot"}) == {"measure": "dot"}
     with pytest.raises(MovieRecError, match="measure = 'manhattan' is invalid"):
         validate_settings("content", {"measure": "manhattan"})
@@ -68,8 +68,8 @@ def test_models_command_lists_the_registry(tmp_path) -> None:
     listed = json.loads(out.stdout)
     assert [m["name"] for m in listed] == list(REGISTRY)
     gmf = next(m for m in listed if m["name"] == "gmf")
-    assert gmf["user_vectors"] and {"name": "factors", "type": "int", "default": 64, "allowed": ">= 1",
-                                    "help": "embedding size (predictive factors)"} in gmf["settings"]
+    assert gmf["user_vectors"] and {"name": "factors", "part": "model", "type": "int", "default": 64,
+                                    "allowed": ">= 1", "help": "embedding size (predictive factors)"} in gmf["settings"]
     help_text = subprocess.run([sys.executable, "-m", "movierec", "train", "--help"], capture_output=True,
                                text=True, check=True, env={"COLUMNS": "200", "PATH": ""}).stdout
     assert all(name in help_text for name in REGISTRY)
@@ -109,3 +109,31 @@ def test_the_shipped_configs_are_valid() -> None:
     for path in sorted((Path(__file__).resolve().parents[2] / "configs").glob("*.toml")):
         cfg = load_config(path)
         validate_config(cfg, "study" if "study" in cfg else "experiment", path.name)
+
+
+def test_a_setting_that_nothing_reads_fails_the_contract() -> None:
+    from movierec.models.itemknn import ItemKNN, ItemKNNSettings
+    from movierec.models.settings import setting
+    from movierec.testing import ModelContract
+
+    class Forgetful(ItemKNNSettings):
+        forgotten: int = setting(1, "a setting no code reads", ge=0)
+
+    class Sloppy(ItemKNN):
+        config_class = Forgetful
+
+    class SloppyContract(ModelContract):
+        model_factory = Sloppy
+
+    with pytest.raises(AssertionError, match=r"declares settings that nothing reads: \['forgotten'\]"):
+        SloppyContract().test_every_setting_is_read()
+
+
+def test_a_setting_name_is_unique_across_a_models_parts() -> None:
+    from movierec.models.settings import Settings, part, setting
+    from movierec.training import TrainerSettings
+
+    with pytest.raises(TypeError, match="setting 'epochs' is in two parts"):
+        class Clash(Settings):
+            train: TrainerSettings = part(TrainerSettings)
+            epochs: int = setting(3, "epochs again")

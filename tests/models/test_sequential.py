@@ -12,8 +12,8 @@ import torch
 from movierec.data.history import History
 from movierec.evaluation.protocols import evaluate_heldout_sampled
 from movierec.models.gru4rec import GRU4Rec, GRU4RecNet
-from movierec.models.sasrec import SASRec, SASRecConfig, SASRecNet
-from movierec.models.sequential import NextItemModel, NextItemStep, SequentialConfig, dropout_, padded
+from movierec.models.sasrec import SASRec, SASRecNet, SASRecSettings
+from movierec.models.sequential import NextItemModel, NextItemSettings, NextItemStep, dropout_, padded
 from movierec.testing import contract_dataset, contract_split
 
 FAST = {"epochs": 3, "batch_size": 32, "patience": 0, "dim": 16, "max_len": 30, "lr": 0.005,
@@ -51,7 +51,7 @@ def test_trained_user_scores_exactly_as_their_own_history(fitted: NextItemModel)
 
 def test_only_the_latest_max_len_items_count(fitted: NextItemModel) -> None:
     rng = np.random.default_rng(0)
-    recent = rng.choice(fitted.n_items, fitted.config.max_len, replace=False)
+    recent = rng.choice(fitted.n_items, fitted.config.step.max_len, replace=False)
     older = rng.choice(fitted.n_items, 25)
     a = fitted.score_history(History.of(np.concatenate([older, recent])))
     b = fitted.score_history(History.of(recent))
@@ -83,7 +83,7 @@ def test_every_loss_trains(model: str, loss: str) -> None:
 def test_gbce_with_t_zero_is_bce_against_the_shared_negatives() -> None:
     """β = 1 at t = 0: the loss is softplus(-s+) + Σ softplus(s-), computed here by hand."""
     torch.manual_seed(0)
-    cfg = SequentialConfig(loss="gbce", gbce_t=0.0, sampled_items=6, max_len=4)
+    cfg = NextItemSettings(loss="gbce", gbce_t=0.0, sampled_items=6, max_len=4)
     step = NextItemStep([np.array([0, 1, 2, 3])], 10, cfg, torch.device("cpu"))
     net = GRU4RecNet(10, 8, 8, 1, 0.0)
     seq, tgt = torch.tensor([[0, 1, 2]]), torch.tensor([[1, 2, 3]])
@@ -100,7 +100,7 @@ def test_gbce_with_t_zero_is_bce_against_the_shared_negatives() -> None:
 
 def test_training_windows_pair_each_input_with_the_next_item() -> None:
     seq = np.arange(10, 17)  # 7 items: 6 transitions
-    step = NextItemStep([seq], 20, SequentialConfig(max_len=4), torch.device("cpu"))
+    step = NextItemStep([seq], 20, NextItemSettings(max_len=4), torch.device("cpu"))
     inputs, targets = step.windows(torch.Generator().manual_seed(0))
     assert inputs.shape == targets.shape == (len(inputs), 4)
     assert inputs[0].tolist() == [12, 13, 14, 15]  # the window ending at the latest transition comes first
@@ -147,9 +147,9 @@ def test_early_stopping_keeps_the_best_validation_epoch() -> None:
 def test_config_defaults_are_valid_settings() -> None:
     from movierec.models.settings import validate
 
-    cfg = SASRecConfig()
+    cfg = SASRecSettings()
     assert cfg.dim % cfg.heads == 0
-    validate(SASRecConfig, {"max_len": cfg.max_len, "loss": cfg.loss}, "test")
+    validate(SASRecSettings, {"max_len": cfg.step.max_len, "loss": cfg.step.loss}, "test")
 
 
 @pytest.mark.parametrize("model", list(MODELS))
@@ -182,7 +182,7 @@ def _windows_by_loop(step: NextItemStep, generator: torch.Generator) -> tuple[np
 def test_vectorised_windows_equal_the_loop(max_len: int) -> None:
     rng = np.random.default_rng(max_len)
     seqs = [rng.integers(0, 30, rng.integers(1, 40)) for _ in range(60)]
-    step = NextItemStep(seqs, 30, SequentialConfig(max_len=max_len), torch.device("cpu"))
+    step = NextItemStep(seqs, 30, NextItemSettings(max_len=max_len), torch.device("cpu"))
     got = step.windows(torch.Generator().manual_seed(1))
     ref = _windows_by_loop(step, torch.Generator().manual_seed(1))
     assert np.array_equal(got[0], ref[0]) and np.array_equal(got[1], ref[1])
@@ -211,7 +211,7 @@ def test_auto_loss_is_the_full_cross_entropy_up_to_the_limit_and_sampled_above(m
     batch = (torch.tensor([[0, 1, 2]]), torch.tensor([[1, 2, 3]]))
 
     def loss(kind: str) -> float:
-        step = NextItemStep([np.arange(5)], 40, SequentialConfig(loss=kind, sampled_items=5), torch.device("cpu"))
+        step = NextItemStep([np.arange(5)], 40, NextItemSettings(loss=kind, sampled_items=5), torch.device("cpu"))
         return step.loss(net, batch, 0, torch.Generator().manual_seed(0)).item()
 
     assert loss("auto") == loss("ce") != loss("sampled")

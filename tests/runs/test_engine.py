@@ -165,7 +165,7 @@ def test_the_test_reads_training_plus_validation_never_validation_alone(small, f
     assert gmf.row["test_input"] == "refit" and [n for n, _ in fits] == ["gmf", "gmf"]
     assert fits[1][1] == fits[0][1] + len(split.valid)  # the refit: training + validation
     best = gmf.fitted.fit_report_.best_epoch
-    assert gmf.tested.config.epochs == best and gmf.tested.fit_report_.epochs == best  # the choice held fixed
+    assert gmf.tested.config.train.epochs == best and gmf.tested.fit_report_.epochs == best  # the choice held fixed
 
 
 def test_refit_refits_every_model_with_its_choices_fixed(small) -> None:

@@ -4,8 +4,6 @@ resulting model passes the whole model contract."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import torch
 from torch import nn
@@ -15,9 +13,9 @@ from movierec.data.history import History
 from movierec.data.splits import HeldOut
 from movierec.evaluation.protocols import evaluate_heldout_sampled
 from movierec.models.base import FitReport, Recommender, RunContext
-from movierec.models.settings import setting
+from movierec.models.settings import Settings, part, setting
 from movierec.testing import ModelContract, contract_split
-from movierec.training import TrainConfig, Trainer
+from movierec.training import Trainer, TrainerSettings
 
 
 class RowNet(nn.Module):
@@ -52,8 +50,8 @@ class UserRowStep:
         return -(torch.log_softmax(net(x), dim=1) * x).sum(dim=1).mean()
 
 
-@dataclass
-class RowConfig(TrainConfig):
+class RowSettings(Settings):
+    train: TrainerSettings = part(TrainerSettings)
     dim: int = setting(32, "hidden units", ge=1)
 
 
@@ -61,15 +59,15 @@ class UserRowModel(Recommender):
     """A tiny autoencoder recommender: it scores any history from its row, so histories are exact."""
 
     name = "user-row-test"
-    config_class = RowConfig
+    config_class = RowSettings
 
     def _fit(self, train: Interactions, catalog: Catalog | None, valid: HeldOut | None,
              context: RunContext) -> FitReport:
-        torch.manual_seed(self.config.seed)
+        torch.manual_seed(self.config.train.seed)
         self.net_ = RowNet(train.n_items, self.config.dim)
         rows = torch.from_numpy(self.seen_.toarray())
         validate = (lambda: evaluate_heldout_sampled(self, valid, (10,)).metrics) if valid is not None else None
-        return Trainer(self.net_, UserRowStep(rows), self.config, context, validate).run()
+        return Trainer(self.net_, UserRowStep(rows), self.config.train, context, validate).run()
 
     def _rows_scores(self, rows: np.ndarray, items: np.ndarray | None) -> np.ndarray:
         with torch.no_grad():

@@ -100,7 +100,7 @@ def test_neumf_pretraining_starts_from_gmf_and_mlp() -> None:
     m = NeuMF(factors=8, layers=2, epochs=2, batch_size=256, pretrain=True, patience=0)
     m.fit(split.train, None, split.valid)
     assert set(m.pretrain_log) == {"gmf", "mlp"} and len(m.pretrain_log["gmf"]) == 2
-    assert m.config.lr == pytest.approx(0.002)  # the fine-tuning rate is not left in the config
+    assert m.config.train.lr == pytest.approx(0.002)  # the fine-tuning rate is not left in the config
 
 
 def test_diversity_penalty_hand_computed_and_has_a_gradient() -> None:

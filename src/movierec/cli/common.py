@@ -187,9 +187,11 @@ def epoch_text(record: dict[str, Any], total: int | None = None) -> str:
 def configured_epochs(model: str, settings: dict[str, Any] | None) -> int | None:
     """The number of epochs ``model`` trains for under ``settings`` (None for a model without epochs)."""
     from movierec.models import build_model
+    from movierec.runs.spec import HARDWARE_KEYS
 
     try:
-        epochs = getattr(build_model(model, settings).config, "epochs", None)
+        own = {k: v for k, v in (settings or {}).items() if k not in HARDWARE_KEYS}
+        epochs = build_model(model, own).config_dict().get("epochs")
     except Exception:  # only for a progress line; the fit itself reports bad settings
         return None
     return epochs if isinstance(epochs, int) and not isinstance(epochs, bool) else None

@@ -22,9 +22,9 @@
 - ``chosen_settings()``: what the fit chose on the validation part (best epoch, EASE's λ, blend weights), as
   settings that make the same choices again without a validation part (a refit, a final model).
 
-A subclass declares ``name`` (its registry name) and ``config_class`` (a dataclass of settings declared
-with :func:`movierec.models.settings.setting`) and implements ``_fit``, ``score``, ``_score_history``,
-``_state`` (learned arrays by name) and ``_load_state``.
+A subclass declares ``name`` (its registry name) and ``config_class`` (its settings: a
+:class:`movierec.models.settings.Settings`, composed of parts for a trained model) and implements ``_fit``,
+``score``, ``_score_history``, ``_state`` (learned arrays by name) and ``_load_state``.
 """
 
 from __future__ import annotations
@@ -44,11 +44,7 @@ import scipy.sparse as sp
 from movierec.data.dataset import Catalog, Interactions
 from movierec.data.history import History
 from movierec.data.splits import HeldOut
-
-
-@dataclass
-class NoConfig:
-    """A model without settings."""
+from movierec.models.settings import NoSettings, Settings
 
 
 @dataclass
@@ -61,7 +57,8 @@ class RunContext:
     progress: False, True (a bar of its own) or a running ``rich.progress.Progress`` to add a bar to;
     rank/world_size: this process among the distributed ones (checkpoints and validation on rank 0 only);
     time_budget_s: stop after the epoch that passes it; prefitted: models already fitted on the same
-    training data that a hybrid may reuse as its parts; on_epoch_end(record) may return False to stop.
+    training data that a hybrid may reuse as its parts; on_epoch_end(record) may return False to stop;
+    gpu_batch_factor/amp: how a model uses a GPU (:class:`movierec.training.Hardware`), None: the model's own.
     """
 
     device: str = "auto"
@@ -75,15 +72,23 @@ class RunContext:
     time_budget_s: float | None = None
     prefitted: list[Any] = field(default_factory=list)
     on_epoch_end: Callable[[dict[str, Any]], bool | None] | None = None
+    gpu_batch_factor: int | None = None
+    amp: bool | None = None
 
     @property
     def is_main(self) -> bool:
         return self.rank == 0
 
+    def hardware(self, model_defaults: Any) -> Any:
+        """``model_defaults`` (a :class:`movierec.training.Hardware`) with this run's knobs that are set."""
+        given = {k: v for k, v in (("gpu_batch_factor", self.gpu_batch_factor), ("amp", self.amp)) if v is not None}
+        return dataclasses.replace(model_defaults, **given) if given else model_defaults
+
     def for_part(self) -> RunContext:
-        """The context of a model fitted inside another one: same device and seed, no checkpoints or bars."""
+        """The context of a model fitted inside another one: same device, seed and hardware, no checkpoints or
+        bars."""
         return RunContext(device=self.device, seed=self.seed, rank=self.rank, world_size=self.world_size,
-                          prefitted=self.prefitted)
+                          prefitted=self.prefitted, gpu_batch_factor=self.gpu_batch_factor, amp=self.amp)
 
 
 @dataclass
@@ -150,15 +155,15 @@ class Recommender(ABC):
     """Base class: settings, the training-interaction matrix (for ``exclude_seen``), the fit report."""
 
     name: ClassVar[str]
-    config_class: ClassVar[type] = NoConfig
+    config_class: ClassVar[type[Settings]] = NoSettings
     has_user_vectors: ClassVar[bool] = False
     has_item_vectors: ClassVar[bool] = False
     #: score_history of a trained user's own training history equals score(user) exactly (module docstring)
     exact_history: ClassVar[bool] = False
 
-    def __init__(self, config: Any | None = None, **overrides: Any) -> None:
+    def __init__(self, config: Settings | None = None, **overrides: Any) -> None:
         cfg = config if config is not None else self.config_class()
-        self.config = dataclasses.replace(cfg, **overrides) if overrides else cfg
+        self.config = cfg.with_values(**overrides) if overrides else cfg
         self.seen_: sp.csr_matrix | None = None
         self.fit_report_: FitReport | None = None
 
@@ -216,7 +221,7 @@ class Recommender(ABC):
         report = self.fit_report_
         if report is None:
             return {}
-        names = {f.name for f in dataclasses.fields(self.config_class)}
+        names = set(self.config_class.names())
         out: dict[str, Any] = {k: v for k, v in report.chosen.items() if k in names}
         if report.epochs and report.best_epoch and "epochs" in names:
             out.update(epochs=int(report.best_epoch), patience=0)
@@ -320,7 +325,8 @@ class Recommender(ABC):
         self._load_state({k: v for k, v in state.items() if not k.startswith("seen.")})
 
     def config_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self.config)
+        """The settings, flat (as users write them and bundles store them)."""
+        return self.config.flat()
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.config})"

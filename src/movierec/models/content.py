@@ -20,10 +20,8 @@ training rating is dropped), so held-out ratings cannot leak through their tags.
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass
-
 import numpy as np
+import pydantic
 import scipy.sparse as sp
 
 from movierec.data.dataset import Catalog, Interactions
@@ -31,13 +29,12 @@ from movierec.data.sampling import positive_keys
 from movierec.data.splits import HeldOut
 from movierec.errors import MovieRecError
 from movierec.models.base import FitReport, History, Recommender, RunContext, binary_rows
-from movierec.models.settings import setting
+from movierec.models.settings import Settings, setting
 
-__all__ = ["ContentConfig", "ContentRecommender"]
+__all__ = ["ContentRecommender", "ContentSettings"]
 
 
-@dataclass
-class ContentConfig:
+class ContentSettings(Settings):
     features: str = setting("all", "feature kinds, comma-separated: genres, weighted-genres, tags, genome, year, all")
     measure: str = setting("cosine", "similarity of profile and movie", choices=("dot", "cosine", "euclidean"))
     min_tag_movies: int = setting(2, "a tag becomes a feature when it is on at least this many movies", ge=1)
@@ -47,9 +44,11 @@ class ContentConfig:
                                  "popularity, mean rating); empty: learned on the validation items",
                                  default_factory=list)
 
-    def __post_init__(self) -> None:
+    @pydantic.model_validator(mode="after")
+    def _four_weights(self) -> ContentSettings:
         if self.blend and len(self.blend) != 4:
             raise ValueError(f"blend takes 4 weights (rated, watched, popularity, mean rating), got {len(self.blend)}")
+        return self
 
 
 def training_tag_pairs(catalog: Catalog, train: Interactions) -> tuple[np.ndarray, np.ndarray] | None:
@@ -138,7 +137,7 @@ def match(profiles: sp.csr_matrix, x: sp.csr_matrix, measure: str) -> np.ndarray
 class ContentRecommender(Recommender):
     name = "content"
     exact_history = True
-    config_class = ContentConfig
+    config_class = ContentSettings
 
     def _fit(self, train: Interactions, catalog: Catalog | None, valid: HeldOut | None,
              context: RunContext) -> FitReport | None:
@@ -256,7 +255,7 @@ class ContentRecommender(Recommender):
         if "blend" in state:
             self.blend_ = state["blend"]
         else:  # a bundle saved before the blend existed scores by the match alone, as it did then
-            self.config = dataclasses.replace(self.config, prior="none")
+            self.config = self.config.with_values(prior="none")
             self.blend_ = np.array([1.0, 0.0, 0.0, 0.0], np.float32)
         self.profiles_ = sp.csr_matrix((state["profiles.data"], state["profiles.indices"], state["profiles.indptr"]),
                                        shape=(self.seen_.shape[0], shape[1]))

@@ -12,7 +12,6 @@ bundle, so a loaded model scores exactly as the trained one.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -23,12 +22,12 @@ from movierec.data.dataset import Catalog, Interactions
 from movierec.data.splits import HeldOut
 from movierec.models.base import FitReport, RunContext
 from movierec.models.content import item_feature_matrix
-from movierec.models.ncf import MLPNet, NeuMFConfig, NeuMFNet
-from movierec.models.settings import setting
+from movierec.models.ncf import MLPNet, NeuMFNet
+from movierec.models.settings import Settings, part, setting
 from movierec.models.torch_base import TorchRecommender
-from movierec.training import TrainConfig
+from movierec.training import PairwiseSettings, TrainerSettings
 
-__all__ = ["ContentNeural", "ContentNeuralConfig", "NeuMFFeatures", "NeuMFFeaturesConfig"]
+__all__ = ["ContentNeural", "ContentNeuralSettings", "NeuMFFeatures", "NeuMFFeaturesSettings"]
 
 
 class ContentTwoTowerNet(nn.Module):
@@ -86,16 +85,20 @@ _FEATURES_HELP = "feature kinds, comma-separated: genres, weighted-genres, tags,
 _MIN_TAG_HELP = "a tag becomes a feature when it is on at least this many movies"
 
 
-@dataclass
-class ContentNeuralConfig(TrainConfig):
+class ContentNeuralSettings(Settings):
+    train: TrainerSettings = part(TrainerSettings)
+    step: PairwiseSettings = part(PairwiseSettings)
     features: str = setting("all", _FEATURES_HELP)
     dim: int = setting(64, "size of the user embedding and of the item tower's output", ge=1)
     hidden: int = setting(256, "width of the item tower's hidden layer", ge=1)
     min_tag_movies: int = setting(2, _MIN_TAG_HELP, ge=1)
 
 
-@dataclass
-class NeuMFFeaturesConfig(NeuMFConfig):
+class NeuMFFeaturesSettings(Settings):
+    train: TrainerSettings = part(TrainerSettings, lr=0.002)  # NeuMF's
+    step: PairwiseSettings = part(PairwiseSettings)
+    factors: int = setting(32, "GMF embedding size and the MLP tower's last width", ge=1)
+    layers: int = setting(3, "hidden layers of the MLP tower", ge=0)
     features: str = setting("all", _FEATURES_HELP)
     min_tag_movies: int = setting(2, _MIN_TAG_HELP, ge=1)
 
@@ -118,7 +121,7 @@ class _WithFeatures(TorchRecommender):
 
 class ContentNeural(_WithFeatures):
     name = "content-neural"
-    config_class = ContentNeuralConfig
+    config_class = ContentNeuralSettings
 
     def build_net(self, n_users: int, n_items: int) -> Any:
         return ContentTwoTowerNet(n_users, self._features, self.config.dim, self.config.hidden)
@@ -131,7 +134,7 @@ class ContentNeural(_WithFeatures):
 
 class NeuMFFeatures(_WithFeatures):
     name = "neumf-features"
-    config_class = NeuMFFeaturesConfig
+    config_class = NeuMFFeaturesSettings
 
     def build_net(self, n_users: int, n_items: int) -> Any:
         return NeuMFFeaturesNet(n_users, n_items, self.config.factors, self.config.layers, self._features)

@@ -13,8 +13,6 @@ would need, when that does not fit in the machine's available memory (or the GPU
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import scipy.sparse as sp
 import torch
@@ -24,17 +22,16 @@ from movierec.data.splits import HeldOut
 from movierec.errors import MovieRecError
 from movierec.evaluation.protocols import evaluate_heldout_sampled
 from movierec.models.base import FitReport, History, Recommender, RunContext, binary_rows
-from movierec.models.settings import setting
+from movierec.models.settings import Settings, setting
 from movierec.training import resolve_device
 
-__all__ = ["EASE", "EASEConfig", "ease_memory_bytes"]
+__all__ = ["EASE", "EASESettings", "ease_memory_bytes"]
 
 _MATRICES = 3  # Gram, its factor and the weights live at once during the fit
 _MAX_STEPS = 8  # at most this many λ moves when tuning
 
 
-@dataclass
-class EASEConfig:
+class EASESettings(Settings):
     l2: float = setting(0.0, "L2 weight λ on the item-item weights; 0 = choose it on the validation items", ge=0)
     l2_start: float = setting(250.0, "first λ tried when choosing on validation", gt=0)
     l2_step: float = setting(2.0, "factor between successive λ tried when choosing on validation", gt=1)
@@ -61,7 +58,7 @@ def _available_bytes(device: torch.device) -> int | None:
 class EASE(Recommender):
     name = "ease"
     exact_history = True
-    config_class = EASEConfig
+    config_class = EASESettings
 
     def _fit(self, train: Interactions, catalog: Catalog | None, valid: HeldOut | None,
              context: RunContext) -> FitReport:

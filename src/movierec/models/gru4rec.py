@@ -11,23 +11,24 @@ full softmax cross-entropy by default, a sampled softmax or gSASRec's gBCE for l
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import nn
 
-from movierec.models.sequential import NextItemModel, NextItemNet, SequentialConfig, dropout_
-from movierec.models.settings import setting
+from movierec.models.sequential import TRAINER_DEFAULTS, NextItemModel, NextItemNet, NextItemSettings, dropout_
+from movierec.models.settings import Settings, part, setting
+from movierec.training import TrainerSettings
 
-__all__ = ["GRU4Rec", "GRU4RecConfig", "GRU4RecNet"]
+__all__ = ["GRU4Rec", "GRU4RecNet", "GRU4RecSettings"]
 
 
-@dataclass
-class GRU4RecConfig(SequentialConfig):
+class GRU4RecSettings(Settings):
     """GRU4Rec settings. The network's are RecBole's GRU4Rec defaults (embeddings 64 wide, one GRU layer 128
     wide, dropout 0.3); the training's are SASRec's (not tuned separately). Validation figures of these
     defaults: benchmarks/RESULTS.md, "Session-based models" (2026-12-07)."""
 
+    train: TrainerSettings = part(TrainerSettings, **TRAINER_DEFAULTS)
+    step: NextItemSettings = part(NextItemSettings)
+    dim: int = setting(64, "width of the item embeddings and of the network's output", ge=1)
     dropout: float = setting(0.3, "dropout on the item embeddings and on the GRU's output", ge=0, lt=1)
     hidden: int = setting(128, "width of the GRU's state", ge=1)
     layers: int = setting(1, "stacked GRU layers", ge=1)
@@ -64,7 +65,7 @@ class GRU4Rec(NextItemModel):
     """GRU4Rec: the GRU's state after a user's latest item, mapped to the item space and dotted with e_i."""
 
     name = "gru4rec"
-    config_class = GRU4RecConfig
+    config_class = GRU4RecSettings
 
     def _build_net(self, n_items: int) -> GRU4RecNet:
         c = self.config

@@ -13,8 +13,6 @@ Both train their two parts on the same data; a bundle stores both parts' arrays 
 from __future__ import annotations
 
 import copy
-import dataclasses
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -24,15 +22,14 @@ from movierec.data.splits import HeldOut
 from movierec.evaluation.protocols import evaluate_heldout_sampled
 from movierec.models.base import FitReport, History, Recommender, RunContext, same_training_pairs
 from movierec.models.registry import REGISTRY, build_model
-from movierec.models.settings import setting
+from movierec.models.settings import Settings, setting
 
-__all__ = ["BlendConfig", "HybridBlend", "HybridSwitch", "SwitchConfig"]
+__all__ = ["BlendSettings", "HybridBlend", "HybridSwitch", "SwitchSettings"]
 
 _MODELS = tuple(REGISTRY)
 
 
-@dataclass
-class BlendConfig:
+class BlendSettings(Settings):
     a: str = setting("neumf", "the first model", choices=_MODELS)
     b: str = setting("content", "the second model", choices=_MODELS)
     weight: float = setting(-1.0, "weight of model a in [0, 1]; < 0 tunes it on validation", ge=-1, le=1)
@@ -40,8 +37,7 @@ class BlendConfig:
     b_settings: dict = setting(help="settings of model b", default_factory=dict)
 
 
-@dataclass
-class SwitchConfig:
+class SwitchSettings(Settings):
     a: str = setting("neumf", "the model for users with enough history", choices=_MODELS)
     b: str = setting("content", "the model for users with little history", choices=_MODELS)
     threshold: int = setting(-1, "training interactions below which model b serves; < 0 tunes it", ge=-1)
@@ -86,8 +82,7 @@ class _TwoModels(Recommender):
         new = copy.copy(self)
         new.a_, new.b_ = a, b
         new.seen_ = a.seen_
-        new.config = dataclasses.replace(self.config, a_settings=dataclasses.asdict(a.config),
-                                         b_settings=dataclasses.asdict(b.config))
+        new.config = self.config.with_values(a_settings=a.config_dict(), b_settings=b.config_dict())
         new._read_users_of_parts()
         return new
 
@@ -172,7 +167,7 @@ def _standardise(s: np.ndarray) -> np.ndarray:
 
 class HybridBlend(_TwoModels):
     name = "hybrid-blend"
-    config_class = BlendConfig
+    config_class = BlendSettings
 
     def _fit(self, train: Interactions, catalog: Catalog | None, valid: HeldOut | None,
              context: RunContext) -> FitReport:
@@ -213,7 +208,7 @@ class HybridBlend(_TwoModels):
 
 class HybridSwitch(_TwoModels):
     name = "hybrid-switch"
-    config_class = SwitchConfig
+    config_class = SwitchSettings
 
     def _fit(self, train: Interactions, catalog: Catalog | None, valid: HeldOut | None,
              context: RunContext) -> FitReport:

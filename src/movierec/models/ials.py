@@ -14,8 +14,6 @@ available in ``implicit``'s solver; a constant λ is used.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
@@ -24,15 +22,14 @@ from movierec.data.dataset import Catalog, Interactions
 from movierec.data.splits import HeldOut
 from movierec.errors import MovieRecError
 from movierec.models.base import History, Recommender, RunContext, binary_rows
-from movierec.models.settings import setting
+from movierec.models.settings import Settings, setting
 
-__all__ = ["IALS", "IALSConfig"]
+__all__ = ["IALS", "IALSSettings"]
 
 _CHUNK_NNZ = 65536  # padded interactions per batched solve (memory: that many factor vectors)
 
 
-@dataclass
-class IALSConfig:
+class IALSSettings(Settings):
     # defaults: `movierec tune ials --data ml-latest-small --trials 25` (validation NDCG@10), 2026-11-30
     factors: int = setting(73, "latent factors per user and item", ge=1)
     regularization: float = setting(0.0426, "L2 weight λ on every factor vector", gt=0)
@@ -44,7 +41,7 @@ class IALSConfig:
 class IALS(Recommender):
     name = "ials"
     exact_history = True
-    config_class = IALSConfig
+    config_class = IALSSettings
     has_user_vectors = True
     has_item_vectors = True
 

@@ -8,21 +8,18 @@ The co-occurrence matrix is computed in column blocks so memory stays at [n_item
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import scipy.sparse as sp
 
 from movierec.data.dataset import Catalog, Interactions
 from movierec.data.splits import HeldOut
 from movierec.models.base import History, Recommender, RunContext
-from movierec.models.settings import setting
+from movierec.models.settings import Settings, setting
 
-__all__ = ["ItemKNN", "ItemKNNConfig"]
+__all__ = ["ItemKNN", "ItemKNNSettings"]
 
 
-@dataclass
-class ItemKNNConfig:
+class ItemKNNSettings(Settings):
     k: int = setting(100, "neighbours kept per item", ge=1)
     shrink: float = setting(0.0, "added to the cosine denominator; damps similarities of rare items", ge=0)
     block_size: int = setting(2048, "items per block when computing similarities (memory, not results)", ge=1)
@@ -31,7 +28,7 @@ class ItemKNNConfig:
 class ItemKNN(Recommender):
     name = "itemknn"
     exact_history = True
-    config_class = ItemKNNConfig
+    config_class = ItemKNNSettings
 
     def _fit(self, train: Interactions, catalog: Catalog | None, valid: HeldOut | None, context: RunContext) -> None:
         x = self.seen_.tocsc().astype(np.float32)  # [n_users, n_items], binary

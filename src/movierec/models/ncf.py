@@ -17,20 +17,18 @@ a per-item projection, so only the later, narrow layers run on every (user, item
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass, replace
-from typing import Any
 
 import torch
 from torch import nn
 
 from movierec.data.dataset import Catalog, Interactions
 from movierec.data.splits import HeldOut
-from movierec.models.base import FitReport, RunContext
-from movierec.models.settings import setting
+from movierec.models.base import RunContext
+from movierec.models.settings import Settings, part, setting
 from movierec.models.torch_base import TorchRecommender
-from movierec.training import TrainConfig
+from movierec.training import PairwiseSettings, TrainerSettings
 
-__all__ = ["GMF", "MLP", "GMFConfig", "GMFNet", "MLPConfig", "MLPNet", "NeuMF", "NeuMFConfig", "NeuMFNet"]
+__all__ = ["GMF", "MLP", "GMFNet", "GMFSettings", "MLPNet", "MLPSettings", "NeuMF", "NeuMFNet", "NeuMFSettings"]
 
 _INIT_STD = 0.01  # N(0, 0.01) embedding initialisation, as in the paper
 
@@ -191,13 +189,15 @@ class NeuMFNet(nn.Module):
 
 
 # -- the contract models ----------------------------------------------------------------------------
-@dataclass
-class GMFConfig(TrainConfig):
+class GMFSettings(Settings):
+    train: TrainerSettings = part(TrainerSettings)
+    step: PairwiseSettings = part(PairwiseSettings)
     factors: int = setting(64, "embedding size (predictive factors)", ge=1)
 
 
-@dataclass
-class MLPConfig(TrainConfig):
+class MLPSettings(Settings):
+    train: TrainerSettings = part(TrainerSettings)
+    step: PairwiseSettings = part(PairwiseSettings)
     embedding_dim: int = setting(32, "user and item embedding size; the first hidden layer is as wide", ge=1)
     layers: int = setting(3, "hidden ReLU layers, each half as wide as the one before (0: linear)", ge=0)
     factors: int = setting(0, "predictive factors; when > 0 it sets embedding_dim = factors * 2^(layers-1)", ge=0)
@@ -207,9 +207,9 @@ class MLPConfig(TrainConfig):
         return self.factors << max(self.layers - 1, 0) if self.factors > 0 else self.embedding_dim
 
 
-@dataclass
-class NeuMFConfig(TrainConfig):
-    lr: float = setting(0.002, "Adam learning rate (tuned on ml-latest-small validation items)", gt=0)
+class NeuMFSettings(Settings):
+    train: TrainerSettings = part(TrainerSettings, lr=0.002)  # tuned on ml-latest-small validation items
+    step: PairwiseSettings = part(PairwiseSettings)
     factors: int = setting(32, "GMF embedding size and the MLP tower's last width", ge=1)
     layers: int = setting(3, "hidden layers of the MLP tower", ge=0)
     pretrain: bool = setting(False, "train a GMF and an MLP first and start from their weights (the paper)")
@@ -219,7 +219,7 @@ class NeuMFConfig(TrainConfig):
 
 class GMF(TorchRecommender):
     name = "gmf"
-    config_class = GMFConfig
+    config_class = GMFSettings
 
     def build_net(self, n_users: int, n_items: int) -> GMFNet:
         return GMFNet(n_users, n_items, self.config.factors)
@@ -227,7 +227,7 @@ class GMF(TorchRecommender):
 
 class MLP(TorchRecommender):
     name = "mlp"
-    config_class = MLPConfig
+    config_class = MLPSettings
 
     def build_net(self, n_users: int, n_items: int) -> MLPNet:
         return MLPNet(n_users, n_items, self.config.effective_embedding_dim, self.config.layers)
@@ -235,7 +235,7 @@ class MLP(TorchRecommender):
 
 class NeuMF(TorchRecommender):
     name = "neumf"
-    config_class = NeuMFConfig
+    config_class = NeuMFSettings
 
     def build_net(self, n_users: int, n_items: int) -> NeuMFNet:
         return NeuMFNet(n_users, n_items, self.config.factors, self.config.layers)
@@ -245,21 +245,16 @@ class NeuMF(TorchRecommender):
         cfg = self.config
         if not cfg.pretrain:
             return
-        shared: dict[str, Any] = {f: getattr(cfg, f) for f in TrainConfig.__dataclass_fields__}
-        gmf = GMF(GMFConfig(**shared, factors=cfg.factors)).fit(train, catalog, valid, context.for_part())
-        mlp = MLP(MLPConfig(**shared, embedding_dim=net.mlp.embedding_dim, layers=cfg.layers)).fit(
-            train, catalog, valid, context.for_part())
+        gmf = GMF(GMFSettings(train=cfg.train, step=cfg.step, factors=cfg.factors))
+        mlp = MLP(MLPSettings(train=cfg.train, step=cfg.step, embedding_dim=net.mlp.embedding_dim, layers=cfg.layers))
+        gmf.fit(train, catalog, valid, context.for_part())
+        mlp.fit(train, catalog, valid, context.for_part())
         net.load_pretrained(gmf.net_, mlp.net_, cfg.alpha)
         self.pretrain_log = {"gmf": gmf.fit_report_.train_log, "mlp": mlp.fit_report_.train_log}
-        # fine-tune with a smaller step, as the paper does (it switches to SGD); the loop reads cfg.lr
-        self.config = replace(cfg, lr=cfg.lr * cfg.pretrain_lr_scale)
-        self._restore_lr = cfg.lr
 
-    def _fit(self, train: Interactions, catalog: Catalog | None, valid: HeldOut | None,
-             context: RunContext) -> FitReport:
-        self._restore_lr = None
-        report = super()._fit(train, catalog, valid, context)
-        if self._restore_lr is not None:
-            self.config = replace(self.config, lr=self._restore_lr)
-            self._restore_lr = None
-        return report
+    def trainer_settings(self) -> TrainerSettings:
+        """Fine-tuning after pretraining takes a smaller step, as the paper does (it switches to SGD)."""
+        cfg = self.config
+        if not cfg.pretrain:
+            return cfg.train
+        return cfg.train.with_values(lr=cfg.train.lr * cfg.pretrain_lr_scale)

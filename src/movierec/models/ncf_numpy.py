@@ -13,7 +13,8 @@ from typing import Any
 import numpy as np
 
 from movierec.errors import MovieRecError
-from movierec.models.base import History, NoConfig, Recommender
+from movierec.models.base import History, Recommender
+from movierec.models.settings import NoSettings
 
 KINDS = ("gmf", "mlp", "neumf")
 _PAIRS_PER_BATCH = 1 << 15  # (user, item) pairs per product: larger batches fall out of the cache
@@ -21,7 +22,7 @@ _PAIRS_PER_BATCH = 1 << 15  # (user, item) pairs per product: larger batches fal
 
 class NumpyNCF(Recommender):
     name = "ncf-numpy"
-    config_class = NoConfig
+    config_class = NoSettings
     has_user_vectors = True
     has_item_vectors = True
 

@@ -2,7 +2,7 @@
 
 An entry names the model (as ``movierec train NAME`` and bundles spell it), where its class lives (imported
 only when needed, so listing models does not import torch), its family, a one-line summary, and the models
-it combines (for the study's generated comparisons). Settings come from the class's config dataclass
+it combines (for the study's generated comparisons). Settings come from the class's settings model
 (:mod:`movierec.models.settings`). Adding a model: write its module, add one line to ``ENTRIES``.
 """
 
@@ -38,12 +38,17 @@ class ModelEntry:
 
         return describe(self.load().config_class)
 
+    def hardware(self) -> dict[str, Any] | None:
+        """How the model uses a GPU unless a run says otherwise (None: it trains no network)."""
+        hardware = getattr(self.load(), "hardware", None)
+        return None if hardware is None else {"gpu_batch_factor": hardware.gpu_batch_factor, "amp": hardware.amp}
+
     def to_json(self) -> dict[str, Any]:
         cls = self.load()
         return {"name": self.name, "family": self.family, "summary": self.summary, "class": self.target,
                 "combines": list(self.combines), "user_vectors": cls.has_user_vectors,
                 "item_vectors": cls.has_item_vectors,
-                "settings": [s.to_json() for s in self.settings()]}
+                "settings": [s.to_json() for s in self.settings()], "hardware": self.hardware()}
 
 
 ENTRIES = (
@@ -103,21 +108,27 @@ def get_model_class(name: str) -> type[Recommender]:
 def validate_settings(name: str, values: dict[str, Any], where: str | None = None, cross: bool = True
                       ) -> dict[str, Any]:
     """Settings for model ``name`` checked for names, types and ranges (a hybrid's part settings too), and,
-    with ``cross``, against each other with the defaults filling the rest (the config's ``__post_init__``)."""
+    with ``cross``, against each other with the defaults filling the rest (the settings' model validators)."""
+    import pydantic
+
     from movierec.models.settings import validate
 
     cls = get_model_class(name)
     where = where or name
+    run_keys = [k for k in ("gpu_batch_factor", "amp") if k in values]  # movierec.training.Hardware's fields
+    if run_keys:
+        raise MovieRecError(f"{where}: {run_keys[0]} is how a run uses a GPU, not a setting of {name}: give it to "
+                            "the run (train --set, or a key of the [[run]] table beside model)")
     checked = validate(cls.config_class, values, where)
-    try:  # checks across settings live in the config's __post_init__ (e.g. SASRec: heads must divide dim)
+    try:  # checks across settings are the settings class's validators (e.g. SASRec: heads must divide dim)
         if cross:
-            cls.config_class(**{k: v for k, v in checked.items() if not k.endswith("_settings")})
-    except (TypeError, ValueError) as e:
-        raise MovieRecError(f"{where}: {e}") from None
+            cls.config_class.from_flat({k: v for k, v in checked.items() if not k.endswith("_settings")})
+    except pydantic.ValidationError as e:
+        raise MovieRecError(f"{where}: {e.errors()[0]['msg'].removeprefix('Value error, ')}") from None
     for part in ("a", "b"):  # a two-model hybrid: its parts' settings are checked against the part's model
         key = f"{part}_settings"
         if key in checked:
-            part_name = checked.get(part) or getattr(cls.config_class(), part)
+            part_name = checked.get(part) or cls.config_class().flat()[part]
             checked[key] = validate_settings(part_name, dict(checked[key]), f"{where} ({key}, {part_name})")
     return checked
 

@@ -9,22 +9,22 @@ losses and scoring are :mod:`movierec.models.sequential`'s.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
+import pydantic
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from movierec.models.sequential import NextItemModel, NextItemNet, SequentialConfig, dropout_
-from movierec.models.settings import setting
+from movierec.models.sequential import TRAINER_DEFAULTS, NextItemModel, NextItemNet, NextItemSettings, dropout_
+from movierec.models.settings import Settings, part, setting
+from movierec.training import TrainerSettings
 
-__all__ = ["SASRec", "SASRecConfig"]
+__all__ = ["SASRec", "SASRecSettings"]
 
 _INIT_STD = 0.02  # N(0, 0.02) weight initialisation (as RecBole and BERT)
 
 
-@dataclass
-class SASRecConfig(SequentialConfig):
+class SASRecSettings(Settings):
     """SASRec settings.
 
     The defaults were picked on ml-latest-small's validation items (leave-one-out, 2026-11-30) within a fit
@@ -34,12 +34,18 @@ class SASRecConfig(SequentialConfig):
     to 50,000 items) against the sampled softmax and gBCE (benchmarks/RESULTS.md, "Session-based models").
     """
 
+    train: TrainerSettings = part(TrainerSettings, **TRAINER_DEFAULTS)
+    step: NextItemSettings = part(NextItemSettings)
+    dim: int = setting(64, "width of the item embeddings and of the network's output", ge=1)
+    dropout: float = setting(0.5, "dropout probability in the network", ge=0, lt=1)
     heads: int = setting(2, "attention heads per block (must divide dim)", ge=1)
     blocks: int = setting(2, "self-attention blocks", ge=1)
 
-    def __post_init__(self) -> None:
+    @pydantic.model_validator(mode="after")
+    def _heads_divide_dim(self) -> SASRecSettings:
         if self.dim % self.heads:
             raise ValueError(f"heads ({self.heads}) must divide dim ({self.dim})")
+        return self
 
 
 class _Block(nn.Module):
@@ -118,8 +124,8 @@ class SASRec(NextItemModel):
     """SASRec: the representation of a user's latest position, dotted with the item embeddings."""
 
     name = "sasrec"
-    config_class = SASRecConfig
+    config_class = SASRecSettings
 
     def _build_net(self, n_items: int) -> SASRecNet:
         c = self.config
-        return SASRecNet(n_items, c.max_len, c.dim, c.heads, c.blocks, c.dropout)
+        return SASRecNet(n_items, c.step.max_len, c.dim, c.heads, c.blocks, c.dropout)

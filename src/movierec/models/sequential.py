@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -47,11 +46,11 @@ from movierec.data.splits import HeldOut
 from movierec.errors import MovieRecError
 from movierec.evaluation.protocols import evaluate_heldout_sampled
 from movierec.models.base import FitReport, Recommender, RunContext
-from movierec.models.settings import setting
-from movierec.training import TrainConfig, Trainer, resolve_device
+from movierec.models.settings import Settings, setting
+from movierec.training import Hardware, Trainer, resolve_device
 from movierec.training.sharding import shard
 
-__all__ = ["CE_MAX_ITEMS", "LOSSES", "NextItemModel", "NextItemNet", "NextItemStep", "SequentialConfig", "dropout_",
+__all__ = ["CE_MAX_ITEMS", "LOSSES", "NextItemModel", "NextItemNet", "NextItemSettings", "NextItemStep", "dropout_",
            "full_cross_entropy", "padded", "sequences"]
 
 LOSSES = ("auto", "ce", "sampled", "gbce", "bce")
@@ -60,24 +59,24 @@ _POSITIONS_PER_BATCH = 1 << 16  # sequence positions encoded per forward pass wh
 _MASK_LEVELS = 1 << 16  # a dropout probability is rounded to a multiple of 1/65,536
 
 
-@dataclass
-class SequentialConfig(TrainConfig):
-    """The settings every next-item model has. batch_size counts sequences (windows of up to max_len items)."""
+#: the trainer shell's defaults of every next-item model (batch_size counts sequences: windows of up to max_len)
+TRAINER_DEFAULTS = {"epochs": 20, "batch_size": 16, "lr": 0.002, "patience": 5}
 
-    epochs: int = setting(20, "training epochs (at most: early stopping may end sooner)", ge=1)
-    batch_size: int = setting(16, "sequences (windows of up to max_len items) per step on a CPU", ge=1)
-    lr: float = setting(0.002, "Adam learning rate", gt=0)
-    patience: int = setting(5, "stop after this many epochs without a better validation NDCG@10; 0 = never", ge=0)
-    gpu_batch_factor: int = setting(4, "batch multiplier on a GPU (learning rate scaled by its square root)", ge=1)
+
+class NextItemSettings(Settings):
+    """What the next-item step reads: the windows' length and the loss (the model reads max_len too)."""
+
+    title = "step"
+
     max_len: int = setting(100, "most recent items of a history the model reads (sequence length)", ge=1)
-    dim: int = setting(64, "width of the item embeddings and of the network's output", ge=1)
-    dropout: float = setting(0.5, "dropout probability in the network", ge=0, lt=1)
     loss: str = setting("auto", "softmax cross-entropy over all items (ce), a softmax over the target and "
                         "sampled_items shared uniform negatives (sampled), gSASRec's generalised BCE against "
                         "them (gbce), BCE against `negatives` per position (bce), or auto: ce up to 50,000 "
                         "items, sampled above", choices=LOSSES)
     sampled_items: int = setting(4096, "uniform negatives shared by a batch for loss=sampled or gbce", ge=1)
     gbce_t: float = setting(0.75, "gbce's calibration t in [0, 1] (0: plain BCE; 1: β = α)", ge=0, le=1)
+    negatives: int = setting(4, "negatives sampled per position for loss=bce", ge=1)
+    l2: float = setting(0.0, "L2 penalty on the target items' embeddings, mean over the batch's positions", ge=0)
 
 
 def dropout_(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
@@ -144,7 +143,7 @@ class NextItemStep:
     earlier with a fresh random ``r`` in [1, max_len] per user, covering every transition at least once.
     """
 
-    def __init__(self, seqs: list[np.ndarray], n_items: int, cfg: SequentialConfig, device: torch.device) -> None:
+    def __init__(self, seqs: list[np.ndarray], n_items: int, cfg: NextItemSettings, device: torch.device) -> None:
         self.seqs = [s.astype(np.int64) for s in seqs if len(s) >= 2]
         self.n_items, self.cfg, self.device = n_items, cfg, device
         self.lengths = np.array([len(s) - 1 for s in self.seqs], dtype=np.int64)  # transitions per user
@@ -303,13 +302,16 @@ def _matches(neg: torch.Tensor, tgt: torch.Tensor) -> tuple[torch.Tensor, torch.
 
 class NextItemModel(Recommender):
     """A next-item model: fit on windows of the users' sequences; a user's (or history's) score of item i is
-    the network's latest-position vector dotted with e_i. A subclass sets ``config_class`` and builds its net."""
+    the network's latest-position vector dotted with e_i. A subclass sets ``config_class`` (settings with a
+    ``train`` part, :class:`TrainerSettings` with :data:`TRAINER_DEFAULTS`, and a ``step`` part,
+    :class:`NextItemSettings`) and builds its net."""
 
     exact_history = True
+    hardware = Hardware(gpu_batch_factor=4, amp=True)
     has_user_vectors = True
     has_item_vectors = True
 
-    def __init__(self, config: SequentialConfig | None = None, **overrides) -> None:
+    def __init__(self, config: Settings | None = None, **overrides) -> None:
         super().__init__(config, **overrides)
         self.net_: NextItemNet | None = None
         self.seq_indptr_: np.ndarray | None = None  # int64 [n_users + 1]
@@ -324,25 +326,25 @@ class NextItemModel(Recommender):
         cfg = self.config
         device = resolve_device(context.device)
         self.device_name = context.device
-        torch.manual_seed(cfg.seed if context.seed is None else context.seed)
+        torch.manual_seed(cfg.train.seed if context.seed is None else context.seed)
         history = History.from_interactions(train, np.arange(train.n_users))
         full_indptr, _ = sequences(history, len(history) + 1)
         seqs = np.split(history.item[np.argsort(history.row, kind="stable")], full_indptr[1:-1])
-        self.seq_indptr_, self.seq_items_ = sequences(history, cfg.max_len)
+        self.seq_indptr_, self.seq_items_ = sequences(history, cfg.step.max_len)
         self.net_ = net = self._build_net(train.n_items).to(device)
         validate = None
         if valid is not None and valid.negatives is not None:
             def validate() -> dict[str, float]:
                 return evaluate_heldout_sampled(self, valid, (10,)).metrics
-        step = NextItemStep(seqs, train.n_items, cfg, device)
+        step = NextItemStep(seqs, train.n_items, cfg.step, device)
         if not step.seqs:
             raise MovieRecError(f"{self.name} needs at least one user with 2 or more training interactions "
                                 "(a sequence to predict the next item of)")
-        return Trainer(net, step, cfg, context, validate).run()
+        return Trainer(net, step, cfg.train, context, validate, self.hardware, self.config_dict()).run()
 
     def _read_users(self, inter: Interactions) -> None:
         history = History.from_interactions(inter, np.arange(inter.n_users))
-        self.seq_indptr_, self.seq_items_ = sequences(history, self.config.max_len)
+        self.seq_indptr_, self.seq_items_ = sequences(history, self.config.step.max_len)
 
     # -- scoring -----------------------------------------------------------------------------------
     def _encode(self, indptr: np.ndarray, items: np.ndarray, rows: np.ndarray) -> np.ndarray:
@@ -350,7 +352,7 @@ class NextItemModel(Recommender):
         net = self.net_
         net.eval()
         device = next(net.parameters()).device
-        L = self.config.max_len
+        L = self.config.step.max_len
         out = np.empty((len(rows), net.item.embedding_dim), dtype=np.float32)
         step = max(1, _POSITIONS_PER_BATCH // L)
         with torch.no_grad():
@@ -370,7 +372,7 @@ class NextItemModel(Recommender):
         return self._gather(self._score_vectors(h), items).astype(np.float32)
 
     def _score_history(self, history: History, items: np.ndarray | None) -> np.ndarray:
-        indptr, seq_items = sequences(history, self.config.max_len)
+        indptr, seq_items = sequences(history, self.config.step.max_len)
         h = self._encode(indptr, seq_items, np.arange(history.n))
         return self._gather(self._score_vectors(h), items).astype(np.float32)
 

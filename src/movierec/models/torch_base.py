@@ -1,9 +1,10 @@
 """Shared plumbing for models that are torch networks trained by the trainer shell (:mod:`movierec.training`).
 
-A subclass sets ``config_class`` (a :class:`~movierec.training.TrainConfig` subclass) and implements
-``build_net(n_users, n_items)``; the network provides ``forward``, ``embedding_l2``, ``score_pairs`` and
-``score_all`` (see :mod:`movierec.models.ncf`) and keeps its user embeddings in ``nn.Embedding`` modules
-whose names end in ``user``. The default training step is NCF's pairwise one with sampled negatives
+A subclass sets ``config_class`` (settings with a ``train`` part, :class:`~movierec.training.TrainerSettings`,
+and a ``step`` part, :class:`~movierec.training.PairwiseSettings`) and implements ``build_net(n_users,
+n_items)``; the network provides ``forward``, ``embedding_l2``, ``score_pairs`` and ``score_all`` (see
+:mod:`movierec.models.ncf`) and keeps its user embeddings in ``nn.Embedding`` modules whose names end in
+``user``. The default training step is NCF's pairwise one with sampled negatives
 (``training_step`` may return another). Scoring runs under ``torch.no_grad`` in user batches.
 
 Histories (new users) are folded in: the network is copied with fresh user tables of one row per history,
@@ -26,18 +27,19 @@ from movierec.data.dataset import Catalog, Interactions
 from movierec.data.splits import HeldOut
 from movierec.evaluation.protocols import evaluate_heldout_sampled
 from movierec.models.base import FitReport, History, Recommender, RunContext
-from movierec.training import PairwiseNegativeStep, TrainConfig, Trainer, TrainingStep, resolve_device
+from movierec.training import Hardware, PairwiseNegativeStep, Trainer, TrainerSettings, TrainingStep, resolve_device
 
 _CPU_SCORING_FLOATS = 1 << 26  # floats a scoring pass may hold on a CPU (256 MiB; as the evaluation's batches)
 
 
 class TorchRecommender(Recommender):
-    config_class = TrainConfig
     has_user_vectors = True
     has_item_vectors = True
     FOLD_IN_STEPS: ClassVar[int] = 100
     FOLD_IN_LR: ClassVar[float] = 0.05
     FOLD_IN_SEED: ClassVar[int] = 0
+    #: how the model uses a GPU unless the run says otherwise (RunContext)
+    hardware: ClassVar[Hardware] = Hardware(gpu_batch_factor=16, amp=True)
 
     def __init__(self, config: Any | None = None, **overrides: Any) -> None:
         super().__init__(config, **overrides)
@@ -55,15 +57,19 @@ class TorchRecommender(Recommender):
                       device: torch.device) -> TrainingStep:
         """The model's step for the trainer shell: NCF's pairwise negatives by default."""
         genres = None
-        if self.config.diversity > 0 and catalog is not None and catalog.item_ids is not None:
+        if self.config.step.diversity > 0 and catalog is not None and catalog.item_ids is not None:
             genres = catalog.item_genres()[0]
-        return PairwiseNegativeStep(net, train, self.config, device, genres)
+        return PairwiseNegativeStep(net, train, self.config.step, device, genres)
+
+    def trainer_settings(self) -> TrainerSettings:
+        """The trainer shell's settings for this fit (NeuMF lowers the learning rate after pretraining)."""
+        return self.config.train
 
     def _fit(self, train: Interactions, catalog: Catalog | None, valid: HeldOut | None,
              context: RunContext) -> FitReport:
         device = resolve_device(context.device)
         self.device_name = context.device
-        torch.manual_seed(self.config.seed if context.seed is None else context.seed)
+        torch.manual_seed(self.config.train.seed if context.seed is None else context.seed)
         net = self.build_net(train.n_users, train.n_items).to(device)
         self.net_ = net
         self.init_net(net, train, catalog, valid, context)
@@ -72,7 +78,8 @@ class TorchRecommender(Recommender):
             def validate() -> dict[str, float]:
                 return evaluate_heldout_sampled(self, valid, (10,)).metrics
         step = self.training_step(net, train, catalog, device)
-        return Trainer(net, step, self.config, context, validate).run()
+        return Trainer(net, step, self.trainer_settings(), context, validate, self.hardware,
+                       self.config_dict()).run()
 
     # -- scoring -----------------------------------------------------------------------------------
     @property
@@ -116,7 +123,7 @@ class TorchRecommender(Recommender):
 
         full = torch.bincount(u, minlength=history.n) >= self.n_items
         sampler = DeviceNegativeSampler(u[~full[u]], i[~full[u]], self.n_items) if (~full[u]).any() else None
-        neg_u = u[~full[u]].repeat(getattr(self.config, "negatives", 4))
+        neg_u = u[~full[u]].repeat(self.config.step.negatives)
         all_u = torch.cat([u, neg_u])
         labels = torch.cat([torch.ones(len(u), device=device), torch.zeros(len(neg_u), device=device)])
         generator = torch.Generator(device=device).manual_seed(self.FOLD_IN_SEED)

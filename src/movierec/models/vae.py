@@ -40,7 +40,6 @@ Rows are kept as CSR index arrays on the training device and made dense one batc
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
@@ -52,52 +51,57 @@ from movierec.data.dataset import Catalog, Interactions
 from movierec.data.history import History
 from movierec.data.splits import HeldOut, Split
 from movierec.models.base import FitReport, Recommender, RunContext
-from movierec.models.settings import setting
-from movierec.training import Trainer, resolve_device
+from movierec.models.settings import Settings, part, setting
+from movierec.training import Hardware, Trainer, TrainerSettings, resolve_device
 from movierec.training.sharding import shard
 
-__all__ = ["MultDAE", "MultDAEConfig", "MultVAE", "MultVAEConfig"]
+__all__ = ["MultDAE", "MultDAESettings", "MultVAE", "MultVAESettings", "UserRowStepSettings"]
 
 _ROWS_PER_SCORE_BATCH = 1024  # user rows per forward pass when scoring
 
 
 # -- settings -------------------------------------------------------------------------------------------
-@dataclass
-class _AutoencoderConfig:
-    """Settings shared by Mult-VAE and Mult-DAE (the trainer shell reads epochs, batch_size, lr, patience,
-    seed, gpu_batch_factor and amp)."""
+class UserRowStepSettings(Settings):
+    """What the user-row step reads besides the network (Mult-VAE's KL weight is the model's own)."""
 
-    epochs: int = setting(300, "training epochs (at most: early stopping usually ends sooner)", ge=1)
-    batch_size: int = setting(128, "user rows per Adam update on a CPU (the paper: 500 on ml-20m)", ge=1)
-    lr: float = setting(0.001, "Adam learning rate (the paper's 1e-3)", gt=0)
-    patience: int = setting(15, "stop after this many epochs without a better validation NDCG@10; 0 = never", ge=0)
-    seed: int = setting(42, "seed of the weights' initialisation, the shuffling, the dropout and the VAE noise",
-                        ge=0)
-    hidden: int = setting(600, "tanh units between the item layer and the code, each side (0: none)", ge=0)
-    latent: int = setting(64, "size of the latent code (the VAE's mean / log-variance, the DAE's code; the "
-                               "paper: 200 on ml-20m)", ge=1)
-    dropout: float = setting(0.5, "dropout rate on the L2-normalised input row while training", ge=0, lt=1)
-    l2: float = setting(0.0, "weight decay: l2 x sum of squared weight matrices, added to the mean batch loss",
-                        ge=0)
-    gpu_batch_factor: int = setting(1, "batch multiplier on a GPU (learning rate scaled by its square root)", ge=1)
-    amp: bool = setting(False, "bf16 autocast on CUDA (ignored on CPU; the softmax is always float32)")
-    select_on: str = setting("full", "validation ranking that picks the epoch: full (all unseen items) or "
-                                     "sampled (sampled-100, where the split has negatives)",
-                             choices=("full", "sampled"))
+    title = "step"
+
+    l2: float = setting(0.0, "weight decay: l2 x sum of squared weight matrices, added to the mean batch loss (the "
+                             "DAE paper used 0.01 on ml-20m)", ge=0)
 
 
-@dataclass
-class MultVAEConfig(_AutoencoderConfig):
+_TRAINER_DEFAULTS = {"epochs": 300, "batch_size": 128, "lr": 0.001, "patience": 15}
+_HIDDEN_HELP = "tanh units between the item layer and the code, each side (0: none)"
+_LATENT_HELP = "size of the latent code (the VAE's mean / log-variance, the DAE's code; the paper: 200 on ml-20m)"
+_DROPOUT_HELP = "dropout rate on the L2-normalised input row while training"
+_SELECT_HELP = "validation ranking that picks the epoch: full (all unseen items) or sampled (sampled-100, where the " \
+               "split has negatives)"
+
+
+class MultVAESettings(Settings):
+    """Mult-VAE's settings (batch_size: user rows per Adam update on a CPU; the paper: 500 on ml-20m)."""
+
+    train: TrainerSettings = part(TrainerSettings, **_TRAINER_DEFAULTS)
+    step: UserRowStepSettings = part(UserRowStepSettings)
+    hidden: int = setting(600, _HIDDEN_HELP, ge=0)
+    latent: int = setting(64, _LATENT_HELP, ge=1)
+    dropout: float = setting(0.5, _DROPOUT_HELP, ge=0, lt=1)
+    select_on: str = setting("full", _SELECT_HELP, choices=("full", "sampled"))
     beta_max: float = setting(1.0, "largest KL weight beta; annealing stops there (the paper anneals to 1 and "
                                    "keeps the best beta on validation)", ge=0)
     total_anneal_steps: int = setting(1000, "Adam updates over which beta grows linearly from 0 to 1 "
                                             "(0: beta_max from the start)", ge=0)
 
 
-@dataclass
-class MultDAEConfig(_AutoencoderConfig):
-    l2: float = setting(0.0, "weight decay: l2 x sum of squared weight matrices, added to the mean batch loss "
-                             "(the paper used 0.01 on ml-20m)", ge=0)
+class MultDAESettings(Settings):
+    """Mult-DAE's settings (batch_size: user rows per Adam update on a CPU)."""
+
+    train: TrainerSettings = part(TrainerSettings, **_TRAINER_DEFAULTS)
+    step: UserRowStepSettings = part(UserRowStepSettings)
+    hidden: int = setting(600, _HIDDEN_HELP, ge=0)
+    latent: int = setting(64, _LATENT_HELP, ge=1)
+    dropout: float = setting(0.5, _DROPOUT_HELP, ge=0, lt=1)
+    select_on: str = setting("full", _SELECT_HELP, choices=("full", "sampled"))
 
 
 # -- the network ------------------------------------------------------------------------------------------
@@ -232,6 +236,7 @@ class _RowAutoencoder(Recommender):
 
     variational: ClassVar[bool] = False
     exact_history = True
+    hardware = Hardware(gpu_batch_factor=1, amp=False)  # the softmax is float32 under amp all the same
     has_user_vectors = True
     has_item_vectors = True
 
@@ -252,12 +257,13 @@ class _RowAutoencoder(Recommender):
              context: RunContext) -> FitReport:
         device = resolve_device(context.device)
         self.device_name = context.device
-        torch.manual_seed(self.config.seed if context.seed is None else context.seed)
+        torch.manual_seed(self.config.train.seed if context.seed is None else context.seed)
         self.net_ = self.build_net(train.n_items).to(device)
         self._rows = None
-        step = UserRowStep(self.seen_, device, self.config.l2, self._anneal())
+        step = UserRowStep(self.seen_, device, self.config.step.l2, self._anneal())
         validate = self._validator(train, valid)
-        report = Trainer(self.net_, step, self.config, context, validate).run()
+        report = Trainer(self.net_, step, self.config.train, context, validate, self.hardware,
+                         self.config_dict()).run()
         if self._anneal() is not None:  # the beta the kept epoch was trained up to: picked on validation
             report.chosen["beta"] = round(anneal_beta(int(self.net_.updates), *self._anneal()), 4)
             report.tuned = validate is not None
@@ -362,7 +368,7 @@ class MultVAE(_RowAutoencoder):
     """Mult-VAE^PR: a variational autoencoder of user rows with a multinomial likelihood and KL annealing."""
 
     name = "multvae"
-    config_class = MultVAEConfig
+    config_class = MultVAESettings
     variational = True
 
     def _anneal(self) -> tuple[float, int]:
@@ -373,5 +379,5 @@ class MultDAE(_RowAutoencoder):
     """Mult-DAE: a denoising autoencoder of user rows (input dropout) with a multinomial likelihood."""
 
     name = "multdae"
-    config_class = MultDAEConfig
+    config_class = MultDAESettings
     variational = False

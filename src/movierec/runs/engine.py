@@ -197,7 +197,7 @@ class Session:
         context = RunContext(device=device, checkpoint_dir=folder.checkpoint if folder else None,
                              checkpoint_key=key_hash(key) if folder is not None else None, resume=resume,
                              progress=progress, on_epoch_end=on_epoch_end, rank=rank, world_size=world_size,
-                             prefitted=list(self.fitted.values()))
+                             prefitted=list(self.fitted.values()), **spec.hardware)
         if spec.final:
             model, report = fit_model(spec.model, spec.settings, split, self.dataset.catalog, context, where)
             row = {"model": spec.name, "family": family_of(spec.model), **report.row(), "final": True}
@@ -263,7 +263,7 @@ class Session:
     def _part_test_model(self, part: Recommender, split: Split, context: RunContext) -> Recommender:
         if part.scores_history_exactly():
             return part.with_history(split.test_input())
-        return self._refit(dataclasses.asdict(part.config), part, split, context.for_part())
+        return self._refit(part.config_dict(), part, split, context.for_part())
 
     def _refit(self, settings: dict[str, Any], fitted: Recommender, split: Split, context: RunContext
                ) -> Recommender:

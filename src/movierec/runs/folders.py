@@ -7,7 +7,6 @@ This is the Python API behind ``movierec train``, ``evaluate``, ``recommend`` an
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -22,7 +21,7 @@ from movierec.fsutil import claim_output, locked, output_kind, read_json, read_t
 from movierec.models import get_model_class, validate_settings
 from movierec.models.settings import parse_pairs
 from movierec.runs.engine import RunResult, Session
-from movierec.runs.spec import RunSpec, check_run_tables, validate_config
+from movierec.runs.spec import HARDWARE_KEYS, RunSpec, check_run_tables, split_hardware, validate_config
 from movierec.runs.store import RunFolder
 
 __all__ = ["check_cutoffs", "check_device", "claim_run", "compare", "evaluate_run", "like_settings", "load_run",
@@ -34,17 +33,21 @@ def parse_overrides(model_name: str, pairs: list[str], config: Path | None = Non
     """``["k=50", "shrink=10"]`` -> settings of model ``model_name``, checked for names, types and ranges. With
     ``config`` (a TOML file: ``best.toml`` of ``movierec tune``, an experiment or study config), the settings of
     its one ``[[run]]`` of that model come first (or its top-level keys when it has no runs); with ``like``
-    (:func:`like_settings`), an earlier run's settings and choices come first; ``--set`` wins."""
+    (:func:`like_settings`), an earlier run's settings and choices come first; ``--set`` wins. The run's
+    hardware keys (:data:`movierec.runs.spec.HARDWARE_KEYS`) are checked and kept beside the settings."""
+    def check(values: dict[str, Any], where: str, cross: bool = True) -> dict[str, Any]:
+        settings, hardware = split_hardware(values, where)
+        return {**validate_settings(model_name, settings, where, cross=cross), **hardware}
+
     where = f"{model_name} --set"
     if config is None and like is None:
-        return validate_settings(model_name, parse_pairs(pairs, where), where)
+        return check(parse_pairs(pairs, where), where)
     base = dict(like or {})
     if config is not None:
-        base.update(validate_settings(model_name, settings_from_config(config, model_name), str(config),
-                                      cross=False))
-    sets = validate_settings(model_name, parse_pairs(pairs, where), where, cross=False)
+        base.update(check(settings_from_config(config, model_name), str(config), cross=False))
+    sets = check(parse_pairs(pairs, where), where, cross=False)
     source = f" --config {config}" if config is not None else " --like"
-    return validate_settings(model_name, {**base, **sets}, f"{model_name}{source} --set")
+    return check({**base, **sets}, f"{model_name}{source} --set")
 
 
 def settings_from_config(path: Path, model_name: str) -> dict[str, Any]:
@@ -76,7 +79,7 @@ def settings_from_config(path: Path, model_name: str) -> dict[str, Any]:
     defaults = doc.get("defaults", {})
     if not isinstance(defaults, dict):
         raise MovieRecError(f"{path}: [defaults] must be a table of settings, not {defaults!r}")
-    fields = {f.name for f in dataclasses.fields(get_model_class(model_name).config_class)}
+    fields = set(get_model_class(model_name).config_class.names()) | set(HARDWARE_KEYS)
     return {**{k: v for k, v in defaults.items() if k in fields},
             **{k: v for k, v in mine[0].items() if k not in ("name", "model", "label")}}
 
@@ -98,7 +101,9 @@ def like_settings(path: Path, model_name: str) -> dict[str, Any]:
     if choices is None:
         raise MovieRecError(f"--like {path}: the run recorded no validation choices (trained by an older movierec); "
                             "train it again, or give the settings with --set / --config")
-    return validate_settings(model_name, {**config["config"], **choices}, f"--like {path}")
+    names = set(get_model_class(model_name).config_class.names())  # a setting an older version had is left out
+    return validate_settings(model_name, {k: v for k, v in {**config["config"], **choices}.items() if k in names},
+                             f"--like {path}")
 
 
 def check_device(device: str) -> None:
@@ -174,7 +179,8 @@ def train_run(model_name: str, dataset: Dataset, out: str | Path | None, overrid
     check_device(device)
     name = model_name
     phases = ("final",) if final else ("fit", "validate", "test")
-    spec = RunSpec(name, model_name, dict(overrides or {}), protocol, seed, PROTOCOLS, tuple(ks), phases, refit)
+    settings, hardware = split_hardware(dict(overrides or {}), f"{model_name} settings")
+    spec = RunSpec(name, model_name, settings, protocol, seed, PROTOCOLS, tuple(ks), phases, refit, hardware)
     session = Session(dataset, split, reuse=False)  # train always trains (its --out is claimed, or --force)
     run_split = session.split_for(spec)
     if on_fit_start is not None:

@@ -22,7 +22,6 @@ runs (an experiment's grid, the study's runs), validated before any work.
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
@@ -34,12 +33,38 @@ from movierec.evaluation.protocols import PROTOCOLS
 from movierec.models import ENTRIES, get_model_class, validate_settings
 from movierec.models.settings import unknown_key_error
 
-__all__ = ["PHASES", "RunSpec", "check_run_tables", "expand_runs", "slug", "validate_config"]
+__all__ = ["HARDWARE_KEYS", "PHASES", "RunSpec", "check_run_tables", "expand_runs", "slug", "split_hardware",
+           "validate_config"]
 
 PHASES = ("fit", "validate", "test", "final")
 """fit: on the training part, the validation part for the model's choices; validate: score the validation
 part; test: score the test part from everything before each test item (see :mod:`movierec.runs.engine`);
 final: fit on every interaction with the settings and choices given (a model for serving)."""
+
+
+HARDWARE_KEYS = ("gpu_batch_factor", "amp")
+"""Keys of a run that say how it uses a GPU, not what the model is (``RunContext``; :class:`Hardware`)."""
+
+
+class _Hardware(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(extra="forbid")
+    gpu_batch_factor: int | None = pydantic.Field(None, ge=1)
+    amp: bool | None = None
+
+
+def split_hardware(values: dict[str, Any], where: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A run's flat keys as (model settings, hardware): ``gpu_batch_factor`` (a batch multiplier on a GPU, the
+    learning rate scaled by its square root) and ``amp`` (bf16 autocast on CUDA) are the run's, checked here;
+    every other key is left for the model to check."""
+    given = {k: v for k, v in values.items() if k in HARDWARE_KEYS}
+    try:
+        checked = _Hardware.model_validate(given)
+    except pydantic.ValidationError as e:
+        err = e.errors()[0]
+        raise MovieRecError(f"{where}: {err['loc'][0]} = {err.get('input')!r} is invalid: "
+                            f"{err['msg'].lower()}") from None
+    hardware = {k: getattr(checked, k) for k in given}
+    return {k: v for k, v in values.items() if k not in HARDWARE_KEYS}, hardware
 
 
 @dataclass
@@ -48,7 +73,7 @@ class RunSpec:
     ``ks`` how the test part is scored; ``phases`` what the run does (:data:`PHASES`); ``refit``: refit the model
     on training + validation before the test, its validation choices kept (the default; False: a model that
     scores histories exactly reads them as a history instead, and only models with per-user parameters are
-    refitted)."""
+    refitted); ``hardware``: how it uses a GPU (:data:`HARDWARE_KEYS`; unset: the model's defaults)."""
 
     name: str
     model: str
@@ -59,6 +84,7 @@ class RunSpec:
     ks: tuple[int, ...] = (10,)
     phases: tuple[str, ...] = ("fit", "validate", "test")
     refit: bool = True
+    hardware: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         unknown = [p for p in self.phases if p not in PHASES]
@@ -182,11 +208,12 @@ def expand_runs(config: dict[str, Any], overrides: dict[str, Any] | None = None,
             prefix = entry.get("name")
             name = f"{prefix} {_label('', settings).strip()}" if prefix else _label(entry["model"], settings)
             specs.append((name, entry["model"], settings))
-    known_defaults: set[str] = set()
+    known_defaults: set[str] = set(HARDWARE_KEYS)
+    used |= set(HARDWARE_KEYS) & overrides.keys()
     out = []
     for name, model, given in specs:
         cls = get_model_class(model)
-        fields = {f.name for f in dataclasses.fields(cls.config_class)}
+        fields = set(cls.config_class.names())
         known_defaults |= fields
         merged = {k: v for k, v in defaults.items() if k in fields}
         merged.update(given)
@@ -194,14 +221,19 @@ def expand_runs(config: dict[str, Any], overrides: dict[str, Any] | None = None,
         used |= fields & overrides.keys()
         for part, part_settings in (("a", "a_settings"), ("b", "b_settings")):  # a hybrid's parts get them too
             if part_settings in fields:
-                part_name = merged.get(part, getattr(cls.config_class(), part))
-                part_fields = {f.name for f in dataclasses.fields(get_model_class(part_name).config_class)}
+                part_name = merged.get(part, cls.config_class().flat()[part])
+                part_fields = set(get_model_class(part_name).config_class.names())
                 known_defaults |= part_fields
                 used |= part_fields & overrides.keys()
                 merged[part_settings] = {**{k: v for k, v in defaults.items() if k in part_fields},
                                          **merged.get(part_settings, {}),
                                          **{k: v for k, v in overrides.items() if k in part_fields}}
-        out.append(RunSpec(name, model, validate_settings(model, merged, f"run {name!r}"), **common))
+        hardware = {k: v for k, v in defaults.items() if k in HARDWARE_KEYS}
+        settings, own = split_hardware({**merged, **{k: v for k, v in overrides.items() if k in HARDWARE_KEYS}},
+                                       f"run {name!r}")
+        hardware.update(own)
+        out.append(RunSpec(name, model, validate_settings(model, settings, f"run {name!r}"),
+                           hardware=split_hardware(hardware, "[defaults]")[1], **common))
     for key in defaults:  # a default no model of this config has may still be a misspelling
         if key not in known_defaults and key not in _all_settings():
             raise unknown_key_error("[defaults]", key, sorted(_all_settings()), "setting (of any model)")
@@ -215,4 +247,4 @@ def expand_runs(config: dict[str, Any], overrides: dict[str, Any] | None = None,
 
 
 def _all_settings() -> set[str]:
-    return {f.name for e in ENTRIES for f in dataclasses.fields(e.load().config_class)}
+    return {name for e in ENTRIES for name in e.load().config_class.names()}

@@ -19,7 +19,6 @@ why (:func:`stale_reason`).
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import io
 import json
@@ -52,10 +51,10 @@ REUSED = "reused (same data, settings, split and version)"
 
 
 def resolved_settings(model: str, settings: dict[str, Any]) -> dict[str, Any]:
-    """The model's complete configuration for ``settings``: ``dataclasses.asdict`` of the built model's config,
-    so every default counts too (a default changed in a new version changes the key). A hybrid's part
+    """The model's complete configuration for ``settings``: the built model's flat settings, so every default
+    counts too (a default changed in a new version changes the key). A hybrid's part
     settings (``a_settings``, ``b_settings``) are expanded to their parts' complete configurations."""
-    config = dataclasses.asdict(build_model(model, settings).config)
+    config = build_model(model, settings).config_dict()
     for part in ("a", "b"):
         if f"{part}_settings" in config and isinstance(config.get(part), str):
             config[f"{part}_settings"] = resolved_settings(config[part], config[f"{part}_settings"])
@@ -77,6 +76,8 @@ def run_key(spec: RunSpec, base: dict[str, Any]) -> dict[str, Any]:
     key: dict[str, Any] = {"name": spec.name, "model": spec.model,
                            "config": resolved_settings(spec.model, spec.settings),
                            "phases": list(spec.phases), "ks": [int(k) for k in spec.ks]}
+    if spec.hardware:  # set only by runs that ask for it, so a run without it keeps its key
+        key["hardware"] = dict(spec.hardware)
     if not spec.final:
         key.update(protocols=list(spec.protocols), test_input=TEST_INPUT, refit=bool(spec.refit))
     return {**key, **base}

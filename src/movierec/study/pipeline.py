@@ -87,7 +87,8 @@ def final_specs(config: dict[str, Any], runs: list[RunResult]) -> list[RunSpec]:
     names = [max(scored, key=lambda r: r.row[BEST_BY]).name] if scored else []
     names += [n for n in config.get("study", {}).get("serve", []) if n not in names]
     by_name = {r.name: r for r in runs}
-    return [RunSpec(n, by_name[n].model, by_name[n].fixed_settings, phases=("final",)) for n in names]
+    return [RunSpec(n, by_name[n].model, by_name[n].fixed_settings, phases=("final",),
+                    hardware=by_name[n].spec.hardware) for n in names]
 
 
 def pick_example_users(labels: np.ndarray, split: Split, n: int, seed: int) -> np.ndarray:

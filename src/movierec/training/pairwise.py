@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 from movierec.data.dataset import Interactions
 from movierec.data.sampling import positive_keys
-from movierec.training.config import TrainConfig
+from movierec.models.settings import Settings, setting
 from movierec.training.negatives import DeviceNegativeSampler
 from movierec.training.regularizers import GenreDiversityRegularizer
 from movierec.training.sharding import shard
@@ -31,15 +31,33 @@ def unique_positives(train: Interactions) -> tuple[np.ndarray, np.ndarray]:
     return (keys // train.n_items).astype(np.int64), (keys % train.n_items).astype(np.int64)
 
 
+class PairwiseSettings(Settings):
+    """What NCF's pairwise step reads: the negatives, the loss's penalties, how the tables are updated."""
+
+    title = "step"
+
+    negatives: int = setting(4, "sampled negatives per positive, fresh every epoch, never a user's positive", ge=1)
+    l2: float = setting(0.0, "L2 penalty on the embeddings used in a batch, mean over the batch", ge=0)
+    sparse: str = setting("auto", "row-wise (lazy) Adam on the embedding tables, so a step costs what its batch "
+                          "touches, not the whole tables: on (on a CPU in one process), off, or auto (on when the "
+                          "tables hold over 16 rows per sample of a batch; dense fused Adam on a GPU and under "
+                          "torchrun)", choices=("auto", "on", "off"))
+    compile: bool = setting(False, "torch.compile the network")
+    diversity: float = setting(0.0, "weight of the genre-diversity regulariser (the study used 0.001)", ge=0)
+    diversity_users: int = setting(16, "users per regulariser evaluation", ge=0)
+    diversity_pool: int = setting(256, "candidate items (one random list shared by those users)", ge=2)
+    diversity_every: int = setting(8, "apply the regulariser every this many steps, its weight scaled to match", ge=1)
+    diversity_temperature: float = setting(0.1, "softmax temperature of the regulariser's top-10 weights", gt=0)
+
+
 class PairwiseNegativeStep:
     """Batches of (user, item, label) with ``cfg.negatives`` sampled negatives per positive.
 
-    The loss reads the embedding tables only by lookup, so the trainer may give them row-wise updates.
+    The loss reads the embedding tables only by lookup, so the trainer may give them row-wise updates
+    (``row_wise_tables``: the ``sparse`` setting, "auto", "on" or "off").
     """
 
-    row_wise_tables = True
-
-    def __init__(self, net: torch.nn.Module, train: Interactions, cfg: TrainConfig, device: torch.device,
+    def __init__(self, net: torch.nn.Module, train: Interactions, cfg: PairwiseSettings, device: torch.device,
                  genres: np.ndarray | None = None) -> None:
         pos_u_np, pos_i_np = unique_positives(train)
         self.pos_u = torch.from_numpy(pos_u_np).to(device)
@@ -50,6 +68,7 @@ class PairwiseNegativeStep:
         self.all_u = torch.cat([self.pos_u, self.neg_u])
         self.labels = torch.cat([torch.ones(n_pos, device=device), torch.zeros(len(self.neg_u), device=device)])
         self.cfg = cfg
+        self.row_wise_tables = cfg.sparse
         self.n_users, self.n_items = train.n_users, train.n_items
         self.every = max(cfg.diversity_every, 1)
         self.reg = None

@@ -23,7 +23,6 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
@@ -31,7 +30,7 @@ import torch
 
 from movierec.models.base import FitReport, RunContext
 from movierec.training.checkpoint import load_checkpoint, save_checkpoint
-from movierec.training.config import TrainConfig
+from movierec.training.config import Hardware, TrainerSettings
 from movierec.training.optim import TrainerOptimizer
 
 
@@ -66,29 +65,35 @@ def resolve_device(name: str) -> torch.device:
     return dev
 
 
-def effective_batch_and_lr(cfg: TrainConfig, device: torch.device) -> tuple[int, float]:
+def effective_batch_and_lr(cfg: TrainerSettings, device: torch.device, hardware: Hardware) -> tuple[int, float]:
     """Large batches with square-root learning-rate scaling on GPU; the configured values on CPU."""
-    if device.type == "cuda" and cfg.gpu_batch_factor > 1:
-        return cfg.batch_size * cfg.gpu_batch_factor, cfg.lr * math.sqrt(cfg.gpu_batch_factor)
+    factor = hardware.gpu_batch_factor
+    if device.type == "cuda" and factor > 1:
+        return cfg.batch_size * factor, cfg.lr * math.sqrt(factor)
     return cfg.batch_size, cfg.lr
 
 
 class Trainer:
     """Trains ``net`` in place with ``step`` under ``cfg`` (epochs, lr, batch size, patience, seed).
 
+    ``hardware``: the model's GPU defaults (:class:`Hardware`), overridden by the run's (``context``);
+    ``settings``: the model's flat settings, recorded in checkpoints (a checkpoint of other settings is refused).
     ``validate()`` returns validation metrics containing "NDCG@10" (None: every epoch counts as the best).
     ``run()`` leaves ``net`` holding the best epoch's weights and returns the :class:`FitReport`.
     """
 
-    def __init__(self, net: torch.nn.Module, step: TrainingStep, cfg: TrainConfig, context: RunContext,
-                 validate: Callable[[], dict[str, float]] | None = None) -> None:
+    def __init__(self, net: torch.nn.Module, step: TrainingStep, cfg: TrainerSettings, context: RunContext,
+                 validate: Callable[[], dict[str, float]] | None = None, hardware: Hardware = Hardware(),
+                 settings: dict[str, Any] | None = None) -> None:
+        self.all_settings = settings if settings is not None else cfg.flat()
         self.net, self.step, self.cfg, self.context, self.validate = net, step, cfg, context, validate
         self.device = next(net.parameters()).device
-        self.batch_size, lr = effective_batch_and_lr(cfg, self.device)
+        self.hardware = context.hardware(hardware)
+        self.batch_size, lr = effective_batch_and_lr(cfg, self.device, self.hardware)
         self.opt = TrainerOptimizer(net, lr, self.device, self._row_wise(step, context))
         self.generator = torch.Generator(device=self.device)
         self.generator.manual_seed(cfg.seed if context.seed is None else context.seed)
-        self.use_amp = cfg.amp and self.device.type == "cuda"
+        self.use_amp = self.hardware.amp and self.device.type == "cuda"
 
     # Above this many table rows per sample of a batch, a dense Adam step over whole tables costs more than
     # a row-wise one over what the batch touched (benchmarks/bench_sparse.py, one CPU core, batch 4,096: GMF
@@ -97,12 +102,16 @@ class Trainer:
     ROW_WISE_ROWS_PER_SAMPLE: ClassVar[int] = 16
 
     def _row_wise(self, step: TrainingStep, context: RunContext) -> bool:
-        mode = getattr(self.cfg, "sparse", "off")
-        if not getattr(step, "row_wise_tables", False) or mode == "off" or self.device.type != "cpu" \
+        mode = getattr(step, "row_wise_tables", "off")
+        if mode == "off" or self.device.type != "cpu" \
                 or context.world_size > 1:
             return False
         rows = sum(m.num_embeddings for m in self.net.modules() if isinstance(m, torch.nn.Embedding))
         return mode == "on" or rows > self.ROW_WISE_ROWS_PER_SAMPLE * self.batch_size
+
+    def _settings(self) -> dict[str, Any]:
+        """What a checkpoint records of how it was trained: the model's settings and the effective hardware."""
+        return {**self.all_settings, "gpu_batch_factor": self.hardware.gpu_batch_factor, "amp": self.hardware.amp}
 
     def run(self) -> FitReport:
         try:
@@ -122,7 +131,7 @@ class Trainer:
         best_valid: dict[str, float] = {}
         signature = step.signature()
         if ctx.resume and ckpt is not None and (ckpt / "state.json").exists():
-            _check_resumable(ckpt, asdict(cfg), signature)
+            _check_resumable(ckpt, self._settings(), signature)
             meta, best_state = load_checkpoint(ckpt, net, self.opt, self.generator)
             start_epoch = meta["epoch"] + 1
             best_epoch, best_metric, bad_epochs = meta["best_epoch"], meta["best_metric"], meta["bad_epochs"]
@@ -182,7 +191,7 @@ class Trainer:
             if write_ckpt:
                 meta = {"epoch": epoch, "best_epoch": best_epoch, "best_metric": best_metric,
                         "bad_epochs": bad_epochs, "best_valid": best_valid, "log": log, "finished": stop,
-                        "config": asdict(cfg), "data": signature, "run": ctx.checkpoint_key}
+                        "config": self._settings(), "data": signature, "run": ctx.checkpoint_key}
                 save_checkpoint(ckpt, net, best_state, self.opt, self.generator, meta)
             # 0: go on, 1: stopped early, 2: stopped by the caller or the time budget (rank 0 decides)
             verdict = 1 if stop else 0

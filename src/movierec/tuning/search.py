@@ -25,6 +25,7 @@ from movierec.errors import MovieRecError
 from movierec.evaluation.protocols import evaluate_full, evaluate_heldout_sampled
 from movierec.models.registry import get_model_class
 from movierec.runs import RunSpec, Session
+from movierec.runs.spec import split_hardware
 from movierec.tuning.spaces import Param
 
 __all__ = ["METRICS", "TrialRow", "TuneResult", "objective_value", "require_optuna", "tune"]
@@ -183,7 +184,8 @@ def tune(model: str, dataset: Dataset, split: Split, params: list[Param], fixed:
             return None
 
         try:
-            spec = RunSpec(f"trial {trial.number}", model, {**fixed, **sampled}, phases=("fit",))
+            settings, hardware = split_hardware({**fixed, **sampled}, f"trial {trial.number}")
+            spec = RunSpec(f"trial {trial.number}", model, settings, phases=("fit",), hardware=hardware)
             run = session.execute(spec, device=device, on_epoch_end=on_epoch_end, keep=False,
                                   where=f"trial {trial.number}")
         except MovieRecError as e:
@@ -221,8 +223,8 @@ def tune(model: str, dataset: Dataset, split: Split, params: list[Param], fixed:
 
 def default_values(model: str, params: list[Param]) -> dict[str, Any]:
     """The model's default value of each searched setting (its config class's), by name."""
-    config = get_model_class(model).config_class()
-    return {p.name: getattr(config, p.name) for p in params}
+    config = get_model_class(model).config_class().flat()
+    return {p.name: config[p.name] for p in params}
 
 
 def _row(frozen: Any) -> TrialRow:

@@ -125,7 +125,7 @@ def model_settings(model: str) -> list[str]:
         cls = get_model_class(entry.name)
     except ImportError as e:
         raise MovieRecError(f"model {entry.name!r} cannot be loaded ({e}); is it installed?") from None
-    return [f.name for f in dataclasses.fields(cls.config_class)]
+    return cls.config_class.names()
 
 
 def _param_from_toml(model: str, name: str, spec: dict[str, Any], where: str) -> Param:

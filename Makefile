@@ -23,7 +23,7 @@ endif
 PORT   ?= 8000
 STUDY  := out/study-$(DATA)
 
-.PHONY: install browser test check lint run docs serve bench clean
+.PHONY: install browser postgres test check lint run docs serve bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -45,7 +45,14 @@ browser:
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; \
 	} || echo "warning: chromium could not be installed; the browser test will be skipped"
 
-test: $(STAMP) browser
+# PostgreSQL for the stored-people tests (tests/conftest.py starts a throwaway cluster with initdb and pg_ctl)
+postgres:
+	@{ command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; } || { \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq postgresql >/dev/null; \
+	} || echo "warning: PostgreSQL could not be installed; its tests will be skipped"
+
+test: $(STAMP) browser postgres
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/python -m pytest -q
 

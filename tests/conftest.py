@@ -156,7 +156,8 @@ def run_cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, *arg
 
 #: modules whose tests drive whole programs (subprocesses, torchrun, servers): the e2e tier
 E2E_MODULES = {"test_bad_inputs.py", "test_readme_examples.py", "test_distributed.py", "test_gpu_script.py",
-               "test_progress_lines.py", "test_output_claims.py", "test_abuse.py", "test_cli.py"}
+               "test_progress_lines.py", "test_output_claims.py", "test_abuse.py", "test_cli.py",
+               "test_people_durable.py"}
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -168,3 +169,70 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.realdata)
         if item.path.name in E2E_MODULES or "browser" in names:
             item.add_marker(pytest.mark.e2e)
+
+
+def _postgres_bin() -> Path | None:
+    """The folder of initdb and pg_ctl: on PATH, else the newest of Debian's /usr/lib/postgresql/*/bin."""
+    import shutil
+
+    found = shutil.which("initdb")
+    if found and shutil.which("pg_ctl"):
+        return Path(found).parent
+    candidates = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parts[-3]))
+    return candidates[-1].parent if candidates else None
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """A throwaway PostgreSQL cluster (initdb + pg_ctl, trust auth, 127.0.0.1 on a free port) for the session:
+    yields its server URL without a database. Skipped where PostgreSQL is not installed, but failed when
+    ``MOVIEREC_REQUIRE_POSTGRES`` is set (CI installs it: .ci/run)."""
+    import getpass
+    import socket
+    import subprocess
+    import tempfile
+
+    bin_dir = _postgres_bin()
+    if bin_dir is None:
+        if os.environ.get("MOVIEREC_REQUIRE_POSTGRES"):
+            pytest.fail("PostgreSQL (initdb, pg_ctl) is not installed; .ci/run installs Debian's postgresql")
+        pytest.skip("PostgreSQL (initdb, pg_ctl) is not installed")
+    root = Path(tempfile.mkdtemp(prefix="movierec-pg-"))
+    as_user: list[str] = []
+    if os.geteuid() == 0:  # PostgreSQL refuses to run as root: its own system user runs it
+        user = "postgres"
+        os.chmod(root, 0o755)
+        shutil_chown = __import__("shutil").chown
+        shutil_chown(root, user, None)
+        as_user = ["runuser", "-u", user, "--"]
+    else:
+        user = getpass.getuser()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    data = root / "data"
+    subprocess.run([*as_user, str(bin_dir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust",
+                    "-E", "UTF8", "--no-sync"], check=True, capture_output=True)
+    options = f"-h 127.0.0.1 -p {port} -k {root} -c fsync=on"
+    subprocess.run([*as_user, str(bin_dir / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(root / "log"),
+                    "-w", "start"], check=True, capture_output=True)
+    try:
+        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}"
+    finally:
+        subprocess.run([*as_user, str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
+                       capture_output=True)
+        __import__("shutil").rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def postgres_url(postgres_server: str) -> str:
+    """A fresh, empty database on the session's PostgreSQL server."""
+    import uuid
+
+    import psycopg
+
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(postgres_server.replace("postgresql+psycopg", "postgresql") + "/postgres",
+                         autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    return f"{postgres_server}/{name}"

@@ -8,7 +8,7 @@ from types import ModuleType
 from movierec.errors import MovieRecError
 
 _EXTRA = {"matplotlib": "study", "seaborn": "study", "jinja2": "study", "sklearn": "study", "fastapi": "serve",
-          "uvicorn": "serve", "httpx": "serve"}
+          "uvicorn": "serve", "httpx": "serve", "sqlalchemy": "serve", "psycopg": "serve"}
 
 
 def require(module: str) -> ModuleType:

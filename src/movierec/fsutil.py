@@ -145,6 +145,17 @@ def cache_dir() -> Path:
     return Path(platformdirs.user_cache_dir("movierec"))
 
 
+def data_home() -> Path:
+    """movierec's folder for data it keeps for the user (the served people's database by default):
+    ``$MOVIEREC_HOME`` or the per-user data folder (platformdirs). Never cleared as a cache is."""
+    env = os.environ.get("MOVIEREC_HOME")
+    if env:
+        return Path(env).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("movierec"))
+
+
 # -- advisory locks: one writer per output and registry ----------------------------------------------------
 _HELD: dict[str, Any] = {}  # real path -> the FileLock this process holds on it until it ends
 

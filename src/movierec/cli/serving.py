@@ -161,15 +161,21 @@ def serve_cmd(
     segments: Annotated[Path | None, typer.Option(
         "--segments", help="A `movierec segments --out` folder: GET /v1/users/{id}/segment answers from it "
         "(a study folder's own segments are used without it).")] = None,
+    db: Annotated[str | None, typer.Option(
+        "--db", help="Store people and their ratings: a SQLite file's path, `default` (people.sqlite in movierec's "
+        "data folder, $MOVIEREC_HOME), or a database URL (postgresql+psycopg://USER@HOST/DB). Without it the "
+        "server keeps nothing.", show_default=False)] = None,
 ) -> None:
     """Serve models over HTTP with a web page: rate a few movies, get each model's recommendations.
 
     The page is at http://HOST:PORT/, the API's documentation at /docs and /redoc (served offline). The models
     load in the background; GET /health says when they are ready. Nothing is written to the folders served.
+    With --db, people get an id and a secret token (POST /v1/people) and their ratings are kept: the page
+    remembers its person across reloads, and GET /v1/people/ID/recommendations reads the stored ratings.
     Limits: a request body of at most 1 MiB (413), 1,000 ratings per request (422), 10 s to send a request
     (slow and half-open connections are closed), at most 1,000 connections open at once (503 beyond).
 
-    Examples: movierec serve out/study-ml-latest-small; movierec serve runs/knn runs/neumf --port 8080
+    Examples: movierec serve out/study-ml-latest-small --db default; movierec serve runs/knn runs/neumf --port 8080
     """
     from movierec._optional import require
     from movierec.serving.served import check_segments_folder, check_servable
@@ -185,6 +191,7 @@ def serve_cmd(
     if segments is not None:
         check_segments_folder(segments)
     _check_port(host, port)
+    people = _open_people(db, runs) if db is not None else None
     from movierec.serving.api import serve
 
     def started() -> None:
@@ -192,7 +199,27 @@ def serve_cmd(
               flush=True)
 
     serve(runs, host=host, port=port, cache_users=cache_users, access_log=access_log, on_start=started,
-          segments=segments)
+          segments=segments, people=people)
+
+
+def _open_people(db: str, runs: list[Path]):
+    """The store of people at ``--db``, checked before anything loads: never a file inside a served folder."""
+    from movierec._optional import require
+    from movierec.fsutil import data_home
+    from movierec.serving.people import PeopleStore, database_url, sqlite_path
+
+    require("sqlalchemy")
+    url = database_url(db, data_home())
+    path = sqlite_path(url)
+    if path is not None:
+        for run in runs:
+            folder = run.expanduser().resolve()
+            if path == folder or folder in path.parents:
+                raise MovieRecError(f"--db {path}: inside the served folder {run}; a served run is never written, "
+                                    "keep the database elsewhere")
+    store = PeopleStore(url)
+    print(f"people and their ratings are stored in {path or store._shown()}", flush=True)
+    return store
 
 
 def _check_port(host: str, port: int) -> None:

@@ -8,17 +8,25 @@
     GET  /v1/movies/{movie_id}                     one movie
     GET  /v1/movies/{movie_id}/similar             ?k=10&by=content|model&model=NAME
     GET  /v1/users/{user_id}/segment               ?model=NAME        the user's segment (models from a study)
+    With --db (:mod:`movierec.serving.people`), people and their ratings are stored:
+    POST   /v1/people                              a new person: {"person_id", "token"} (rate-limited per client)
+    PUT    /v1/people/{id}/ratings/{movie_id}      {"rating": 4.5}           the person's token as Bearer
+    DELETE /v1/people/{id}/ratings/{movie_id}
+    GET    /v1/people/{id}/ratings                 oldest first
+    GET    /v1/people/{id}/recommendations         ?k=10&model=NAME   from the stored ratings in time order
     GET  /                                         the web page (static/, no CDN, no build step)
     GET  /docs, /redoc                             the API's documentation (Swagger UI, ReDoc), served offline
 
 Ids are the people's own: MovieLens' integers, or the original strings of data imported with string ids
 (``movie_id`` "SKU-50"; a JSON number 50 there is movie "50", never an integer code of the import).
 
-Every error is JSON ``{"detail": "one line"}``: 404 for an unknown user, movie or model (any id that names none:
-out of range, another type); 413 for a body over 1 MiB (:mod:`movierec.serving.limits`); 422 for a malformed
-body or query, ratings off the scale, an empty list, more than 1,000 ratings or k out of range; 503 while
-loading. No input gives a 500. The models are loaded in a background thread when the app starts, so
-``/health`` answers at once and says when it is ready. Handlers are plain functions (FastAPI runs them in its
+Every error is JSON ``{"detail": "one line"}``: 401 without a person's token, 403 with another's (or for a
+person that does not exist); 404 for an unknown user, movie or model (any id that names none: out of range,
+another type); 413 for a body over 1 MiB (:mod:`movierec.serving.limits`); 422 for a malformed
+body or query, ratings off the scale, an empty list, more than 1,000 ratings or k out of range; 429 (with
+Retry-After) for a client over its rate of new people or rating writes; 503 while loading. No input gives a
+500. The models are loaded in a background thread when the app starts, so ``/health`` answers at once and says
+when it is ready. Handlers are plain functions (FastAPI runs them in its
 thread pool), so numpy scoring uses both cores. :func:`serve` runs the app on uvicorn with the limits of
 :mod:`movierec.serving.limits` (request deadline, connection cap, keep-alive and head-size limits).
 """
@@ -32,7 +40,8 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import FastAPI, Query, Request
+import numpy as np
+from fastapi import Depends, FastAPI, Header, Query, Request, Response
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
@@ -41,8 +50,16 @@ from pydantic import BaseModel, ConfigDict, Field, PlainValidator, WithJsonSchem
 
 from movierec import __version__
 from movierec.errors import MovieRecError
-from movierec.serving.limits import MAX_BODY, BodyLimit, Limits
-from movierec.serving.service import MAX_ID_LENGTH, MAX_K, NotFound, Service
+from movierec.serving.limits import (
+    MAX_BODY,
+    NEW_PEOPLE_PER_MINUTE,
+    WRITES_PER_MINUTE,
+    BodyLimit,
+    ClientRateLimit,
+    Limits,
+)
+from movierec.serving.people import PeopleStore, PersonNotFound
+from movierec.serving.service import MAX_ID_LENGTH, MAX_K, NotFound, Service, shown_id
 
 STATIC = Path(__file__).parent / "static"
 MAX_RATINGS = 1000
@@ -147,7 +164,35 @@ class Health(BaseModel):
     status: str
     version: str
     models: list[str]
+    people: bool = Field(False, description="Whether people and their ratings are stored (serve --db)")
     error: str | None = None
+
+
+class NewPerson(BaseModel):
+    person_id: int
+    token: str = Field(description="The person's secret (256 bits): send it as `Authorization: Bearer <token>`; "
+                                   "it is shown once")
+
+
+class RatingValue(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    rating: float = Field(allow_inf_nan=False)
+
+
+class StoredRatingOut(BaseModel):
+    movie_id: int | str
+    title: str | None = Field(description="None for a movie no served model has (any more)")
+    rating: float
+    rated_at: str = Field(description="When it was last given, UTC, ISO 8601")
+
+
+class PersonRatings(BaseModel):
+    person_id: int
+    ratings: list[StoredRatingOut] = Field(description="Oldest first")
+
+
+class StoredPersonRecommendations(PersonRecommendations):
+    person_id: int
 
 
 # -------------------------------------------------------------------------------------------------- app
@@ -160,10 +205,14 @@ class _State:
 
 def create_app(paths: list[str | Path] | None = None, service: Service | None = None,
                cache_users: int = 50_000, one_thread_per_request: bool = False,
-               segments: str | Path | None = None, threads: int | None = None, max_body: int = MAX_BODY) -> FastAPI:
+               segments: str | Path | None = None, threads: int | None = None, max_body: int = MAX_BODY,
+               people: PeopleStore | None = None, new_people_per_minute: int = NEW_PEOPLE_PER_MINUTE,
+               writes_per_minute: int = WRITES_PER_MINUTE) -> FastAPI:
     """The app for a loaded ``service``, or one that loads ``paths`` in a background thread at startup.
 
     ``max_body``: bytes of a request body (413 beyond, before parsing; :class:`~movierec.serving.limits.BodyLimit`).
+    ``people``: the store of people and their ratings (the /v1/people endpoints; without it they answer 404),
+    with ``new_people_per_minute`` and ``writes_per_minute`` per client address (429 beyond).
 
     ``one_thread_per_request``: numpy's BLAS and torch compute on one thread each, because requests already
     run side by side in the thread pool (two threads per library per request on two cores made a GMF request
@@ -238,11 +287,13 @@ def create_app(paths: list[str | Path] | None = None, service: Service | None = 
 
     @app.get("/health", response_model=Health)
     def health() -> JSONResponse:
+        stored = people is not None
         if state.service is not None:
-            return JSONResponse({"status": "ready", "version": __version__, "models": list(state.service.models)})
+            return JSONResponse({"status": "ready", "version": __version__, "models": list(state.service.models),
+                                 "people": stored})
         status = "failed" if state.error is not None else "loading"
-        return JSONResponse({"status": status, "version": __version__, "models": [], "error": state.error},
-                            status_code=503)
+        return JSONResponse({"status": status, "version": __version__, "models": [], "people": stored,
+                             "error": state.error}, status_code=503)
 
     @app.get("/v1/models", response_model=list[ModelInfo])
     def models() -> list[dict]:
@@ -276,6 +327,9 @@ def create_app(paths: list[str | Path] | None = None, service: Service | None = 
     def segment(user_id: IdPath, model: str | None = None) -> dict:
         return svc().segment(user_id, model)
 
+    if people is not None:
+        _people_routes(app, people, svc, ClientRateLimit(new_people_per_minute), ClientRateLimit(writes_per_minute))
+
     @app.get("/", include_in_schema=False)
     def page() -> FileResponse:
         return FileResponse(STATIC / "index.html", media_type="text/html")
@@ -286,6 +340,98 @@ def create_app(paths: list[str | Path] | None = None, service: Service | None = 
 
 class _Unavailable(Exception):
     """The models are not loaded (yet, or at all): HTTP 503."""
+
+
+class _TooMany(Exception):
+    """A client over its rate: HTTP 429 with Retry-After."""
+
+    def __init__(self, what: str, wait: float) -> None:
+        super().__init__(f"too many {what} from this client; try again in {max(1, round(wait))} s")
+        self.wait = wait
+
+
+class _NoToken(Exception):
+    """No person's token given: HTTP 401."""
+
+
+def _people_routes(app: FastAPI, people: PeopleStore, svc: Callable[[], Service], new_people: ClientRateLimit,
+                   writes: ClientRateLimit) -> None:
+    """The /v1/people endpoints (module docstring) over ``people``."""
+    from datetime import UTC, datetime
+
+    def client(request: Request) -> str:
+        return request.client.host if request.client is not None else "unknown"
+
+    def person(person_id: Annotated[int, PathParam(ge=1, le=(1 << 62))],
+               authorization: Annotated[str | None, Header()] = None) -> int:
+        scheme, _, token = (authorization or "").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise _NoToken("send the person's token: Authorization: Bearer <token> (POST /v1/people gives one)")
+        people.check(person_id, token.strip())
+        return person_id
+
+    def write_allowed(request: Request) -> None:
+        wait = writes.wait(client(request))
+        if wait:
+            raise _TooMany("rating writes", wait)
+
+    def rated_out(r) -> dict:
+        try:
+            title = svc().movie(r.movie_id)["title"]
+        except NotFound:
+            title = None
+        at = datetime.fromtimestamp(r.rated_ns / 1e9, tz=UTC).isoformat(timespec="milliseconds")
+        return {"movie_id": r.movie_id, "title": title, "rating": r.rating, "rated_at": at}
+
+    @app.exception_handler(PersonNotFound)
+    async def forbidden(request: Request, exc: PersonNotFound) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=403)
+
+    @app.exception_handler(_NoToken)
+    async def no_token(request: Request, exc: _NoToken) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=401, headers={"WWW-Authenticate": "Bearer"})
+
+    @app.exception_handler(_TooMany)
+    async def too_many(request: Request, exc: _TooMany) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=429,
+                            headers={"Retry-After": str(max(1, round(exc.wait)))})
+
+    @app.post("/v1/people", response_model=NewPerson, status_code=201)
+    def new_person(request: Request) -> dict:
+        wait = new_people.wait(client(request))
+        if wait:
+            raise _TooMany("new people", wait)
+        person_id, token = people.new_person()
+        return {"person_id": person_id, "token": token}
+
+    @app.put("/v1/people/{person_id}/ratings/{movie_id}", response_model=StoredRatingOut,
+             dependencies=[Depends(write_allowed)])
+    def put_rating(movie_id: IdPath, body: RatingValue, pid: int = Depends(person)) -> dict:
+        service = svc()
+        movie = service.movie(movie_id)  # 404 for a movie no served model has
+        service.model(None).check_ratings(np.array([body.rating]))  # 422 off the scale
+        return rated_out(people.put_rating(pid, movie["movie_id"], body.rating))
+
+    @app.delete("/v1/people/{person_id}/ratings/{movie_id}", status_code=204, dependencies=[Depends(write_allowed)])
+    def delete_rating(movie_id: IdPath, pid: int = Depends(person)) -> Response:
+        key = svc().key(movie_id)
+        if key is None or not people.delete_rating(pid, key):
+            raise NotFound(f"person {pid} has not rated movie {shown_id(movie_id)}")
+        return Response(status_code=204)
+
+    @app.get("/v1/people/{person_id}/ratings", response_model=PersonRatings)
+    def get_ratings(pid: int = Depends(person)) -> dict:
+        return {"person_id": pid, "ratings": [rated_out(r) for r in people.ratings_of(pid)]}
+
+    @app.get("/v1/people/{person_id}/recommendations", response_model=StoredPersonRecommendations)
+    def stored_recommendations(pid: int = Depends(person), k: Annotated[int, Query(ge=1, le=MAX_K)] = 10,
+                               model: str | None = None) -> dict:
+        rated = people.ratings_of(pid)
+        if not rated:
+            raise MovieRecError(f"person {pid} has rated no movie yet: PUT /v1/people/{pid}/ratings/MOVIE_ID")
+        service = svc()
+        served = [r for r in rated if service.serves(r.movie_id)]  # a movie no served model has any more: left out
+        return {"person_id": pid, **service.for_person([(r.movie_id, r.rating) for r in served], k, model)}
 
 
 def docs_assets() -> Path | None:
@@ -340,9 +486,11 @@ def _one_line(errors: list[dict]) -> str:
 
 def serve(paths: list[str | Path], host: str = "127.0.0.1", port: int = 8000, cache_users: int = 50_000,
           access_log: bool = False, on_start: Callable[[], None] | None = None,
-          segments: str | Path | None = None, limits: Limits | None = None) -> None:
+          segments: str | Path | None = None, limits: Limits | None = None, people: PeopleStore | None = None
+          ) -> None:
     """Run the app on uvicorn (one worker) until interrupted, with ``limits`` (default: those of
-    :mod:`movierec.serving.limits`: 1 MiB bodies, 10 s to send a request, 1,000 connections, 5 s keep-alive)."""
+    :mod:`movierec.serving.limits`: 1 MiB bodies, 10 s to send a request, 1,000 connections, 5 s keep-alive)
+    and the store of ``people`` (None: stateless)."""
     import os
 
     import uvicorn
@@ -352,7 +500,7 @@ def serve(paths: list[str | Path], host: str = "127.0.0.1", port: int = 8000, ca
     limits = limits or Limits()
     app = create_app(paths, cache_users=cache_users, one_thread_per_request=True, segments=segments,
                      threads=int(os.environ.get("MOVIEREC_SERVE_THREADS", 0)) or os.cpu_count() or 1,
-                     max_body=limits.max_body)
+                     max_body=limits.max_body, people=people)
     if on_start is not None:
         on_start()
     uvicorn.run(app, host=host, port=port, access_log=access_log, log_level="info", lifespan="on",

@@ -209,3 +209,41 @@ def uvicorn_settings(limits: Limits = Limits()) -> dict[str, Any]:
     return {"http": guarded_http(limits), "limit_concurrency": limits.max_connections,
             "timeout_keep_alive": limits.keep_alive, "timeout_graceful_shutdown": limits.graceful_shutdown,
             "h11_max_incomplete_event_size": limits.max_head}
+
+
+# ------------------------------------------------------------------------------------------- per client
+NEW_PEOPLE_PER_MINUTE = 20  # POST /v1/people from one client address
+WRITES_PER_MINUTE = 600  # rating writes (PUT, DELETE) from one client address
+_TRACKED_CLIENTS = 100_000  # addresses remembered at once; the least recently seen are forgotten first
+
+
+class ClientRateLimit:
+    """At most ``per_minute`` events per client address in any 60 s (a sliding window). :meth:`wait` says how
+    many seconds a client must wait before its next event is allowed (0: allowed now, and counted)."""
+
+    def __init__(self, per_minute: int, window: float = 60.0) -> None:
+        import threading
+        from collections import OrderedDict, deque
+
+        self.per_minute, self.window = per_minute, window
+        self._seen: OrderedDict[str, deque] = OrderedDict()
+        self._deque = deque
+        self._lock = threading.Lock()
+
+    def wait(self, client: str, now: float | None = None) -> float:
+        import time
+
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            times = self._seen.pop(client, None)
+            if times is None:
+                times = self._deque()
+            while times and times[0] <= now - self.window:
+                times.popleft()
+            self._seen[client] = times  # most recently seen last
+            if len(self._seen) > _TRACKED_CLIENTS:
+                self._seen.popitem(last=False)
+            if len(times) >= self.per_minute:
+                return max(times[0] + self.window - now, 0.001)
+            times.append(now)
+            return 0.0

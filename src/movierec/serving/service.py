@@ -193,6 +193,11 @@ class Service:
             return None
         return str(int(movie_id)) if self.own_ids else int(movie_id)
 
+    def serves(self, movie_id: object) -> bool:
+        """Whether ``movie_id`` names a movie of a served model."""
+        key = self.key(movie_id)
+        return key is not None and key in self._row_of
+
     def _movie_row(self, movie_id: object) -> int:
         """Row of ``movies`` of a public id; NotFound when it names no served movie."""
         key = self.key(movie_id)

@@ -1,4 +1,7 @@
 // movierec's web page: search, rate, and ask every served model for recommendations. No build step.
+// Stored mode (the server stores people: GET /health says "people": true): the page's person lives in
+// localStorage, its ratings are written to the server as they are given and read back on the next visit, and
+// recommendations come from the stored history. Otherwise the page is stateless (POST /v1/recommendations).
 "use strict";
 
 (function () {
@@ -6,6 +9,7 @@
   const SEARCH_LIMIT = 10;
   const K = 10;
   const DEBOUNCE_MS = 250;
+  const PERSON_KEY = "movierec.person";  // localStorage: {person_id, token} of this browser's person
 
   const $ = (sel) => document.querySelector(sel);
   const state = {
@@ -13,6 +17,11 @@
     rated: [],           // [{movie, rating}] in the order rated
     searchSeq: 0,        // only the latest search's answer is shown
     similarSeq: 0,
+    stored: false,       // the server stores people (stored mode)
+    person: null,        // {person_id, token} in stored mode, once one exists
+    writes: Promise.resolve(),  // the server writes, chained so that they arrive in order
+    epoch: 0,            // bumped by "Forget me": writes queued before it are dropped
+    restoring: null,     // while the stored ratings load: the ratings given meanwhile, [[movie, rating]]
   };
 
   // ------------------------------------------------------------------ helpers
@@ -155,7 +164,7 @@
   }
 
   // ------------------------------------------------------------------ ratings
-  function setRating(movie, rating) {
+  function applyRating(movie, rating) {
     const i = state.rated.findIndex((e) => sameId(e.movie.movie_id, movie.movie_id));
     if (rating === null) {
       if (i >= 0) state.rated.splice(i, 1);
@@ -164,8 +173,14 @@
     } else {
       state.rated.push({ movie, rating });
     }
+  }
+
+  function setRating(movie, rating) {
+    applyRating(movie, rating);
+    if (state.restoring) state.restoring.push([movie, rating]);
     renderRated();
     refreshSearchSelects();
+    if (state.stored) saveRating(movie, rating);
   }
 
   function renderRated() {
@@ -190,6 +205,8 @@
     if (!state.rated.length || !state.models.length) return;
     const button = $("#recommend");
     button.disabled = true;
+    if (state.stored) await state.writes;  // the stored history is the one the models read
+    const person = state.stored ? state.person : null;  // none yet (its creation failed): the stateless way
     const ratings = state.rated.map((e) => ({ movie_id: e.movie.movie_id, rating: e.rating }));
     const columns = $("#columns");
     columns.replaceChildren();
@@ -203,11 +220,14 @@
                     el("p", { class: "summary hint", text: m.summary || m.model }));
       columns.append(column);
       try {
-        const body = await api("/v1/recommendations", {
-          method: "POST",
-          headers: { "Content-Type": "application/json" },
-          body: JSON.stringify({ ratings, k: K, model: m.name }),
-        });
+        const body = person
+          ? await api(personPath(person, "/recommendations?k=" + K + "&model=" + encodeURIComponent(m.name)),
+                      { headers: authHeaders(person) })
+          : await api("/v1/recommendations", {
+            method: "POST",
+            headers: { "Content-Type": "application/json" },
+            body: JSON.stringify({ ratings, k: K, model: m.name }),
+          });
         renderColumn(column, m, body);
         return null;
       } catch (e) {
@@ -295,6 +315,162 @@
     $("#similar-body").replaceChildren();
   }
 
+
+  // ------------------------------------------------------------------ stored people (serve --db)
+  function personPath(person, rest) {
+    return "/v1/people/" + encodeURIComponent(person.person_id) + rest;
+  }
+
+  function authHeaders(person, extra) {
+    return Object.assign({ Authorization: "Bearer " + person.token }, extra || {});
+  }
+
+  function savedPerson() {
+    try {
+      const p = JSON.parse(localStorage.getItem(PERSON_KEY) || "null");
+      if (p && Number.isInteger(p.person_id) && typeof p.token === "string" && p.token) return p;
+    } catch (e) {
+      // unreadable: forgotten below
+    }
+    forgetSavedPerson();
+    return null;
+  }
+
+  function forgetSavedPerson() {
+    try {
+      localStorage.removeItem(PERSON_KEY);
+    } catch (e) {
+      // storage is off in this browser: nothing was kept
+    }
+  }
+
+  function keepPerson(person) {
+    state.person = person;
+    try {
+      localStorage.setItem(PERSON_KEY, JSON.stringify({ person_id: person.person_id, token: person.token }));
+    } catch (e) {
+      // storage is off: the person lasts as long as the page
+    }
+    renderPerson();
+  }
+
+  function renderPerson() {
+    const note = $("#person-note");
+    if (state.person) {
+      $("#person-text").textContent = "Your ratings are saved on this server (person #" + state.person.person_id + ").";
+      note.hidden = false;
+    } else {
+      note.hidden = true;
+    }
+  }
+
+  // Write one rating (null: its removal) to the server, after every write before it. The first rating creates
+  // the person. A failure is shown; the chain goes on.
+  function saveRating(movie, rating) {
+    const epoch = state.epoch;
+    state.writes = state.writes.then(async () => {
+      if (epoch !== state.epoch) return;  // forgotten since
+      if (!state.person) {
+        if (rating === null) return;  // nothing stored yet
+        const created = await api("/v1/people", { method: "POST" });
+        if (epoch !== state.epoch) return;
+        keepPerson(created);
+      }
+      const person = state.person;
+      const url = personPath(person, "/ratings/" + encodeURIComponent(movie.movie_id));
+      try {
+        if (rating === null) {
+          await api(url, { method: "DELETE", headers: authHeaders(person) });
+        } else {
+          await api(url, { method: "PUT", headers: authHeaders(person, { "Content-Type": "application/json" }),
+                           body: JSON.stringify({ rating }) });
+        }
+      } catch (e) {
+        if (rating === null && e.status === 404) return;  // not stored: removed all the same
+        throw e;
+      }
+    }).catch((e) => {
+      setStatus("Your rating of " + movie.title + " was not saved: " + e.message, "error", "save");
+    });
+  }
+
+  // The saved person's ratings, in the stored order, with each movie's details.
+  async function restorePerson(person, attempt) {
+    const list = $("#rated");
+    list.setAttribute("aria-busy", "true");
+    state.restoring = state.restoring || [];
+    try {
+      const answer = await api(personPath(person, "/ratings"), { headers: authHeaders(person) });
+      const movies = await Promise.all(answer.ratings.map(async (r) => {
+        const fallback = { movie_id: r.movie_id, title: r.title || "Movie " + r.movie_id };
+        if (r.title === null) return fallback;  // no served model has it any more
+        try {
+          return await api("/v1/movies/" + encodeURIComponent(r.movie_id));
+        } catch (e) {
+          return fallback;
+        }
+      }));
+      if (state.person !== person) return;  // forgotten meanwhile
+      const meanwhile = state.restoring;
+      state.rated = answer.ratings.map((r, i) => ({ movie: movies[i], rating: r.rating }));
+      for (const [movie, rating] of meanwhile) applyRating(movie, rating);
+      state.restoring = null;
+      renderRated();
+      refreshSearchSelects();
+      list.removeAttribute("aria-busy");
+    } catch (e) {
+      if (state.person !== person) return;
+      if (e.status === 503 && attempt < 60) {  // the models are loading: the titles come with them
+        setTimeout(() => restorePerson(person, attempt + 1), 2000);
+        return;
+      }
+      state.restoring = null;
+      list.removeAttribute("aria-busy");
+      if (e.status === 401 || e.status === 403) {  // not a person of this server (a new database)
+        state.person = null;
+        forgetSavedPerson();
+        renderPerson();
+        setStatus("Your saved ratings are not on this server any more; rate movies to start afresh.");
+      } else {
+        setStatus("Your saved ratings could not be loaded: " + e.message, "error");
+      }
+    }
+  }
+
+  function forgetMe() {
+    state.epoch++;
+    state.person = null;
+    state.restoring = null;
+    forgetSavedPerson();
+    state.rated = [];
+    $("#rated").removeAttribute("aria-busy");
+    renderRated();
+    refreshSearchSelects();
+    renderPerson();
+    $("#results").hidden = true;
+    $("#columns").replaceChildren();
+    setStatus("This page has forgotten you; your next rating starts a new list.");
+    $("#search").focus();
+  }
+
+  // Whether the server stores people: GET /health's "people" (its body answers even while loading).
+  async function startStored() {
+    let health = null;
+    try {
+      const res = await fetch("/health");
+      health = await res.json();
+    } catch (e) {
+      health = null;
+    }
+    if (!health || health.people !== true) return;
+    state.stored = true;
+    const person = savedPerson();
+    if (!person) return;
+    state.person = person;
+    renderPerson();
+    await restorePerson(person, 0);
+  }
+
   // ------------------------------------------------------------------ start
   async function loadModels(attempt) {
     try {
@@ -319,11 +495,13 @@
     });
     $("#recommend").addEventListener("click", recommend);
     $("#similar-close").addEventListener("click", closeSimilar);
+    $("#forget").addEventListener("click", forgetMe);
     document.addEventListener("keydown", (e) => {
       if (e.key === "Escape" && !$("#similar").hidden) closeSimilar();
     });
     renderRated();
     loadModels(0);
+    startStored();
   }
 
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);

@@ -1,5 +1,6 @@
-"""No acknowledged rating is lost: a server killed with SIGKILL right after its writes has, after a restart,
-every rating it answered 2xx for (SQLite in WAL mode with synchronous commits; PostgreSQL's own durability)."""
+"""The server as a process: no acknowledged rating is lost (a server killed with SIGKILL right after its writes
+has, after a restart, every rating it answered 2xx for: SQLite in WAL mode with synchronous commits,
+PostgreSQL's own durability), and SIGHUP reloads the served runs."""
 
 from __future__ import annotations
 
@@ -78,3 +79,31 @@ def test_every_acknowledged_rating_survives_sigkill(backend: str, run_folder: Pa
         again.communicate()
     assert {r["movie_id"]: r["rating"] for r in stored} == acked
     assert [r["movie_id"] for r in stored] == list(acked)  # in the order they were given
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGHUP"), reason="SIGHUP")
+def test_sighup_reloads_the_served_runs(run_folder: Path) -> None:
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "movierec", "serve", str(run_folder), "--port", str(port)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        first = httpx.get(f"{base}/v1/models").json()[0]["loaded_at"]
+        time.sleep(1.1)  # loaded_at counts seconds
+        proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 60
+        again = first
+        while again == first and time.monotonic() < deadline:
+            time.sleep(0.1)
+            again = httpx.get(f"{base}/v1/models").json()[0]["loaded_at"]
+        assert again > first and proc.poll() is None  # reloaded, still serving
+    finally:
+        proc.kill()
+        proc.communicate()

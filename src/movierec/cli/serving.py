@@ -151,7 +151,8 @@ def serve_cmd(
     runs: Annotated[list[Path], typer.Argument(
         help="Run folders, model bundles or study folders to serve (each study: its final models, fitted on every "
         "rating).", show_default=False)],
-    host: Annotated[str, typer.Option("--host", help="Address to bind; 0.0.0.0 exposes it to the network.")]
+    host: Annotated[str, typer.Option(
+        "--host", help="Address to bind; 0.0.0.0 exposes it to the network (then --api-key-file is needed).")]
     = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="Port.")] = 8000,
     cache_users: Annotated[int, typer.Option(
@@ -165,6 +166,9 @@ def serve_cmd(
         "--db", help="Store people and their ratings: a SQLite file's path, `default` (people.sqlite in movierec's "
         "data folder, $MOVIEREC_HOME), or a database URL (postgresql+psycopg://USER@HOST/DB). Without it the "
         "server keeps nothing.", show_default=False)] = None,
+    api_key_file: Annotated[Path | None, typer.Option(
+        "--api-key-file", help="A file holding the admin key (16 or more characters) that POST /v1/admin/reload "
+        "asks for; needed to bind an address other than this machine's loopback.", show_default=False)] = None,
 ) -> None:
     """Serve models over HTTP with a web page: rate a few movies, get each model's recommendations.
 
@@ -172,6 +176,8 @@ def serve_cmd(
     load in the background; GET /health says when they are ready. Nothing is written to the folders served.
     With --db, people get an id and a secret token (POST /v1/people) and their ratings are kept: the page
     remembers its person across reloads, and GET /v1/people/ID/recommendations reads the stored ratings.
+    New runs are swapped in without dropping a request: POST /v1/admin/reload {"runs": [...]} (with the key
+    of --api-key-file), or SIGHUP to load the same folders again.
     Limits: a request body of at most 1 MiB (413), 1,000 ratings per request (422), 10 s to send a request
     (slow and half-open connections are closed), at most 1,000 connections open at once (503 beyond).
 
@@ -190,6 +196,10 @@ def serve_cmd(
         check_servable(run)
     if segments is not None:
         check_segments_folder(segments)
+    api_key = _read_api_key(api_key_file) if api_key_file is not None else None
+    if api_key is None and not _is_loopback(host):
+        raise MovieRecError(f"--host {host}: reachable from other machines; give --api-key-file (the admin key) "
+                            "or bind 127.0.0.1")
     _check_port(host, port)
     people = _open_people(db, runs) if db is not None else None
     from movierec.serving.api import serve
@@ -199,7 +209,38 @@ def serve_cmd(
               flush=True)
 
     serve(runs, host=host, port=port, cache_users=cache_users, access_log=access_log, on_start=started,
-          segments=segments, people=people)
+          segments=segments, people=people, api_key=api_key)
+
+
+def _read_api_key(path: Path) -> str:
+    """The admin key in ``path`` (surrounding whitespace dropped): refused unless it has 16 or more characters."""
+    from movierec.errors import DataError
+
+    try:
+        key = path.expanduser().read_text().strip()
+    except FileNotFoundError:
+        raise DataError("not found", path) from None
+    except (IsADirectoryError, UnicodeDecodeError, PermissionError) as e:
+        raise DataError(f"cannot be read as a key ({type(e).__name__})", path) from None
+    if len(key) < 16 or any(c.isspace() for c in key):
+        raise DataError("the admin key must be 16 or more characters, with no spaces", path)
+    return key
+
+
+def _is_loopback(host: str) -> bool:
+    """Whether ``host`` names only this machine (localhost, 127.0.0.0/8, ::1)."""
+    import ipaddress
+    import socket
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        try:
+            return all(ipaddress.ip_address(info[4][0]).is_loopback for info in socket.getaddrinfo(host, None))
+        except (socket.gaierror, ValueError):
+            return False
 
 
 def _open_people(db: str, runs: list[Path]):

@@ -150,6 +150,8 @@ class Segment(BaseModel):
 class ModelInfo(BaseModel):
     name: str
     model: str
+    run_id: str = Field(description="Identifies the served run (a hash of its bundle's configuration)")
+    loaded_at: str = Field(description="When the server loaded it (UTC, ISO 8601); a reload loads anew")
     family: str | None
     summary: str | None
     path: str
@@ -197,22 +199,40 @@ class StoredPersonRecommendations(PersonRecommendations):
 
 # -------------------------------------------------------------------------------------------------- app
 class _State:
-    def __init__(self) -> None:
-        self.service: Service | None = None
+    def __init__(self, paths: list[str | Path] | None) -> None:
+        self.service: Service | None = None  # replaced whole by a reload: a request keeps the one it started with
         self.error: str | None = None
         self.ready = threading.Event()
+        self.paths = list(paths or [])
+        self.reload: dict[str, Any] = {"status": "idle", "runs": [str(p) for p in self.paths], "error": None}
+        self.reloading = threading.Lock()
+
+
+class ReloadRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    runs: list[str] | None = Field(None, min_length=1, max_length=100,
+                                   description="Run folders, bundles or study folders to serve from now on "
+                                               "(default: the same ones, read again)")
+
+
+class ReloadStatus(BaseModel):
+    status: str = Field(description="idle, loading, done or failed (the served models stay until a load is done)")
+    runs: list[str]
+    error: str | None = None
 
 
 def create_app(paths: list[str | Path] | None = None, service: Service | None = None,
                cache_users: int = 50_000, one_thread_per_request: bool = False,
                segments: str | Path | None = None, threads: int | None = None, max_body: int = MAX_BODY,
                people: PeopleStore | None = None, new_people_per_minute: int = NEW_PEOPLE_PER_MINUTE,
-               writes_per_minute: int = WRITES_PER_MINUTE) -> FastAPI:
+               writes_per_minute: int = WRITES_PER_MINUTE, api_key: str | None = None) -> FastAPI:
     """The app for a loaded ``service``, or one that loads ``paths`` in a background thread at startup.
 
     ``max_body``: bytes of a request body (413 beyond, before parsing; :class:`~movierec.serving.limits.BodyLimit`).
     ``people``: the store of people and their ratings (the /v1/people endpoints; without it they answer 404),
-    with ``new_people_per_minute`` and ``writes_per_minute`` per client address (429 beyond).
+    with ``new_people_per_minute`` and ``writes_per_minute`` per client address (429 beyond). ``api_key``: the
+    admin key the /v1/admin endpoints ask for (None: they answer 403). ``app.state.reload(runs)`` loads ``runs``
+    (None: the same paths again) in a background thread and swaps them in whole once loaded (SIGHUP calls it).
 
     ``one_thread_per_request``: numpy's BLAS and torch compute on one thread each, because requests already
     run side by side in the thread pool (two threads per library per request on two cores made a GMF request
@@ -220,7 +240,7 @@ def create_app(paths: list[str | Path] | None = None, service: Service | None = 
     that pool (FastAPI's default is 40)."""
     if (paths is None) == (service is None):
         raise ValueError("give paths or a service")
-    state = _State()
+    state = _State(paths)
     if service is not None:
         state.service = service
         state.ready.set()
@@ -285,6 +305,20 @@ def create_app(paths: list[str | Path] | None = None, service: Service | None = 
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         return JSONResponse({"detail": _one_line(exc.errors())}, status_code=422)
 
+    @app.exception_handler(PersonNotFound)
+    @app.exception_handler(_Forbidden)
+    async def forbidden(request: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=403)
+
+    @app.exception_handler(_NoToken)
+    async def no_token(request: Request, exc: _NoToken) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=401, headers={"WWW-Authenticate": "Bearer"})
+
+    @app.exception_handler(_TooMany)
+    async def too_many(request: Request, exc: _TooMany) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=429,
+                            headers={"Retry-After": str(max(1, round(exc.wait)))})
+
     @app.get("/health", response_model=Health)
     def health() -> JSONResponse:
         stored = people is not None
@@ -330,6 +364,31 @@ def create_app(paths: list[str | Path] | None = None, service: Service | None = 
     if people is not None:
         _people_routes(app, people, svc, ClientRateLimit(new_people_per_minute), ClientRateLimit(writes_per_minute))
 
+    def reload(runs: list[str | Path] | None) -> bool:
+        """Load ``runs`` (None: the same paths) in the background and swap them in; False if one is under way."""
+        if not state.reloading.acquire(blocking=False):
+            return False
+        paths = list(runs) if runs is not None else list(state.paths)
+        state.reload = {"status": "loading", "runs": [str(p) for p in paths], "error": None}
+
+        def work() -> None:
+            try:
+                fresh = Service.open(paths, cache_users=cache_users, segments=segments)
+                state.service, state.paths, state.error = fresh, paths, None  # one assignment: the swap
+                state.ready.set()
+                state.reload = {**state.reload, "status": "done"}
+            except Exception as e:  # the served models stay
+                message = str(e) if isinstance(e, MovieRecError) else f"{type(e).__name__}: {e}"
+                state.reload = {**state.reload, "status": "failed", "error": message}
+            finally:
+                state.reloading.release()
+
+        threading.Thread(target=work, name="movierec-reload", daemon=True).start()
+        return True
+
+    app.state.reload = reload
+    _admin_routes(app, api_key, state, reload)
+
     @app.get("/", include_in_schema=False)
     def page() -> FileResponse:
         return FileResponse(STATIC / "index.html", media_type="text/html")
@@ -352,6 +411,41 @@ class _TooMany(Exception):
 
 class _NoToken(Exception):
     """No person's token given: HTTP 401."""
+
+
+def _admin_routes(app: FastAPI, api_key: str | None, state: _State,
+                  reload: Callable[[list[str | Path] | None], bool]) -> None:
+    """/v1/admin/reload (POST: load and swap; GET: how the last one went), behind the admin key."""
+    import hmac
+
+    def admin(authorization: Annotated[str | None, Header()] = None) -> None:
+        if api_key is None:
+            raise _Forbidden("the admin endpoints are off: start the server with --api-key-file")
+        scheme, _, key = (authorization or "").partition(" ")
+        if scheme.lower() != "bearer" or not key.strip():
+            raise _NoToken("send the admin key: Authorization: Bearer <key> (the serve --api-key-file)")
+        if not hmac.compare_digest(key.strip().encode(), api_key.encode()):
+            raise _Forbidden("not the admin key")
+
+    @app.post("/v1/admin/reload", response_model=ReloadStatus, status_code=202, dependencies=[Depends(admin)])
+    def start_reload(body: ReloadRequest | None = None) -> dict:
+        from movierec.serving.served import check_servable
+
+        runs = body.runs if body is not None else None
+        for run in runs or []:
+            check_servable(run)  # 422 in one line before anything loads
+        if not reload(runs):
+            return JSONResponse({"detail": "a reload is under way; GET /v1/admin/reload says how it goes"},
+                                status_code=409)
+        return state.reload
+
+    @app.get("/v1/admin/reload", response_model=ReloadStatus, dependencies=[Depends(admin)])
+    def reload_status() -> dict:
+        return state.reload
+
+
+class _Forbidden(Exception):
+    """A wrong key or token: HTTP 403."""
 
 
 def _people_routes(app: FastAPI, people: PeopleStore, svc: Callable[[], Service], new_people: ClientRateLimit,
@@ -382,19 +476,6 @@ def _people_routes(app: FastAPI, people: PeopleStore, svc: Callable[[], Service]
             title = None
         at = datetime.fromtimestamp(r.rated_ns / 1e9, tz=UTC).isoformat(timespec="milliseconds")
         return {"movie_id": r.movie_id, "title": title, "rating": r.rating, "rated_at": at}
-
-    @app.exception_handler(PersonNotFound)
-    async def forbidden(request: Request, exc: PersonNotFound) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=403)
-
-    @app.exception_handler(_NoToken)
-    async def no_token(request: Request, exc: _NoToken) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=401, headers={"WWW-Authenticate": "Bearer"})
-
-    @app.exception_handler(_TooMany)
-    async def too_many(request: Request, exc: _TooMany) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=429,
-                            headers={"Retry-After": str(max(1, round(exc.wait)))})
 
     @app.post("/v1/people", response_model=NewPerson, status_code=201)
     def new_person(request: Request) -> dict:
@@ -486,12 +567,14 @@ def _one_line(errors: list[dict]) -> str:
 
 def serve(paths: list[str | Path], host: str = "127.0.0.1", port: int = 8000, cache_users: int = 50_000,
           access_log: bool = False, on_start: Callable[[], None] | None = None,
-          segments: str | Path | None = None, limits: Limits | None = None, people: PeopleStore | None = None
-          ) -> None:
+          segments: str | Path | None = None, limits: Limits | None = None, people: PeopleStore | None = None,
+          api_key: str | None = None) -> None:
     """Run the app on uvicorn (one worker) until interrupted, with ``limits`` (default: those of
     :mod:`movierec.serving.limits`: 1 MiB bodies, 10 s to send a request, 1,000 connections, 5 s keep-alive)
-    and the store of ``people`` (None: stateless)."""
+    and the store of ``people`` (None: stateless). SIGHUP reloads the served folders and swaps them in (as
+    ``POST /v1/admin/reload`` does, which needs ``api_key``)."""
     import os
+    import signal
 
     import uvicorn
 
@@ -500,7 +583,9 @@ def serve(paths: list[str | Path], host: str = "127.0.0.1", port: int = 8000, ca
     limits = limits or Limits()
     app = create_app(paths, cache_users=cache_users, one_thread_per_request=True, segments=segments,
                      threads=int(os.environ.get("MOVIEREC_SERVE_THREADS", 0)) or os.cpu_count() or 1,
-                     max_body=limits.max_body, people=people)
+                     max_body=limits.max_body, people=people, api_key=api_key)
+    if hasattr(signal, "SIGHUP"):
+        signal.signal(signal.SIGHUP, lambda *_: app.state.reload(None))
     if on_start is not None:
         on_start()
     uvicorn.run(app, host=host, port=port, access_log=access_log, log_level="info", lifespan="on",

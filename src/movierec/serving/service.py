@@ -14,10 +14,14 @@ for a request that cannot be answered as asked (ratings off the scale, no rating
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import re
 import threading
+import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -84,6 +88,8 @@ class Service:
     _segments: dict[Path, tuple[pd.Series, pd.DataFrame]] = field(default_factory=dict, repr=False)
     _fold_ins: threading.BoundedSemaphore = field(
         default_factory=lambda: threading.BoundedSemaphore(os.cpu_count() or 1), repr=False)
+    #: when the models were loaded (seconds since the epoch): a reload makes a new Service
+    loaded_at: float = field(default_factory=time.time, repr=False)
 
     def __post_init__(self) -> None:
         """The maps between the public movie ids, rows of ``movies`` and each model's item indices."""
@@ -153,7 +159,10 @@ class Service:
         for label, m in self.models.items():
             entry = REGISTRY.get(m.model_name)
             test = m.test_metrics_at_10()
+            run_id = hashlib.sha256(json.dumps(m.bundle.config, sort_keys=True, default=str).encode()).hexdigest()
             out.append({"name": label, "model": m.model_name, "family": entry.family if entry else None,
+                        "run_id": run_id[:12],
+                        "loaded_at": datetime.fromtimestamp(self.loaded_at, tz=UTC).isoformat(timespec="seconds"),
                         "summary": entry.summary if entry else None, "path": str(m.path),
                         "users": int(m.model.n_users), "movies": int(m.model.n_items),
                         "segments": m.segments_dir() is not None,

@@ -81,7 +81,7 @@ docs: run
 
 serve: $(STAMP)
 	@test -f $(STUDY)/study.json || { echo "no study in $(STUDY): run 'make run' first"; exit 2; }
-	$(BIN)/movierec serve $(STUDY) --port $(PORT)
+	$(BIN)/movierec serve $(STUDY) --port $(PORT) --db default
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_data.py

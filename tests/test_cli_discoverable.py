@@ -18,7 +18,7 @@ runner = CliRunner()
 COMMANDS = [["data", "list"], ["data", "fetch"], ["data", "import"], ["data", "info"], ["data", "synth"],
             ["data", "cache", "list"], ["data", "cache", "clear"], ["split"], ["train"], ["evaluate"], ["recommend"],
             ["experiment"], ["eda"], ["segments"], ["study"], ["compare"], ["similar"], ["models"], ["serve"],
-            ["doctor"], ["tune"]]
+            ["refresh"], ["doctor"], ["tune"]]
 
 
 def _commands_of(group, prefix=()) -> list[list[str]]:

@@ -114,6 +114,7 @@ app.command("tune")(_command(tune.tune_cmd))
 app.command("similar")(_command(similar.similar_cmd))
 app.command("models")(_command(models.models_cmd))
 app.command("serve")(_command(serving.serve_cmd))
+app.command("refresh")(_command(serving.refresh_cmd))
 app.command("doctor")(_command(doctor.doctor_cmd))
 
 

@@ -279,3 +279,52 @@ def _check_port(host: str, port: int) -> None:
         except OSError as e:
             raise MovieRecError(f"--port {port}: cannot listen on {host}:{port} ({e.strerror}); choose another "
                                 "port or stop what uses it") from None
+
+
+def refresh_cmd(
+    run: Annotated[Path, typer.Argument(help="A served run folder or bundle (a study's final model: "
+                                             "STUDY/final/NAME).", show_default=False)],
+    db: Annotated[str, typer.Option("--db", help="The database `movierec serve --db` stores people in (a SQLite "
+                                                 "file, `default`, or a URL).", show_default=False)],
+    out: Annotated[Path, typer.Option("--out", help="The new run folder.", show_default=False)],
+    force: Annotated[bool, typer.Option("--force", help="Replace --out if an earlier movierec run wrote it.")]
+    = False,
+    device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:N.")] = "auto",
+) -> None:
+    """Train RUN's model again as a final run on RUN's data plus every stored rating: people become users.
+
+    The settings and validation choices are RUN's (as `train --final --like RUN`); a person's user id is the
+    data's largest user id plus the person's id (people.json in --out maps them). Serve the new run, or swap it
+    in: POST /v1/admin/reload {"runs": ["OUT"]}.
+
+    Examples: movierec refresh runs/knn-final --db default --out runs/knn-refreshed
+    """
+    import time
+
+    from movierec._optional import require
+    from movierec.data import load_dataset
+    from movierec.fsutil import atomic_write_text, data_home
+    from movierec.runs.folders import check_device, claim_run, like_settings, train_run
+    from movierec.serving.people import PeopleStore, database_url
+    from movierec.serving.refresh import PEOPLE_FILE, run_dataset, with_people
+
+    require("sqlalchemy")
+    check_device(device)
+    run = run.expanduser()
+    model, recorded = run_dataset(run)
+    settings = like_settings(run, model)
+    store = PeopleStore(database_url(db, data_home()))
+    claim_run(out, force=force)
+    t0 = time.perf_counter()
+    source = recorded.get("source")
+    dataset = load_dataset(source if source and Path(source).exists() else recorded["name"])
+    merged, added = with_people(dataset, store.all_ratings())
+    print(f"refresh {model}: {added.people:,} people with {added.ratings:,} ratings join {dataset.name}'s "
+          f"{dataset.n_users:,} users" + (f" ({added.unknown_movies:,} ratings of movies it lacks left out)"
+                                         if added.unknown_movies else ""), flush=True)
+    train_run(model, merged, out, settings, final=True, device=device)
+    people = {str(u - added.offset): int(u) for u in merged.users.ids[merged.users.ids > added.offset]}
+    import json
+
+    atomic_write_text(out / PEOPLE_FILE, json.dumps({"offset": added.offset, "users": people}, indent=1) + "\n")
+    print(f"done in {time.perf_counter() - t0:.1f} s -> {out}", flush=True)

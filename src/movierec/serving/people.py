@@ -214,5 +214,15 @@ class PeopleStore:
                                 .order_by(r.rated_ns, r.movie_id)).all()
         return [StoredRating(json.loads(m), float(v), int(t)) for m, v, t in rows]
 
+    def all_ratings(self) -> list[tuple[int, int | str, float, int]]:
+        """Every stored rating as (person id, movie id, rating, rated_ns), by person, oldest first."""
+        from sqlalchemy import select
+
+        r = self.ratings.c
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(r.person_id, r.movie_id, r.rating, r.rated_ns)
+                                .order_by(r.person_id, r.rated_ns, r.movie_id)).all()
+        return [(int(p), json.loads(m), float(v), int(t)) for p, m, v, t in rows]
+
     def close(self) -> None:
         self.engine.dispose()

@@ -1,0 +1,84 @@
+"""``movierec refresh``: a served run trained again, as a final run, on its data plus every stored rating.
+
+The run's model is fitted with the run's settings and validation choices (as ``train --final --like RUN``) on
+every interaction of the run's data set and every rating of the people stored in ``--db``. A person becomes a
+user: user id ``offset + person id`` where ``offset`` is the data set's largest user id (MovieLens' user ids
+stay as they are), and ``people.json`` in the new run maps each person to their user id. A stored rating of a
+movie the data set does not have is left out (and counted). The new run is a run folder like any other:
+serve it, or swap it in with ``POST /v1/admin/reload``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from movierec.data.dataset import Dataset, IdMap, Interactions
+from movierec.errors import MovieRecError
+
+PEOPLE_FILE = "people.json"
+
+
+@dataclass(frozen=True)
+class Refreshed:
+    """What a refresh added: people (users now), their ratings used, ratings of movies the data lacks."""
+
+    people: int
+    ratings: int
+    unknown_movies: int
+    offset: int
+
+
+def with_people(dataset: Dataset, stored: list[tuple[int, int | str, float, int]]) -> tuple[Dataset, Refreshed]:
+    """``dataset`` with the stored ratings [(person id, movie id, rating, rated_ns)] as new users' ratings."""
+    items = dataset.items
+    if not stored:
+        return dataset, Refreshed(0, 0, 0, int(dataset.users.ids.max()) if len(dataset.users) else 0)
+    person = np.array([s[0] for s in stored], dtype=np.int64)
+    if items.labels is not None:  # own string ids: a movie is named by its label
+        by_label = {str(label): i for i, label in enumerate(items.labels)}
+        item = np.array([by_label.get(str(s[1]), -1) for s in stored], dtype=np.int64)
+    else:
+        raw = np.array([s[1] if isinstance(s[1], int) else -1 for s in stored], dtype=np.int64)
+        pos = np.searchsorted(items.ids, raw).clip(0, max(len(items) - 1, 0))
+        item = np.where(items.ids[pos] == raw, pos, -1)
+    known = item >= 0
+    offset = int(dataset.users.ids.max()) if len(dataset.users) else 0
+    inter = dataset.interactions
+    old_users = dataset.users.ids[inter.user]
+    raw_users = np.concatenate([old_users, offset + person[known]])
+    users, user_index = IdMap.from_raw(raw_users, dataset.users.kind)
+    if dataset.users.labels is not None:  # own user ids: a person's label says who they were
+        labels = dict(zip(dataset.users.ids.tolist(), dataset.users.labels.tolist(), strict=True))
+        users = IdMap(users.ids, users.kind, np.array([labels.get(int(u), f"person-{int(u) - offset}")
+                                                      for u in users.ids], dtype=object))
+    merged = Interactions(
+        user_index, np.concatenate([inter.item, item[known]]),
+        np.concatenate([inter.rating, np.array([s[2] for s in stored], dtype=np.float32)[known]]),
+        np.concatenate([inter.timestamp, np.array([s[3] // 1_000_000_000 for s in stored], dtype=np.int64)[known]]),
+        len(users), len(items))
+    catalog = dataset.catalog
+    if catalog is not None:
+        import copy
+
+        catalog = copy.copy(catalog)
+        catalog.user_ids = users.ids
+    out = Dataset(dataset.name, merged, users, items, catalog, None, dataset.source)
+    return out, Refreshed(len(np.unique(person[known])), int(known.sum()), int((~known).sum()), offset)
+
+
+def run_dataset(run: Path) -> tuple[str, dict[str, Any]]:
+    """The model name and the recorded data set (name, source) of a run folder or bundle."""
+    from movierec.fsutil import read_json
+
+    bundle = run if (run / "config.json").is_file() else run / "model"
+    if not (bundle / "config.json").is_file():
+        raise MovieRecError(f"{run}: not a run folder or model bundle (no config.json)")
+    config = read_json(bundle / "config.json")
+    dataset = config.get("dataset") if isinstance(config, dict) else None
+    if not isinstance(dataset, dict) or not dataset.get("name"):
+        raise MovieRecError(f"{run}: the run does not record its data set; refresh needs it")
+    return str(config["model"]), dataset

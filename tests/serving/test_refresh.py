@@ -1,0 +1,64 @@
+"""movierec refresh: a run trained again as a final run on its data plus every stored rating; people become
+users (offset + person id, people.json), and the new run serves them as known users."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("sqlalchemy")
+
+from tests.conftest import cli_fails, cli_ok  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def final_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from movierec.data import load_dataset
+    from movierec.data.synthetic import write_synthetic
+    from movierec.runs.folders import like_settings, train_run
+
+    root = tmp_path_factory.mktemp("refresh")
+    data = load_dataset(write_synthetic(root / "syn", 60, 300, 2500, seed=9))
+    train_run("itemknn", data, root / "knn", {"k": 20})
+    train_run("itemknn", data, root / "knn-final", like_settings(root / "knn", "itemknn"), final=True)
+    return root / "knn-final"
+
+
+def test_people_become_users_of_the_refreshed_run(final_run: Path, tmp_path: Path) -> None:
+    from movierec.artifacts import load_bundle
+    from movierec.serving import Service
+    from movierec.serving.people import PeopleStore, database_url
+
+    old = load_bundle(final_run)
+    movies = old.items.ids[:5].tolist()
+    db = str(tmp_path / "people.sqlite")
+    store = PeopleStore(database_url(db, tmp_path))
+    a, _ = store.new_person()
+    b, _ = store.new_person()
+    for i, m in enumerate(movies[:3]):
+        store.put_rating(a, m, 4.0 + i * 0.5)
+    store.put_rating(b, movies[3], 3.0)
+    store.put_rating(b, 99_999_999, 5.0)  # a movie the data does not have: left out, counted
+    out = tmp_path / "refreshed"
+    said = cli_ok("refresh", str(final_run), "--db", db, "--out", str(out))
+    assert "2 people with 4 ratings join" in said and "1 ratings of movies it lacks left out" in said
+    new = load_bundle(out)
+    assert new.model.n_users == old.model.n_users + 2 and new.model.n_items == old.model.n_items
+    assert new.config["config"] == old.config["config"] and new.config["dataset"]["final"]
+    people = json.loads((out / "people.json").read_text())
+    offset = people["offset"]
+    assert people["users"] == {str(a): offset + a, str(b): offset + b} and offset == int(old.users.ids.max())
+    service = Service.open([out])
+    recs = service.for_user(offset + a, 10)
+    assert recs["user_id"] == offset + a and len(recs["recommendations"]) == 10
+    assert not {r["movie_id"] for r in recs["recommendations"]} & set(movies[:3])  # never what they rated
+    # the same person's stored ratings read as the trained user's row
+    row = new.users.index(np.array([offset + a]))[0]
+    assert sorted(new.model.seen_[row].indices.tolist()) == sorted(new.items.index(np.array(movies[:3])).tolist())
+    # a refresh never replaces what it did not write, and says what is wrong in one line
+    assert "--out" in cli_fails("refresh", str(final_run), "--db", db, "--out", str(final_run))
+    assert "not a run folder or model bundle" in cli_fails("refresh", str(tmp_path), "--db", db, "--out",
+                                                            str(tmp_path / "x"))

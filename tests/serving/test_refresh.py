@@ -11,7 +11,7 @@ import pytest
 
 pytest.importorskip("sqlalchemy")
 
-from tests.conftest import cli_fails, cli_ok  # noqa: E402
+from tests.conftest import cli_fails, cli_ok
 
 
 @pytest.fixture(scope="module")

@@ -47,9 +47,14 @@ open file descriptors, the CPU of server and clients, and what the hostile clien
 held a slow connection, and the statuses it answered (408, 413, 431, 503; "reset": the server closed while the
 client was still sending, so its answer was lost).
 
+``--reload``: per configuration, one server started with an admin key; during each measured run (known users,
+then new people) the benchmark asks ``POST /v1/admin/reload`` (the same folder, loaded anew) at the middle of
+the window and waits for it: the run's errors say whether any request failed across the swap, its p99 what the
+load cost the others; the reload's seconds are reported.
+
 Results: benchmarks/results/bench_serve.json (bench_serve_quick.json with --quick, bench_serve_hostile.json with
---hostile, or --out FILE). On a busy machine req/s and latency drop; "server CPU ms/req" (server CPU time over
-answered requests) stays comparable.
+--hostile, bench_serve_reload.json with --reload, or --out FILE). On a busy machine req/s and latency drop;
+"server CPU ms/req" (server CPU time over answered requests) stays comparable.
 """
 
 from __future__ import annotations
@@ -207,11 +212,13 @@ class Server:
 
     live: ClassVar[set[Server]] = set()
 
-    def __init__(self, path: str, cache_users: int, log: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(self, path: str, cache_users: int, log: Path, env: dict[str, str] | None = None,
+                 api_key: str | None = None) -> None:
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         code = ("from movierec.serving.api import serve; "
-                f"serve([{path!r}], host='127.0.0.1', port={self.port}, cache_users={cache_users})")
+                f"serve([{path!r}], host='127.0.0.1', port={self.port}, cache_users={cache_users}, "
+                f"api_key={api_key!r})")
         log.parent.mkdir(parents=True, exist_ok=True)
         self.log = log
         self._log_f = open(log, "w")  # closed in stop()
@@ -968,6 +975,55 @@ def serve_config(conf: dict, args: argparse.Namespace, seed: int) -> list[dict]:
     return rows
 
 
+RELOAD_KEY = "bench-serve-reload-key"
+
+
+def reload_config(conf: dict, args: argparse.Namespace, seed: int) -> list[dict]:
+    """Known users, then new people, each with a reload of the served folder in the middle of the window."""
+    import threading
+
+    import httpx
+
+    spec_file = WORK / "specs" / f"{conf['name']}.json"
+    spec_file.parent.mkdir(parents=True, exist_ok=True)
+    spec_file.write_text(json.dumps(request_spec(Path(conf["path"]))))
+    server = Server(conf["path"], args.cache_users, WORK / "logs" / f"{conf['name']}-reload.log", args.server_env,
+                    api_key=RELOAD_KEY)
+    rows = []
+    try:
+        ready_s = server.wait_ready(args.ready_timeout)
+        auth = {"Authorization": f"Bearer {RELOAD_KEY}"}
+        for endpoint in ("user", "person"):
+            swap: dict = {}
+
+            def reload_midway(swap: dict = swap) -> None:
+                time.sleep(args.warmup + args.duration / 2)
+                t0 = time.perf_counter()
+                r = httpx.post(server.url + "/v1/admin/reload", headers=auth, timeout=30)
+                swap["accepted"] = r.status_code
+                while time.perf_counter() - t0 < 300:
+                    status = httpx.get(server.url + "/v1/admin/reload", headers=auth, timeout=30).json()
+                    if status["status"] in ("done", "failed"):
+                        swap.update(status=status["status"], error=status["error"])
+                        break
+                    time.sleep(0.05)
+                swap["seconds"] = round(time.perf_counter() - t0, 2)
+
+            thread = threading.Thread(target=reload_midway)
+            thread.start()
+            row = {"config": conf["name"], "model": conf["model"], "endpoint": endpoint, "ready_s": round(ready_s, 1)}
+            row.update(load_run(server, spec_file, endpoint, conf["model"], args, seed))
+            thread.join()
+            row["reload"] = swap
+            seed += 1
+            rows.append(row)
+            print(f"[reload] {conf['name']} {endpoint:6s} {row['rps']:8.1f} req/s  p50 {row['p50_ms']} ms  "
+                  f"p99 {row['p99_ms']} ms  errors {row['errors']}  reload {swap}", flush=True)
+    finally:
+        server.stop()
+    return rows
+
+
 def _label(r: dict) -> str:
     if r["endpoint"] == "person":
         return "new person (POST)"
@@ -1010,7 +1066,10 @@ def main() -> None:
     ap.add_argument("--big", type=int, default=4, help="--hostile: clients sending 60 MB bodies in a loop")
     ap.add_argument("--ramp", type=float, default=2.0, help="--hostile: seconds the hostile clients run before "
                     "the normal ones start")
-    ap.add_argument("--out", help="results JSON (default benchmarks/results/bench_serve[_quick|_hostile].json)")
+    ap.add_argument("--reload", action="store_true", help="a reload of the served folder in the middle of each "
+                    "measured run (known users, new people): no request may fail across the swap")
+    ap.add_argument("--out", help="results JSON (default benchmarks/results/bench_serve[_quick|_hostile|_reload]"
+                    ".json)")
     args = ap.parse_args()
     if args.hostile:
         args.only = args.only or "small-itemknn"
@@ -1056,6 +1115,8 @@ def main() -> None:
         for i, conf in enumerate(configs):
             if args.hostile:
                 rows.append(hostile_config(conf, args, args.seed * 1000 + i * 10))
+            elif args.reload:
+                rows += reload_config(conf, args, args.seed * 1000 + i * 10)
             else:
                 rows += serve_config(conf, args, args.seed * 1000 + i * 10)
     finally:
@@ -1069,6 +1130,23 @@ def main() -> None:
                    "configs": configs, "results": rows, "total_s": round(time.perf_counter() - t0, 1)}
         path = U.write_json("bench_serve_hostile.json", payload, Path(args.out) if args.out else None)
         print_hostile(rows, client_desc)
+        print(f"results: {path}  ({payload['total_s']:.0f} s)")
+        return
+
+    if args.reload:
+        payload = {"date": U.stamp(), "machine": U.machine_info(), "mode": "reload",
+                   "settings": {"client": args.client, "client_version": client_version, "duration_s": args.duration,
+                                "warmup_s": args.warmup, "concurrency": args.concurrency, "clients": args.clients,
+                                "k": args.k, "cache_users": args.cache_users, "seed": args.seed},
+                   "configs": configs, "rows": rows, "total_s": round(time.perf_counter() - t0, 1)}
+        path = U.write_json("bench_serve_reload.json", payload, Path(args.out) if args.out else None)
+        print()
+        print("| configuration | endpoint | req/s | p50 ms | p99 ms | max ms | errors | reload s |")
+        print("|---|---|---:|---:|---:|---:|---:|---:|")
+        for r in rows:
+            print(f"| {r['config']} | {_label({**r, 'cache_users': args.cache_users})} | {r['rps']:.1f} | "
+                  f"{r['p50_ms']} | {r['p99_ms']} | {r['max_ms']} | {r['errors']} | {r['reload'].get('seconds')} "
+                  f"({r['reload'].get('status')}) |")
         print(f"results: {path}  ({payload['total_s']:.0f} s)")
         return
 

@@ -259,7 +259,7 @@ def _open_people(db: str, runs: list[Path]):
                 raise MovieRecError(f"--db {path}: inside the served folder {run}; a served run is never written, "
                                     "keep the database elsewhere")
     store = PeopleStore(url)
-    print(f"people and their ratings are stored in {path or store._shown()}", flush=True)
+    print(f"people and their ratings are stored in {path or store.shown_url()}", flush=True)
     return store
 
 

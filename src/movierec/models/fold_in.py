@@ -46,22 +46,21 @@ class ItemSide:
     @classmethod
     def of(cls, net) -> ItemSide | None:
         """The item side of ``net``, or None for a network this module does not know (it then folds in through
-        torch)."""
-        from movierec.models.ncf import GMFNet, MLPNet, NeuMFNet
-
+        torch). Only the exact classes of :mod:`movierec.models.ncf` qualify (named, not imported: ncf imports
+        the module that imports this one); a subclass that adds item content does not."""
         def f64(t) -> np.ndarray:
             return t.detach().double().cpu().numpy()
 
-        kind = type(net)
-        if kind is GMFNet:
+        kind = type(net).__name__ if type(net).__module__ == "movierec.models.ncf" else None
+        if kind == "GMFNet":
             w = f64(net.out.weight)[0]
             return cls(net.item.num_embeddings, float(f64(net.out.bias)[0]), gmf_items=f64(net.item.weight) * w,
                        gmf_start=f64(net.user.weight).mean(axis=0))
-        if kind is MLPNet:
+        if kind == "MLPNet":
             side = cls(net.item.num_embeddings, float(f64(net.out.bias)[0]))
             side._tower(net, f64(net.out.weight)[0], f64)
             return side
-        if kind is NeuMFNet:
+        if kind == "NeuMFNet":
             w = f64(net.out.weight)[0]
             side = cls(net.gmf.item.num_embeddings, float(f64(net.out.bias)[0]),
                        gmf_items=f64(net.gmf.item.weight) * w[: net.factors],

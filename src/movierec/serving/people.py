@@ -104,7 +104,7 @@ class PeopleStore:
         try:
             self.engine = create_engine(url, pool_pre_ping=True)
         except Exception as e:  # a malformed URL or a driver that is not installed
-            raise MovieRecError(f"--db {self._shown()}: {type(e).__name__}: {e}") from None
+            raise MovieRecError(f"--db {self.shown_url()}: {type(e).__name__}: {e}") from None
         if self.engine.dialect.name == "sqlite":
             @event.listens_for(self.engine, "connect")
             def _sqlite_pragmas(dbapi_connection, _record) -> None:
@@ -117,7 +117,7 @@ class PeopleStore:
         self.meta, self.schema, self.people, self.ratings = _tables()
         self._prepare()
 
-    def _shown(self) -> str:
+    def shown_url(self) -> str:
         from sqlalchemy.engine import make_url
 
         try:
@@ -134,21 +134,21 @@ class PeopleStore:
             with self.engine.begin() as conn:
                 if not inspect(conn).has_table("movierec_schema"):
                     if inspect(conn).has_table("people"):
-                        raise MovieRecError(f"--db {self._shown()}: holds a 'people' table that movierec did not "
+                        raise MovieRecError(f"--db {self.shown_url()}: holds a 'people' table that movierec did not "
                                             "make; give another database")
                     self.meta.create_all(conn)
                     conn.execute(self.schema.insert().values(version=SCHEMA_VERSION))
                     return
                 version = conn.execute(select(self.schema.c.version)).scalar_one()
                 if version > SCHEMA_VERSION:
-                    raise MovieRecError(f"--db {self._shown()}: written by a newer movierec (schema {version}, this "
+                    raise MovieRecError(f"--db {self.shown_url()}: written by a newer movierec (schema {version}, this "
                                         f"one reads up to {SCHEMA_VERSION}); upgrade movierec")
                 while version < SCHEMA_VERSION:
                     UPGRADES[version](conn)
                     version += 1
                     conn.execute(self.schema.update().values(version=version))
         except SQLAlchemyError as e:
-            raise MovieRecError(f"--db {self._shown()}: {type(e).__name__}: {str(e).splitlines()[0]}") from None
+            raise MovieRecError(f"--db {self.shown_url()}: {type(e).__name__}: {str(e).splitlines()[0]}") from None
 
     def version(self) -> int:
         from sqlalchemy import select

@@ -54,13 +54,19 @@ def free_port() -> int:
 @pytest.fixture(scope="session")
 def live_server(service):
     """The app on uvicorn in a background thread on 127.0.0.1: yields its base URL."""
-    import uvicorn
-
     from movierec.serving.api import create_app
 
+    yield from app_in_thread(create_app(service=service))
+
+
+def app_in_thread(app):
+    """Run ``app`` on uvicorn in a background thread on 127.0.0.1 (a free port): yields its base URL, then stops
+    it (use with ``yield from`` in a fixture)."""
+    import uvicorn
+
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(service=service), host="127.0.0.1", port=port,
-                                           log_level="warning", access_log=False, lifespan="on"))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
+                                           access_log=False, lifespan="on"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
@@ -71,3 +77,14 @@ def live_server(service):
     yield f"http://127.0.0.1:{port}"
     server.should_exit = True
     thread.join(timeout=10)
+
+
+def synthetic_run(root, model: str, users: int = 60, seed: int = 3):
+    """A run folder of ``model`` trained on a small synthetic data set (300 movies) under ``root``."""
+    from movierec.data import load_dataset
+    from movierec.data.synthetic import write_synthetic
+    from movierec.runs.folders import train_run
+
+    data = write_synthetic(root / "syn", users, 300, 2000, seed=seed)
+    train_run(model, load_dataset(data), root / "run")
+    return root / "run"

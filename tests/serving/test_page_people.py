@@ -6,12 +6,10 @@ from __future__ import annotations
 
 import json
 import re
-import threading
-import time
 
 import pytest
 
-from tests.serving.conftest import free_port
+from tests.serving.conftest import app_in_thread
 from tests.serving.test_page import open_app, rate
 
 pytest.importorskip("sqlalchemy")
@@ -22,26 +20,12 @@ PERSON_KEY = "movierec.person"
 @pytest.fixture(scope="module")
 def stored_server(service, tmp_path_factory):
     """The app with a store of people (a SQLite file) on uvicorn in a background thread: yields its base URL."""
-    import uvicorn
-
     from movierec.serving.api import create_app
     from movierec.serving.people import PeopleStore, database_url
 
     tmp_dir = tmp_path_factory.mktemp("page-people")
     store = PeopleStore(database_url(str(tmp_dir / "people.sqlite"), tmp_dir))
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(service=service, people=store), host="127.0.0.1", port=port,
-                                           log_level="warning", access_log=False, lifespan="on"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the test server did not start")
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    yield from app_in_thread(create_app(service=service, people=store))
     store.close()
 
 

@@ -16,18 +16,12 @@ from fastapi.testclient import TestClient
 
 from movierec.errors import MovieRecError
 from movierec.serving.people import SCHEMA_VERSION, PeopleStore, PersonNotFound, database_url
+from tests.serving.conftest import synthetic_run
 
 
 @pytest.fixture(scope="module")
 def run_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from movierec.data import load_dataset
-    from movierec.data.synthetic import write_synthetic
-    from movierec.runs.folders import train_run
-
-    root = tmp_path_factory.mktemp("people")
-    data = write_synthetic(root / "syn", 60, 300, 2000, seed=3)
-    train_run("itemknn", load_dataset(data), root / "run")
-    return root / "run"
+    return synthetic_run(tmp_path_factory.mktemp("people"), "itemknn")
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -17,19 +17,12 @@ pytest.importorskip("fastapi")
 pytest.importorskip("sqlalchemy")
 httpx = pytest.importorskip("httpx")
 
-from tests.serving.conftest import free_port  # noqa: E402
+from tests.serving.conftest import free_port, synthetic_run  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def run_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from movierec.data import load_dataset
-    from movierec.data.synthetic import write_synthetic
-    from movierec.runs.folders import train_run
-
-    root = tmp_path_factory.mktemp("durable")
-    data = write_synthetic(root / "syn", 60, 300, 2000, seed=3)
-    train_run("popularity", load_dataset(data), root / "run")
-    return root / "run"
+    return synthetic_run(tmp_path_factory.mktemp("durable"), "popularity")
 
 
 def _start(run: Path, db: str, port: int) -> subprocess.Popen:

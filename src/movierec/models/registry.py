@@ -111,11 +111,11 @@ def validate_settings(name: str, values: dict[str, Any], where: str | None = Non
     with ``cross``, against each other with the defaults filling the rest (the settings' model validators)."""
     import pydantic
 
-    from movierec.models.settings import validate
+    from movierec.models.settings import HARDWARE_KEYS, validate
 
     cls = get_model_class(name)
     where = where or name
-    run_keys = [k for k in ("gpu_batch_factor", "amp") if k in values]  # movierec.training.Hardware's fields
+    run_keys = [k for k in HARDWARE_KEYS if k in values]
     if run_keys:
         raise MovieRecError(f"{where}: {run_keys[0]} is how a run uses a GPU, not a setting of {name}: give it to "
                             "the run (train --set, or a key of the [[run]] table beside model)")

@@ -33,6 +33,9 @@ from pydantic.fields import FieldInfo
 from movierec.errors import MovieRecError
 
 _BOUNDS = ("ge", "gt", "le", "lt")
+#: keys of a run that say how it uses a GPU, not what the model is (movierec.training.Hardware's fields): a
+#: run's (``RunSpec.hardware``, ``RunContext``), never a model setting
+HARDWARE_KEYS = ("gpu_batch_factor", "amp")
 _MISSING: Any = pydantic.fields.PydanticUndefined
 
 

@@ -71,37 +71,29 @@ class UserRowStepSettings(Settings):
 
 
 _TRAINER_DEFAULTS = {"epochs": 300, "batch_size": 128, "lr": 0.001, "patience": 15}
-_HIDDEN_HELP = "tanh units between the item layer and the code, each side (0: none)"
-_LATENT_HELP = "size of the latent code (the VAE's mean / log-variance, the DAE's code; the paper: 200 on ml-20m)"
-_DROPOUT_HELP = "dropout rate on the L2-normalised input row while training"
-_SELECT_HELP = "validation ranking that picks the epoch: full (all unseen items) or sampled (sampled-100, where the " \
-               "split has negatives)"
 
 
-class MultVAESettings(Settings):
-    """Mult-VAE's settings (batch_size: user rows per Adam update on a CPU; the paper: 500 on ml-20m)."""
+class MultDAESettings(Settings):
+    """Mult-DAE's settings, which Mult-VAE's extend (batch_size: user rows per Adam update on a CPU; the paper:
+    500 on ml-20m)."""
 
     train: TrainerSettings = part(TrainerSettings, **_TRAINER_DEFAULTS)
     step: UserRowStepSettings = part(UserRowStepSettings)
-    hidden: int = setting(600, _HIDDEN_HELP, ge=0)
-    latent: int = setting(64, _LATENT_HELP, ge=1)
-    dropout: float = setting(0.5, _DROPOUT_HELP, ge=0, lt=1)
-    select_on: str = setting("full", _SELECT_HELP, choices=("full", "sampled"))
+    hidden: int = setting(600, "tanh units between the item layer and the code, each side (0: none)", ge=0)
+    latent: int = setting(64, "size of the latent code (the VAE's mean / log-variance, the DAE's code; the paper: "
+                              "200 on ml-20m)", ge=1)
+    dropout: float = setting(0.5, "dropout rate on the L2-normalised input row while training", ge=0, lt=1)
+    select_on: str = setting("full", "validation ranking that picks the epoch: full (all unseen items) or sampled "
+                                     "(sampled-100, where the split has negatives)", choices=("full", "sampled"))
+
+
+class MultVAESettings(MultDAESettings):
+    """Mult-VAE's settings: Mult-DAE's and the KL weight's annealing."""
+
     beta_max: float = setting(1.0, "largest KL weight beta; annealing stops there (the paper anneals to 1 and "
                                    "keeps the best beta on validation)", ge=0)
     total_anneal_steps: int = setting(1000, "Adam updates over which beta grows linearly from 0 to 1 "
                                             "(0: beta_max from the start)", ge=0)
-
-
-class MultDAESettings(Settings):
-    """Mult-DAE's settings (batch_size: user rows per Adam update on a CPU)."""
-
-    train: TrainerSettings = part(TrainerSettings, **_TRAINER_DEFAULTS)
-    step: UserRowStepSettings = part(UserRowStepSettings)
-    hidden: int = setting(600, _HIDDEN_HELP, ge=0)
-    latent: int = setting(64, _LATENT_HELP, ge=1)
-    dropout: float = setting(0.5, _DROPOUT_HELP, ge=0, lt=1)
-    select_on: str = setting("full", _SELECT_HELP, choices=("full", "sampled"))
 
 
 # -- the network ------------------------------------------------------------------------------------------

@@ -31,7 +31,7 @@ import pydantic
 from movierec.errors import MovieRecError
 from movierec.evaluation.protocols import PROTOCOLS
 from movierec.models import ENTRIES, get_model_class, validate_settings
-from movierec.models.settings import unknown_key_error
+from movierec.models.settings import HARDWARE_KEYS, unknown_key_error
 
 __all__ = ["HARDWARE_KEYS", "PHASES", "RunSpec", "check_run_tables", "expand_runs", "slug", "split_hardware",
            "validate_config"]
@@ -42,8 +42,6 @@ part; test: score the test part from everything before each test item (see :mod:
 final: fit on every interaction with the settings and choices given (a model for serving)."""
 
 
-HARDWARE_KEYS = ("gpu_batch_factor", "amp")
-"""Keys of a run that say how it uses a GPU, not what the model is (``RunContext``; :class:`Hardware`)."""
 
 
 class _Hardware(pydantic.BaseModel):

@@ -24,6 +24,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
+import time
+from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from typing import Any
@@ -222,22 +225,16 @@ class ClientRateLimit:
     many seconds a client must wait before its next event is allowed (0: allowed now, and counted)."""
 
     def __init__(self, per_minute: int, window: float = 60.0) -> None:
-        import threading
-        from collections import OrderedDict, deque
-
         self.per_minute, self.window = per_minute, window
         self._seen: OrderedDict[str, deque] = OrderedDict()
-        self._deque = deque
         self._lock = threading.Lock()
 
     def wait(self, client: str, now: float | None = None) -> float:
-        import time
-
         now = time.monotonic() if now is None else now
         with self._lock:
             times = self._seen.pop(client, None)
             if times is None:
-                times = self._deque()
+                times = deque()
             while times and times[0] <= now - self.window:
                 times.popleft()
             self._seen[client] = times  # most recently seen last

@@ -62,3 +62,19 @@ def test_people_become_users_of_the_refreshed_run(final_run: Path, tmp_path: Pat
     assert "--out" in cli_fails("refresh", str(final_run), "--db", db, "--out", str(final_run))
     assert "not a run folder or model bundle" in cli_fails("refresh", str(tmp_path), "--db", db, "--out",
                                                             str(tmp_path / "x"))
+
+
+def test_own_string_ids_are_matched_by_label_and_people_get_labels() -> None:
+    from movierec.data.dataset import Dataset, IdMap, Interactions
+    from movierec.serving.refresh import with_people
+
+    users = IdMap(np.array([1, 2], np.int64), "user", np.array(["u1", "u2"], dtype=object))
+    items = IdMap(np.array([1, 2, 3], np.int64), "movie", np.array(["A", "B", "C"], dtype=object))
+    inter = Interactions(np.array([0, 1]), np.array([0, 2]), np.ones(2), np.zeros(2, np.int64), 2, 3)
+    ds = Dataset("own", inter, users, items)
+    merged, added = with_people(ds, [(7, "B", 4.5, 2_000_000_000_000_000_000), (7, "Z", 3.0, 0)])
+    assert (added.people, added.ratings, added.unknown_movies, added.offset) == (1, 1, 1, 2)
+    assert merged.users.labels.tolist() == ["u1", "u2", "person-7"] and merged.users.ids.tolist() == [1, 2, 9]
+    last = len(merged.interactions) - 1
+    assert merged.interactions.item[last] == 1 and merged.interactions.rating[last] == 4.5
+    assert merged.interactions.timestamp[last] == 2_000_000_000 and merged.interactions.user[last] == 2

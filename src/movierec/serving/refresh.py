@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from movierec.data.dataset import Dataset, IdMap, Interactions
 from movierec.errors import MovieRecError
@@ -37,12 +38,12 @@ def with_people(dataset: Dataset, stored: list[tuple[int, int | str, float, int]
     items = dataset.items
     if not stored:
         return dataset, Refreshed(0, 0, 0, int(dataset.users.ids.max()) if len(dataset.users) else 0)
-    person = np.array([s[0] for s in stored], dtype=np.int64)
+    person_ids, movie_ids, ratings, rated_ns = zip(*stored, strict=True)  # one pass over the stored rows
+    person = np.array(person_ids, dtype=np.int64)
     if items.labels is not None:  # own string ids: a movie is named by its label
-        by_label = {str(label): i for i, label in enumerate(items.labels)}
-        item = np.array([by_label.get(str(s[1]), -1) for s in stored], dtype=np.int64)
+        item = pd.Index(items.labels.astype(str)).get_indexer(pd.Index([str(m) for m in movie_ids])).astype(np.int64)
     else:
-        raw = np.array([s[1] if isinstance(s[1], int) else -1 for s in stored], dtype=np.int64)
+        raw = np.array([m if isinstance(m, int) else -1 for m in movie_ids], dtype=np.int64)
         pos = np.searchsorted(items.ids, raw).clip(0, max(len(items) - 1, 0))
         item = np.where(items.ids[pos] == raw, pos, -1)
     known = item >= 0
@@ -57,8 +58,8 @@ def with_people(dataset: Dataset, stored: list[tuple[int, int | str, float, int]
                                                       for u in users.ids], dtype=object))
     merged = Interactions(
         user_index, np.concatenate([inter.item, item[known]]),
-        np.concatenate([inter.rating, np.array([s[2] for s in stored], dtype=np.float32)[known]]),
-        np.concatenate([inter.timestamp, np.array([s[3] // 1_000_000_000 for s in stored], dtype=np.int64)[known]]),
+        np.concatenate([inter.rating, np.array(ratings, dtype=np.float32)[known]]),
+        np.concatenate([inter.timestamp, (np.array(rated_ns, dtype=np.int64) // 1_000_000_000)[known]]),
         len(users), len(items))
     catalog = dataset.catalog
     if catalog is not None:

@@ -60,6 +60,15 @@ def test_people_become_users_of_the_refreshed_run(final_run: Path, tmp_path: Pat
     assert sorted(new.model.seen_[row].indices.tolist()) == sorted(new.items.index(np.array(movies[:3])).tolist())
     # a refresh never replaces what it did not write, and says what is wrong in one line
     assert "--out" in cli_fails("refresh", str(final_run), "--db", db, "--out", str(final_run))
+    config = json.loads((final_run / "config.json").read_text())  # a run whose data set has changed since
+    changed = tmp_path / "changed"
+    changed.mkdir()
+    for name in ("weights.safetensors", "ids.parquet"):
+        (changed / name).write_bytes((final_run / name).read_bytes())
+    (changed / "config.json").write_text(json.dumps({**config, "dataset": {**config["dataset"], "users": 61}}))
+    assert "refresh needs the data the run was trained on" in cli_fails("refresh", str(changed), "--db", db,
+                                                                        "--out", str(tmp_path / "y"))
+    assert not (tmp_path / "y").exists()  # nothing written
     assert "not a run folder or model bundle" in cli_fails("refresh", str(tmp_path), "--db", db, "--out",
                                                             str(tmp_path / "x"))
 

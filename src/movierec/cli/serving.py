@@ -318,6 +318,11 @@ def refresh_cmd(
     t0 = time.perf_counter()
     source = recorded.get("source")
     dataset = load_dataset(source if source and Path(source).exists() else recorded["name"])
+    then = (recorded.get("users"), recorded.get("items"))
+    if None not in then and then != (dataset.n_users, dataset.n_items):
+        raise MovieRecError(f"{run}: trained on {then[0]:,} users and {then[1]:,} movies of {recorded['name']}, but "
+                            f"that data set has {dataset.n_users:,} and {dataset.n_items:,} now; refresh needs the "
+                            "data the run was trained on")
     merged, added = with_people(dataset, store.all_ratings())
     print(f"refresh {model}: {added.people:,} people with {added.ratings:,} ratings join {dataset.name}'s "
           f"{dataset.n_users:,} users" + (f" ({added.unknown_movies:,} ratings of movies it lacks left out)"

@@ -157,3 +157,70 @@ def test_a_person_unknown_to_the_server_is_forgotten(browser, stored_server) -> 
     unexpected = [p for p in problems if "403" not in p]
     assert not unexpected, unexpected
     page.close()
+
+
+def test_after_a_refresh_and_a_reload_the_person_is_a_user_of_the_new_model(browser, served_runs, tmp_path) -> None:
+    """The page's person rates three movies; `movierec refresh` trains the served run again with them, the server
+    swaps to the new run (POST /v1/admin/reload), and after a page reload the person's list is that of the
+    trained user the person became; a new rating makes the list come from the stored history again."""
+    import time
+
+    import httpx
+
+    from movierec.serving.api import create_app
+    from movierec.serving.people import PeopleStore, database_url
+    from tests.conftest import cli_ok
+
+    db = tmp_path / "people.sqlite"
+    store = PeopleStore(database_url(str(db), tmp_path))
+    app = create_app(paths=[served_runs["itemknn"]], people=store, api_key="admin-key")
+    server = app_in_thread(app)
+    base = next(server)
+    try:
+        page, problems = open_app(browser, base)
+        [rate(page, "toy", re.compile(r"^Toy Story \(1995\)"), "5"),
+         rate(page, "heat", re.compile(r"^Heat \(1995\)"), "4.5"),
+         rate(page, "matrix", re.compile(r"Matrix.*\(1999\)"), "4")]
+        recommend_one(page)
+        assert page.locator(".model-column .learnt").count() == 0, "scored from the history before a refresh"
+        person = json.loads(page.evaluate(f"localStorage.getItem('{PERSON_KEY}')"))
+
+        new_run = tmp_path / "itemknn-refreshed"
+        assert "1 people with 3 ratings join" in cli_ok("refresh", str(served_runs["itemknn"]), "--db", str(db),
+                                                        "--out", str(new_run))
+        offset = json.loads((new_run / "people.json").read_text())["offset"]
+        with httpx.Client(base_url=base, timeout=20, headers={"Authorization": "Bearer admin-key"}) as http:
+            assert http.post("/v1/admin/reload", json={"runs": [str(new_run)]}).status_code == 202
+            deadline = time.monotonic() + 60
+            while (status := http.get("/v1/admin/reload").json())["status"] == "loading":
+                assert time.monotonic() < deadline, "the reload did not finish"
+                time.sleep(0.2)
+            assert status["status"] == "done", status
+            assert [m["name"] for m in http.get("/v1/models").json()] == ["itemknn"]
+
+        reload_and_wait(page, 3)
+        recommend_one(page)
+        learnt = page.locator(".model-column .learnt")
+        you = offset + person["person_id"]
+        assert learnt.inner_text() == f"This model was trained on your ratings: you are its user {you}."
+
+        # a rating given after the refresh: the model has not learnt it, so the stored history is scored again
+        with written(page, "PUT") as put:
+            rate(page, "jumanji", re.compile(r"^Jumanji \(1995\)"), "3")
+        assert put.value.status == 200
+        recommend_one(page)
+        assert page.locator(".model-column .learnt").count() == 0
+        assert not problems, problems
+        page.close()
+    finally:
+        next(server, None)
+        store.close()
+
+
+def recommend_one(page) -> None:
+    """Ask the one served model and wait for its ten movies."""
+    page.click("#recommend")
+    page.wait_for_function(
+        "() => document.querySelectorAll('.model-column').length === 1 && "
+        "!document.querySelector('.model-column[aria-busy]') && "
+        "document.querySelectorAll('.model-column .rec-item').length === 10")

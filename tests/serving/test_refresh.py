@@ -51,10 +51,21 @@ def test_people_become_users_of_the_refreshed_run(final_run: Path, tmp_path: Pat
     people = json.loads((out / "people.json").read_text())
     offset = people["offset"]
     assert people["users"] == {str(a): offset + a, str(b): offset + b} and offset == int(old.users.ids.max())
+    assert set(people["histories"]) == {str(a), str(b)}
     service = Service.open([out])
     recs = service.for_user(offset + a, 10)
     assert recs["user_id"] == offset + a and len(recs["recommendations"]) == 10
     assert not {r["movie_id"] for r in recs["recommendations"]} & set(movies[:3])  # never what they rated
+    # a person whose stored ratings are those the model learnt is that user; one who rated since is scored afresh
+    stored = service.for_stored(a, store.ratings_of(a), 10)
+    assert stored["as_user"] == offset + a and stored["rated"] == 3
+    assert stored["recommendations"] == recs["recommendations"]
+    assert service.for_stored(b, store.ratings_of(b), 5)["ignored"] == [99_999_999]
+    store.put_rating(a, movies[4], 2.5)
+    again = service.for_stored(a, store.ratings_of(a), 10)
+    assert again["as_user"] is None and again["rated"] == 4
+    assert movies[4] not in {r["movie_id"] for r in again["recommendations"]}
+    assert Service.open([final_run]).for_stored(b, store.ratings_of(b), 5)["as_user"] is None  # not refreshed
     # the same person's stored ratings read as the trained user's row
     row = new.users.index(np.array([offset + a]))[0]
     assert sorted(new.model.seen_[row].indices.tolist()) == sorted(new.items.index(np.array(movies[:3])).tolist())

@@ -299,6 +299,7 @@ def refresh_cmd(
 
     Examples: movierec refresh runs/knn-final --db default --out runs/knn-refreshed
     """
+    import json
     import time
 
     from movierec._optional import require
@@ -306,7 +307,7 @@ def refresh_cmd(
     from movierec.fsutil import atomic_write_text, data_home
     from movierec.runs.folders import check_device, claim_run, like_settings, train_run
     from movierec.serving.people import PeopleStore, database_url
-    from movierec.serving.refresh import PEOPLE_FILE, run_dataset, with_people
+    from movierec.serving.refresh import PEOPLE_FILE, people_record, run_dataset, with_people
 
     require("sqlalchemy")
     check_device(device)
@@ -323,13 +324,12 @@ def refresh_cmd(
         raise MovieRecError(f"{run}: trained on {then[0]:,} users and {then[1]:,} movies of {recorded['name']}, but "
                             f"that data set has {dataset.n_users:,} and {dataset.n_items:,} now; refresh needs the "
                             "data the run was trained on")
-    merged, added = with_people(dataset, store.all_ratings())
+    stored = store.all_ratings()
+    merged, added = with_people(dataset, stored)
     print(f"refresh {model}: {added.people:,} people with {added.ratings:,} ratings join {dataset.name}'s "
           f"{dataset.n_users:,} users" + (f" ({added.unknown_movies:,} ratings of movies it lacks left out)"
                                          if added.unknown_movies else ""), flush=True)
     train_run(model, merged, out, settings, final=True, device=device)
-    people = {str(u - added.offset): int(u) for u in merged.users.ids[merged.users.ids > added.offset]}
-    import json
-
-    atomic_write_text(out / PEOPLE_FILE, json.dumps({"offset": added.offset, "users": people}, indent=1) + "\n")
+    record = people_record(stored, added.offset, merged.users.ids)
+    atomic_write_text(out / PEOPLE_FILE, json.dumps(record, indent=1) + "\n")
     print(f"done in {time.perf_counter() - t0:.1f} s -> {out}", flush=True)

@@ -195,6 +195,9 @@ class PersonRatings(BaseModel):
 
 class StoredPersonRecommendations(PersonRecommendations):
     person_id: int
+    as_user: int | str | None = Field(description="The user id this person has in the model, which was trained on "
+                                                  "exactly their stored ratings (movierec refresh); null: their "
+                                                  "stored ratings were scored at this request")
 
 
 # -------------------------------------------------------------------------------------------------- app
@@ -510,9 +513,7 @@ def _people_routes(app: FastAPI, people: PeopleStore, svc: Callable[[], Service]
         rated = people.ratings_of(pid)
         if not rated:
             raise MovieRecError(f"person {pid} has rated no movie yet: PUT /v1/people/{pid}/ratings/MOVIE_ID")
-        service = svc()
-        served = [r for r in rated if service.serves(r.movie_id)]  # a movie no served model has any more: left out
-        return {"person_id": pid, **service.for_person([(r.movie_id, r.rating) for r in served], k, model)}
+        return {"person_id": pid, **svc().for_stored(pid, rated, k, model)}
 
 
 def docs_assets() -> Path | None:

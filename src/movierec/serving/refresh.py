@@ -3,13 +3,18 @@
 The run's model is fitted with the run's settings and validation choices (as ``train --final --like RUN``) on
 every interaction of the run's data set and every rating of the people stored in ``--db``. A person becomes a
 user: user id ``offset + person id`` where ``offset`` is the data set's largest user id (MovieLens' user ids
-stay as they are), and ``people.json`` in the new run maps each person to their user id. A stored rating of a
-movie the data set does not have is left out (and counted). The new run is a run folder like any other:
-serve it, or swap it in with ``POST /v1/admin/reload``.
+stay as they are), and ``people.json`` in the new run maps each person to their user id and records a digest of
+the stored ratings the model learnt (:func:`history_digest`). A stored rating of a movie the data set does not
+have is left out (and counted). The new run is a run folder like any other: serve it, or swap it in with
+``POST /v1/admin/reload``. A server that serves it answers a person whose stored ratings still match that digest
+as the trained user (:meth:`movierec.serving.Service.for_stored`), and folds in anyone who rated since.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +36,24 @@ class Refreshed:
     ratings: int
     unknown_movies: int
     offset: int
+
+
+def history_digest(ratings: Iterable[tuple[int | str, float, int]]) -> str:
+    """A short digest of one person's stored ratings [(movie id, rating, rated_ns)], oldest first: equal exactly
+    when the same movies were rated the same at the same times (any later write changes it)."""
+    text = json.dumps([[m, float(v), int(t)] for m, v, t in ratings], separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def people_record(stored: list[tuple[int, int | str, float, int]], offset: int, users: np.ndarray) -> dict:
+    """What ``people.json`` holds: ``offset``, ``users`` {person id: user id} of the people who became users
+    (``users``: the merged data's raw user ids) and ``histories`` {person id: :func:`history_digest`}."""
+    histories: dict[int, list] = {}
+    for person, movie, rating, rated_ns in stored:  # by person, oldest first (PeopleStore.all_ratings)
+        histories.setdefault(person, []).append((movie, rating, rated_ns))
+    people = {int(u) - offset: int(u) for u in users[users > offset]}
+    return {"offset": offset, "users": {str(p): u for p, u in people.items()},
+            "histories": {str(p): history_digest(histories[p]) for p in people}}
 
 
 def with_people(dataset: Dataset, stored: list[tuple[int, int | str, float, int]]) -> tuple[Dataset, Refreshed]:

@@ -75,6 +75,8 @@ class ServedModel:
     rating_scale: tuple[float, float] = DEFAULT_RATING_SCALE
     #: known users whose top-100 list (with reasons) is kept, least recently used dropped first; 0: none
     cache_users: int = 50_000
+    #: stored people the model was trained on (``movierec refresh``): person id -> (raw user id, history digest)
+    people: dict[int, tuple[int, str]] = field(default_factory=dict)
     _liked: sp.csr_matrix | None = field(default=None, repr=False)
     _titles: np.ndarray | None = field(default=None, repr=False)
     _test_metrics: dict | None = field(default=None, repr=False)
@@ -108,7 +110,7 @@ class ServedModel:
             scale = DEFAULT_RATING_SCALE
         name = label or (study_dir.name + "/" + bundle.config["model"] if study_dir is not None else path.name)
         return cls(name, path, bundle, known, exclude, split.train if split is not None else None, study_dir,
-                   rating_scale=(float(scale[0]), float(scale[1])))
+                   rating_scale=(float(scale[0]), float(scale[1])), people=refreshed_people(path))
 
     @property
     def model(self) -> Recommender:
@@ -261,6 +263,23 @@ def _on_gpu(model: Recommender) -> bool:
     import torch
 
     return any(p.is_cuda for p in model.net_.parameters()) if torch.cuda.is_available() else False
+
+
+def refreshed_people(path: Path) -> dict[int, tuple[int, str]]:
+    """person id -> (raw user id, history digest) from the ``people.json`` a refresh wrote in the run folder
+    ``path`` (or beside the bundle ``path``); empty for any other run. DataError for a damaged file."""
+    from movierec.serving.refresh import PEOPLE_FILE
+
+    for folder in (path, path.parent) if path.name == "model" else (path,):
+        file = folder / PEOPLE_FILE
+        if file.is_file():
+            record = read_json(file)
+            try:
+                histories = record.get("histories", {})
+                return {int(p): (int(u), str(histories.get(p, ""))) for p, u in record["users"].items()}
+            except (AttributeError, KeyError, TypeError, ValueError):
+                raise DataError("not a people.json written by movierec refresh", file) from None
+    return {}
 
 
 def check_segments_folder(path: str | Path) -> Path:

@@ -313,6 +313,31 @@ class Service:
         return {"model": m.label, "rated": int(known.sum()), "ignored": ignored,
                 "recommendations": self._rows(m, recs, 0)}
 
+    def for_stored(self, person_id: int, rated: list, k: int = 10, model: str | None = None) -> dict:
+        """A stored person's list from their ratings ``rated`` [StoredRating], oldest first. Where the model was
+        refreshed on exactly these ratings (:mod:`movierec.serving.refresh`), the person is a trained user and gets
+        that user's list (``as_user``: the user id); otherwise (``as_user`` None) their history is scored now."""
+        from movierec.serving.refresh import history_digest
+
+        m = self.model(model)
+        user = m.people.get(int(person_id))
+        if user is not None and user[1] == history_digest((r.movie_id, r.rating, r.rated_ns) for r in rated):
+            try:
+                uidx = m.user_index(user[0])
+            except UnknownIdError:
+                uidx = None
+            if uidx is not None:
+                check_k(k, self.max_k)
+                items = self._row_items[m.label]
+                known = [r.movie_id for r in rated if self.serves(r.movie_id)
+                         and items[self._movie_row(r.movie_id)] >= 0]
+                return {"model": m.label, "rated": len(known),
+                        "ignored": [r.movie_id for r in rated if r.movie_id not in known],
+                        "as_user": m.bundle.user_label(uidx) if m.bundle.has_labels else user[0],
+                        "recommendations": self._rows(m, m.recommend_user(uidx, k), 0)}
+        served = [r for r in rated if self.serves(r.movie_id)]  # a movie no served model has any more: left out
+        return {**self.for_person([(r.movie_id, r.rating) for r in served], k, model), "as_user": None}
+
     def _rows(self, m: ServedModel, recs: Recommendations, row: int) -> list[dict]:
         out = []
         titles = m.titles

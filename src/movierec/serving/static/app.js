@@ -244,6 +244,10 @@
   }
 
   function renderColumn(column, model, body) {
+    if (body.as_user !== undefined && body.as_user !== null) {  // refreshed on exactly these stored ratings
+      column.append(el("p", { class: "hint learnt", text: "This model was trained on your ratings: you are its user "
+                                                          + body.as_user + "." }));
+    }
     if (body.ignored && body.ignored.length) {
       const names = body.ignored.map((id) => {
         const e = state.rated.find((x) => sameId(x.movie.movie_id, id));

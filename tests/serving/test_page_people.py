@@ -177,6 +177,10 @@ def test_after_a_refresh_and_a_reload_the_person_is_a_user_of_the_new_model(brow
     server = app_in_thread(app)
     base = next(server)
     try:
+        deadline = time.monotonic() + 60  # the run loads in the background: open the page once it is served
+        while httpx.get(base + "/health", timeout=5).status_code != 200:
+            assert time.monotonic() < deadline, "the server did not load the run"
+            time.sleep(0.2)
         page, problems = open_app(browser, base)
         [rate(page, "toy", re.compile(r"^Toy Story \(1995\)"), "5"),
          rate(page, "heat", re.compile(r"^Heat \(1995\)"), "4.5"),

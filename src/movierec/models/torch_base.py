@@ -42,6 +42,10 @@ class TorchRecommender(Recommender):
     #: for up to this many people at once (a request's few); more (an evaluation's hundreds) batch better in torch
     FAST_FOLD_IN: ClassVar[bool] = True
     FAST_FOLD_IN_MAX_PEOPLE: ClassVar[int] = 64
+    #: the fold-in a server uses for a new person (``fold_in_method``), and the ridge of
+    #: :func:`movierec.models.fold_in.solve`: both chosen on validation by benchmarks/bench_fold_in.py
+    SERVED_FOLD_IN: ClassVar[str] = "adam"
+    FOLD_IN_SOLVE_L2: ClassVar[float] = 3.0
     #: how the model uses a GPU unless the run says otherwise (RunContext)
     hardware: ClassVar[Hardware] = Hardware(gpu_batch_factor=16, amp=True)
 
@@ -50,6 +54,11 @@ class TorchRecommender(Recommender):
         self.net_: nn.Module | None = None
         self.device_name = "auto"
         self._item_side: Any = None  # movierec.models.fold_in.ItemSide of the fitted network, made on first use
+        self._linearised: Any = None  # and its movierec.models.fold_in.Linearised
+        #: how up to FAST_FOLD_IN_MAX_PEOPLE histories are folded into a GMF, MLP or NeuMF network: "adam" (the
+        #: fold-in's loss optimised by Adam, as for more people and other networks) or "solve" (in closed form
+        #: on the network linearised at the mean user, movierec.models.fold_in.solve: what a server does)
+        self.fold_in_method = "adam"
 
     def build_net(self, n_users: int, n_items: int) -> nn.Module:
         raise NotImplementedError
@@ -74,7 +83,7 @@ class TorchRecommender(Recommender):
              context: RunContext) -> FitReport:
         device = resolve_device(context.device)
         self.device_name = context.device
-        self._item_side = None
+        self._item_side = self._linearised = None
         torch.manual_seed(self.config.train.seed if context.seed is None else context.seed)
         net = self.build_net(train.n_users, train.n_items).to(device)
         self.net_ = net
@@ -101,6 +110,8 @@ class TorchRecommender(Recommender):
         return _score_with(self.net_, np.atleast_1d(np.asarray(users, dtype=np.int64)), items, self.n_items)
 
     def _score_history(self, history: History, items: np.ndarray | None) -> np.ndarray:
+        if self.fold_in_method == "solve" and history.n <= self.FAST_FOLD_IN_MAX_PEOPLE and self.item_side():
+            return self._solved_scores(history, items)
         net = self.fold_in(history)
         return _score_with(net, np.arange(history.n, dtype=np.int64), items, self.n_items).float().cpu().numpy()
 
@@ -123,6 +134,34 @@ class TorchRecommender(Recommender):
             tables.append((name, fresh.weight))
         return net, tables
 
+    def item_side(self) -> Any:
+        """The fitted network's :class:`~movierec.models.fold_in.ItemSide` (made once), or False for a network
+        that module does not know."""
+        if self._item_side is None:
+            from movierec.models.fold_in import ItemSide
+
+            self._item_side = ItemSide.of(self.net_) or False
+        return self._item_side
+
+    def _solved_scores(self, history: History, items: np.ndarray | None) -> np.ndarray:
+        """Scores float32 [history.n, n_items or m] of the histories folded in by ``fold_in.solve``, each person's
+        network evaluated in numpy on the item side (no copy of the network)."""
+        from movierec.models.fold_in import Linearised, solve
+
+        side = self.item_side()
+        if self._linearised is None:
+            self._linearised = Linearised.of(side)
+        width = self.n_items if items is None else np.asarray(items).shape[1]
+        out = np.empty((history.n, width), dtype=np.float32)
+        order = np.argsort(history.row, kind="stable")
+        bounds = np.searchsorted(history.row[order], np.arange(history.n + 1))
+        for row in range(history.n):
+            rated = np.unique(history.item[order[bounds[row]: bounds[row + 1]]]).astype(np.int64)
+            p = solve(side, self._linearised, rated, self.config.step.negatives, self.FOLD_IN_SOLVE_L2)
+            cand = np.arange(self.n_items) if items is None else np.asarray(items[row], dtype=np.int64)
+            out[row] = side.logits(p, cand)
+        return out
+
     def fold_in(self, history: History) -> nn.Module:
         """A copy of the network whose users are the ``history.n`` histories (see the module docstring): for
         GMF, MLP and NeuMF networks and a few people through :mod:`movierec.models.fold_in` (numpy, the item side
@@ -130,11 +169,7 @@ class TorchRecommender(Recommender):
         net, tables = self._fresh_users(history.n)
         if not len(history):
             return net.eval()
-        if self._item_side is None:
-            from movierec.models.fold_in import ItemSide
-
-            self._item_side = ItemSide.of(self.net_) or False
-        if self._item_side and self.FAST_FOLD_IN and history.n <= self.FAST_FOLD_IN_MAX_PEOPLE:
+        if self.item_side() and self.FAST_FOLD_IN and history.n <= self.FAST_FOLD_IN_MAX_PEOPLE:
             pg, pm = self._item_side.fold_in(history.row, history.item, history.n, self.config.step.negatives,
                                              self.FOLD_IN_STEPS, self.FOLD_IN_LR, self.FOLD_IN_SEED)
             with torch.no_grad():

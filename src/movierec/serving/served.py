@@ -97,6 +97,7 @@ class ServedModel:
         elif path.parent.parent.name in ("runs", "final") and is_study(path.parent.parent.parent):
             study_dir = path.parent.parent.parent
         bundle = load_bundle(path, engine="exact")
+        _serving_fold_in(bundle.model)
         known: Recommender = bundle.model
         if bundle.config.get("model") in KINDS and not _on_gpu(bundle.model):
             known = NumpyNCF(bundle.config["model"], bundle.config.get("config", {}))
@@ -263,6 +264,15 @@ def _on_gpu(model: Recommender) -> bool:
     import torch
 
     return any(p.is_cuda for p in model.net_.parameters()) if torch.cuda.is_available() else False
+
+
+def _serving_fold_in(model: Recommender) -> None:
+    """Each torch network of ``model`` (itself, or a hybrid's parts) folds new people in the way its class chose
+    for serving (``SERVED_FOLD_IN``: NeuMF in closed form, :func:`movierec.models.fold_in.solve`)."""
+    if hasattr(model, "SERVED_FOLD_IN"):
+        model.fold_in_method = model.SERVED_FOLD_IN
+    for part in model.parts():
+        _serving_fold_in(part)
 
 
 def refreshed_people(path: Path) -> dict[int, tuple[int, str]]:

@@ -146,6 +146,12 @@ def prepare(args: argparse.Namespace) -> list[dict]:
     ep = [f"epochs={args.epochs}"] if args.epochs else []
     plan = [("small-itemknn", "itemknn", lambda: small, []),
             ("small-neumf", "neumf", lambda: small, ep)]
+    if args.every_model:  # new people on every registered model (issue 23: 200 req/s, p99 under 50 ms)
+        from movierec.models import REGISTRY
+
+        neural = {"gmf", "mlp", "multvae", "multdae", "sasrec", "gru4rec", "content-neural", "neumf-features"}
+        plan += [(f"small-{m}", m, lambda: small, ep if m in neural else [])
+                 for m in REGISTRY if m not in ("itemknn", "neumf")]
     if not args.quick:
         gmf_ep = [f"epochs={args.epochs or SYNTH_GMF_EPOCHS}"]
         plan += [("synth-itemknn", "itemknn", lambda: _synthetic(args.fresh), []),
@@ -1037,6 +1043,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="smoke run: ml-latest-small only, NeuMF 1 epoch, "
                     "1 s warm-up + 3 s per run")
+    ap.add_argument("--every-model", action="store_true", help="also serve every other registered model, trained "
+                    "on ml-latest-small (small-<model>: use with --only or --endpoints person)")
     ap.add_argument("--fresh", action="store_true", help="retrain the run folders (and rewrite the data)")
     ap.add_argument("--only", help="comma-separated configurations: small-itemknn, small-neumf, synth-itemknn, "
                     "synth-gmf")

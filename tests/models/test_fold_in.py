@@ -200,8 +200,8 @@ def test_a_server_folds_people_in_the_way_each_model_chose(tmp_path) -> None:
 
 @pytest.mark.parametrize("kind", sorted(NETS))
 def test_one_persons_logits_are_the_networks(kind: str) -> None:
-    """ItemSide.logits (the person's half of the first layer once) against the network itself, for every item and
-    for a list of items."""
+    """ItemSide.logits (the person's half of the first layer once, float32) against the network itself (float64),
+    for every item and for a list of items."""
     torch.manual_seed(2)
     net = NETS[kind]().double()
     side = ItemSide.of(net)
@@ -214,6 +214,6 @@ def test_one_persons_logits_are_the_networks(kind: str) -> None:
             table.weight[0] = torch.from_numpy(p[at: at + table.embedding_dim])
             at += table.embedding_dim
         every = net(torch.zeros(40, dtype=torch.long), torch.arange(40)).numpy()
-    assert np.allclose(side.logits(p, np.arange(40)), every, atol=1e-10)
+    assert np.allclose(side.logits(p, np.arange(40)), every, rtol=1e-5, atol=1e-5)  # float32, as trained
     some = np.array([7, 3, 39, 3])
-    assert np.allclose(side.logits(p, some), every[some], atol=1e-10)
+    assert np.allclose(side.logits(p, some), every[some], rtol=1e-5, atol=1e-5)

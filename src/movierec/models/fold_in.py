@@ -20,7 +20,7 @@ the same kind as iALS's user step. ``benchmarks/bench_fold_in.py`` compares both
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.sparse as sp
@@ -49,6 +49,7 @@ class ItemSide:
     mlp_layers: list[tuple[np.ndarray, np.ndarray]] | None = None
     mlp_out: np.ndarray | None = None
     mlp_start: np.ndarray | None = None
+    _f32: dict | None = field(default=None, repr=False)
 
     @classmethod
     def of(cls, net) -> ItemSide | None:
@@ -130,23 +131,42 @@ class ItemSide:
         return grad_g, grad_m
 
     def logits(self, p: np.ndarray, items: np.ndarray) -> np.ndarray:
-        """float64 [m] the network's logits of one person's vector ``p`` [d] (GMF part first) for ``items`` [m]."""
+        """float32 [m] the network's logits of one person's vector ``p`` [d] (GMF part first) for ``items`` [m]:
+        the person's half of the first layer once, then the tower over the items' cached activations, in
+        float32 as the network was trained (a third of float64's time over a catalogue)."""
+        w = self._float32()
         f = 0 if self.gmf_start is None else len(self.gmf_start)
-        every = len(items) == self.n_items and (items[0] == 0) and (np.diff(items) == 1).all()
-        logits = np.full(len(items), self.bias)
+        p = np.asarray(p, dtype=np.float32)
+        every = len(items) == self.n_items and (np.diff(items) == 1).all() and items[0] == 0
+        logits = np.full(len(items), np.float32(self.bias), dtype=np.float32)
         if self.gmf_items is not None:
-            logits += (self.gmf_items if every else self.gmf_items[items]) @ p[:f]
+            logits += (w["gmf_items"] if every else w["gmf_items"][items]) @ p[:f]
         if self.mlp_items is not None:
-            pm, cached = p[f:], self.mlp_items if every else self.mlp_items[items]
+            pm = p[f:]
+            x = w["mlp_items"] if every else w["mlp_items"][items]
             if self.mlp_user is None:  # no hidden layer: a linear model of [p, q]
                 e = len(pm)
-                logits += pm @ self.mlp_out[:e] + cached @ self.mlp_out[e:]
-            else:  # the person's half of the first layer once, not once per item
-                x = np.maximum(cached + self.mlp_user @ pm, 0.0)
-                for w, b in self.mlp_layers:
-                    x = np.maximum(x @ w.T + b, 0.0)
-                logits += x @ self.mlp_out
+                logits += pm @ w["mlp_out"][:e] + x @ w["mlp_out"][e:]
+            else:
+                x = x + w["mlp_user"] @ pm  # a new array: the cached activations stay as they are
+                np.maximum(x, 0.0, out=x)
+                for weight, bias in w["mlp_layers"]:
+                    x = x @ weight.T
+                    x += bias
+                    np.maximum(x, 0.0, out=x)
+                logits += x @ w["mlp_out"]
         return logits
+
+    def _float32(self) -> dict:
+        """float32 copies of the arrays :meth:`logits` reads, made once."""
+        if self._f32 is None:
+            def f32(a):
+                return None if a is None else np.ascontiguousarray(a, dtype=np.float32)
+
+            self._f32 = {"gmf_items": f32(self.gmf_items), "mlp_items": f32(self.mlp_items),
+                         "mlp_user": f32(self.mlp_user), "mlp_out": f32(self.mlp_out),
+                         "mlp_layers": [(f32(a), f32(b)) for a, b in self.mlp_layers or []]}
+        return self._f32
 
     # -- folding in -------------------------------------------------------------------------------------------
     def fold_in(self, people: np.ndarray, items: np.ndarray, n_people: int, negatives: int, steps: int, lr: float,

@@ -116,19 +116,26 @@ def user_weights(train: Interactions) -> sp.csr_matrix:
     return m
 
 
-def match(profiles: sp.csr_matrix, x: sp.csr_matrix, measure: str) -> np.ndarray:
-    """Similarity of profile rows [n, F] to item rows [n_items, F]: float32 [n, n_items]."""
+def row_sq_norms(x: sp.csr_matrix) -> np.ndarray:
+    """float [n] the squared norm of each row of ``x``."""
+    return np.asarray(x.multiply(x).sum(axis=1)).ravel()
+
+
+def match(profiles: sp.csr_matrix, x: sp.csr_matrix, measure: str, x_sq_norms: np.ndarray | None = None
+          ) -> np.ndarray:
+    """Similarity of profile rows [n, F] to item rows [n_items, F]: float32 [n, n_items]. ``x_sq_norms``: the
+    items' :func:`row_sq_norms`, when the caller keeps them."""
     if measure == "dot":
         return np.asarray((profiles @ x.T).toarray(), dtype=np.float32)
+    xn2 = row_sq_norms(x) if x_sq_norms is None else x_sq_norms
     if measure == "cosine":
         pn = np.sqrt(np.asarray(profiles.multiply(profiles).sum(axis=1))).ravel()
-        xn = np.sqrt(np.asarray(x.multiply(x).sum(axis=1))).ravel()
+        xn = np.sqrt(xn2)
         dots = np.asarray((profiles @ x.T).toarray(), dtype=np.float64)
         denom = pn[:, None] * xn[None, :]
         return np.divide(dots, denom, out=np.zeros_like(dots), where=denom > 0).astype(np.float32)
     if measure == "euclidean":
         pn2 = np.asarray(profiles.multiply(profiles).sum(axis=1)).ravel()
-        xn2 = np.asarray(x.multiply(x).sum(axis=1)).ravel()
         d2 = pn2[:, None] + xn2[None, :] - 2 * np.asarray((profiles @ x.T).toarray())
         return (-np.sqrt(np.maximum(d2, 0))).astype(np.float32)
     raise MovieRecError(f"unknown measure {measure!r} (expected dot, cosine or euclidean)")
@@ -202,7 +209,7 @@ class ContentRecommender(Recommender):
         out = np.empty((4, profiles.shape[0], self.x_.shape[0]), np.float32)
         watched = (binary_rows(rows) @ self.x_).tocsr()
         for k, prof in enumerate((profiles, watched)):
-            s = match(prof, self.x_, self.config.measure)
+            s = match(prof, self.x_, self.config.measure, self._x_sq_norms())
             sd = s.std(axis=1, keepdims=True)
             out[k] = np.divide(s - s.mean(axis=1, keepdims=True), sd, out=np.zeros_like(s), where=sd > 0)
         out[2:] = self.priors_[:, None, :]
@@ -211,7 +218,7 @@ class ContentRecommender(Recommender):
     def _score_profiles(self, profiles: sp.csr_matrix, rows: sp.csr_matrix) -> np.ndarray:
         if self.config.prior == "learned":
             return np.tensordot(self.blend_, self._features(profiles, rows), axes=1).astype(np.float32)
-        s = match(profiles, self.x_, self.config.measure)
+        s = match(profiles, self.x_, self.config.measure, self._x_sq_norms())
         empty = np.diff(profiles.indptr) == 0
         if empty.any():  # no profile: fall back to popularity, scaled below any real similarity
             s[empty] = self.popularity_ / max(float(self.popularity_.max()), 1.0)
@@ -230,10 +237,17 @@ class ContentRecommender(Recommender):
         profiles = (user_weights(history.as_interactions(self.n_items)) @ self.x_).tocsr()
         return self._gather(self._score_profiles(profiles, history.matrix(self.n_items)), items)
 
+    def _x_sq_norms(self) -> np.ndarray:
+        """:func:`row_sq_norms` of the item features ``x_``, made once per feature matrix."""
+        cached = getattr(self, "_x_sq_norms_cache", None)
+        if cached is None or cached[0] is not self.x_:
+            cached = self._x_sq_norms_cache = (self.x_, row_sq_norms(self.x_))
+        return cached[1]
+
     def item_similarity(self, items: np.ndarray, others: np.ndarray | None = None) -> np.ndarray:
         """Cosine of the items' content feature rows (what the profile match compares)."""
         x = self.x_
-        norms = np.sqrt(np.asarray(x.multiply(x).sum(axis=1)).ravel())
+        norms = np.sqrt(self._x_sq_norms())
         a = np.asarray(items, dtype=np.int64)
         b = np.arange(x.shape[0]) if others is None else np.asarray(others, dtype=np.int64)
         s = np.asarray((x[a] @ x[b].T).toarray(), dtype=np.float32)

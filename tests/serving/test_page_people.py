@@ -148,9 +148,15 @@ def test_a_person_unknown_to_the_server_is_forgotten(browser, stored_server) -> 
     empty, and says so."""
     page, problems = open_app(browser, stored_server)
     page.evaluate(f"localStorage.setItem('{PERSON_KEY}', JSON.stringify({{person_id: 999999, token: 'nope'}}))")
+    held = []  # the list of models answers only after the person's 403: its arrival must not clear the message
+    page.route("**/v1/models", lambda route: held.append(route))
     page.reload(wait_until="load")
     page.wait_for_function(f"() => localStorage.getItem('{PERSON_KEY}') === null")
     page.locator("#status").filter(has_text="not on this server").wait_for()
+    for route in held:
+        route.continue_()
+    page.locator("#models-line").filter(has_text="Serving").wait_for()
+    assert "not on this server" in page.locator("#status").inner_text()
     assert page.locator("#person-note").is_hidden()
     assert page.locator("#rated .rated-item").count() == 0
     # the one problem is the 403 that told the page (Chromium logs a failed fetch to the console)

@@ -480,14 +480,16 @@
     try {
       state.models = await api("/v1/models");
       $("#models-line").textContent = "Serving " + state.models.map((m) => m.name).join(", ") + ".";
-      setStatus("");
+      // clear its own "loading" line only: a message that came meanwhile (a saved person this server does not
+      // know) stays
+      if ($("#status").dataset.source === "models") setStatus("");
       renderRated();
     } catch (e) {
       if (e.status === 503 && attempt < 60) {
-        setStatus("The models are loading; the page will be ready in a moment.");
+        setStatus("The models are loading; the page will be ready in a moment.", "", "models");
         setTimeout(() => loadModels(attempt + 1), 2000);
       } else {
-        setStatus("The models are not available: " + e.message, "error");
+        setStatus("The models are not available: " + e.message, "error", "models");
       }
     }
   }

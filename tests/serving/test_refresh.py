@@ -80,6 +80,10 @@ def test_people_become_users_of_the_refreshed_run(final_run: Path, tmp_path: Pat
     assert "refresh needs the data the run was trained on" in cli_fails("refresh", str(changed), "--db", db,
                                                                         "--out", str(tmp_path / "y"))
     assert not (tmp_path / "y").exists()  # nothing written
+    assert config["dataset"]["fingerprint"]  # the same counts but other ratings: the content fingerprint says so
+    (changed / "config.json").write_text(json.dumps({**config, "dataset": {**config["dataset"], "fingerprint": "0"}}))
+    assert "ratings of" in cli_fails("refresh", str(changed), "--db", db, "--out", str(tmp_path / "z"))
+    assert not (tmp_path / "z").exists()
     assert "not a run folder or model bundle" in cli_fails("refresh", str(tmp_path), "--db", db, "--out",
                                                             str(tmp_path / "x"))
 

@@ -320,6 +320,9 @@ def refresh_cmd(
     source = recorded.get("source")
     dataset = load_dataset(source if source and Path(source).exists() else recorded["name"])
     then = (recorded.get("users"), recorded.get("items"))
+    if recorded.get("fingerprint") and recorded["fingerprint"] != dataset.fingerprint():
+        raise MovieRecError(f"{run}: the ratings of {recorded['name']} have changed since the run was trained "
+                            "(its content fingerprint differs); refresh needs the data the run was trained on")
     if None not in then and then != (dataset.n_users, dataset.n_items):
         raise MovieRecError(f"{run}: trained on {then[0]:,} users and {then[1]:,} movies of {recorded['name']}, but "
                             f"that data set has {dataset.n_users:,} and {dataset.n_items:,} now; refresh needs the "

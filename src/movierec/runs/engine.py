@@ -288,8 +288,9 @@ class Session:
         go."""
         ds = self.dataset
         fit_on = {"history": "train", "parts": "train", "refit": "train+valid", "train": "train", "all": "all"}[how]
-        info = {"name": ds.name, "source": ds.source, **split.summary(), "rating_scale": ds.rating_scale(),
-                "fit_on": fit_on, "input": "all" if how == "all" else TEST_INPUT if how != "train" else "train"}
+        info = {"name": ds.name, "source": ds.source, "fingerprint": ds.fingerprint(), **split.summary(),
+                "rating_scale": ds.rating_scale(), "fit_on": fit_on,
+                "input": "all" if how == "all" else TEST_INPUT if how != "train" else "train"}
         if how == "all":
             info["final"] = True
         metrics: dict[str, Any] = {"fit_seconds": result.row.get("fit_seconds")}

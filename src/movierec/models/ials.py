@@ -69,7 +69,7 @@ class IALS(Recommender):
         rows = rows.tocsr()
         h = self.item_factors_
         n, d, c = rows.shape[0], h.shape[1], self.config.alpha
-        h_pad, base = self._item_side()
+        h_pad, base = self._padded_and_gram()
         counts = np.diff(rows.indptr)
         order = np.argsort(counts, kind="stable")
         out = np.zeros((n, d), dtype=np.float32)
@@ -91,16 +91,16 @@ class IALS(Recommender):
             lo = hi
         return out
 
-    def _item_side(self) -> tuple[np.ndarray, np.ndarray]:
+    def _padded_and_gram(self) -> tuple[np.ndarray, np.ndarray]:
         """(item factors with a zero padding row [n_items + 1, d], HᵀH + λI float64 [d, d]) of the current item
         factors, made once per set of them (a new person's user step then costs only its own items)."""
         h = self.item_factors_
-        cached = getattr(self, "_item_side_cache", None)
+        cached = getattr(self, "_padded_and_gram_cache", None)
         if cached is None or cached[0] is not h:
             d = h.shape[1]
             h_pad = np.vstack([h, np.zeros((1, d), np.float32)])  # row n_items: padding
             base = (h.T.astype(np.float64) @ h) + self.config.regularization * np.eye(d)
-            cached = self._item_side_cache = (h, h_pad, base)
+            cached = self._padded_and_gram_cache = (h, h_pad, base)
         return cached[1], cached[2]
 
     def _read_users(self, inter: Interactions) -> None:

@@ -42,8 +42,6 @@ part; test: score the test part from everything before each test item (see :mod:
 final: fit on every interaction with the settings and choices given (a model for serving)."""
 
 
-
-
 class _Hardware(pydantic.BaseModel):
     model_config = pydantic.ConfigDict(extra="forbid")
     gpu_batch_factor: int | None = pydantic.Field(None, ge=1)

@@ -324,17 +324,15 @@ class Service:
         if user is not None and user[1] == history_digest((r.movie_id, r.rating, r.rated_ns) for r in rated):
             try:
                 uidx = m.user_index(user[0])
-            except UnknownIdError:
+            except UnknownIdError:  # a run folder whose people.json names users its model lacks: fold in
                 uidx = None
             if uidx is not None:
-                check_k(k, self.max_k)
-                items = self._row_items[m.label]
-                known = [r.movie_id for r in rated if self.serves(r.movie_id)
-                         and items[self._movie_row(r.movie_id)] >= 0]
-                return {"model": m.label, "rated": len(known),
-                        "ignored": [r.movie_id for r in rated if r.movie_id not in known],
-                        "as_user": m.bundle.user_label(uidx) if m.bundle.has_labels else user[0],
-                        "recommendations": self._rows(m, m.recommend_user(uidx, k), 0)}
+                out = self.for_user(m.bundle.user_label(uidx) if m.bundle.has_labels else user[0], k, m.label)
+                knows = self._row_items[m.label]
+                known = [self.serves(r.movie_id) and knows[self._movie_row(r.movie_id)] >= 0 for r in rated]
+                return {"model": out["model"], "rated": sum(known), "as_user": out["user_id"],
+                        "ignored": [r.movie_id for r, ok in zip(rated, known, strict=True) if not ok],
+                        "recommendations": out["recommendations"]}
         served = [r for r in rated if self.serves(r.movie_id)]  # a movie no served model has any more: left out
         return {**self.for_person([(r.movie_id, r.rating) for r in served], k, model), "as_user": None}
 

@@ -11,12 +11,15 @@ Histories (new users) are folded in: the network is copied with fresh user table
 each started at the mean trained user vector, and only those rows are trained (full-batch Adam,
 ``FOLD_IN_STEPS`` steps at ``FOLD_IN_LR``) on the model's own loss over the history's items and sampled
 negatives, with every other weight frozen. A trained user's own history then gives a ranking close to,
-not identical with, the trained user's (the contract tests measure the top-10 overlap).
+not identical with, the trained user's (the contract tests measure the top-10 overlap). For the networks
+:mod:`movierec.models.fold_in` knows (GMF, MLP, NeuMF and the content-fed ones), a server's few people are
+folded in there instead: the same steps in numpy on the item side computed once, with no copy of the network.
 """
 
 from __future__ import annotations
 
 import copy
+import itertools
 from typing import Any, ClassVar
 
 import numpy as np
@@ -38,8 +41,9 @@ class TorchRecommender(Recommender):
     FOLD_IN_STEPS: ClassVar[int] = 100
     FOLD_IN_LR: ClassVar[float] = 0.05
     FOLD_IN_SEED: ClassVar[int] = 0
-    #: fold GMF, MLP and NeuMF networks in with movierec.models.fold_in (False: through autograd, as the others),
-    #: for up to this many people at once (a request's few); more (an evaluation's hundreds) batch better in torch
+    #: fold the networks movierec.models.fold_in knows (NCF's and the content-fed ones) in there, in numpy (False:
+    #: through autograd, as the others), for up to this many people (a server's batch); more (an evaluation's
+    #: hundreds) are batched in torch
     FAST_FOLD_IN: ClassVar[bool] = True
     FAST_FOLD_IN_MAX_PEOPLE: ClassVar[int] = 64
     #: the fold-in a server uses for a new person (``fold_in_method``), and the ridge of
@@ -55,7 +59,7 @@ class TorchRecommender(Recommender):
         self.device_name = "auto"
         self._item_side: Any = None  # movierec.models.fold_in.ItemSide of the fitted network, made on first use
         self._linearised: Any = None  # and its movierec.models.fold_in.Linearised
-        #: how up to FAST_FOLD_IN_MAX_PEOPLE histories are folded into a GMF, MLP or NeuMF network: "adam" (the
+        #: how up to FAST_FOLD_IN_MAX_PEOPLE histories are folded into a network fold_in knows: "adam" (the
         #: fold-in's loss optimised by Adam, as for more people and other networks) or "solve" (in closed form
         #: on the network linearised at the mean user, movierec.models.fold_in.solve: what a server does)
         self.fold_in_method = "adam"
@@ -110,8 +114,9 @@ class TorchRecommender(Recommender):
         return _score_with(self.net_, np.atleast_1d(np.asarray(users, dtype=np.int64)), items, self.n_items)
 
     def _score_history(self, history: History, items: np.ndarray | None) -> np.ndarray:
-        if self.fold_in_method == "solve" and history.n <= self.FAST_FOLD_IN_MAX_PEOPLE and self.item_side():
-            return self._solved_scores(history, items)
+        fast = self.fold_in_method == "solve" or self.FAST_FOLD_IN
+        if fast and history.n <= self.FAST_FOLD_IN_MAX_PEOPLE and self.item_side():
+            return self._person_scores(history, items)
         net = self.fold_in(history)
         return _score_with(net, np.arange(history.n, dtype=np.int64), items, self.n_items).float().cpu().numpy()
 
@@ -143,39 +148,36 @@ class TorchRecommender(Recommender):
             self._item_side = ItemSide.of(self.net_) or False
         return self._item_side
 
-    def _solved_scores(self, history: History, items: np.ndarray | None) -> np.ndarray:
-        """Scores float32 [history.n, n_items or m] of the histories folded in by ``fold_in.solve``, each person's
-        network evaluated in numpy on the item side (no copy of the network)."""
+    def _person_scores(self, history: History, items: np.ndarray | None) -> np.ndarray:
+        """Scores float32 [history.n, n_items or m] of the histories folded in together in numpy
+        (:mod:`movierec.models.fold_in`: Adam, or ``solve`` in closed form person by person), each person's
+        network evaluated on the item side (no copy of the network)."""
         from movierec.models.fold_in import Linearised, solve
 
         side = self.item_side()
-        if self._linearised is None:
-            self._linearised = Linearised.of(side)
-        width = self.n_items if items is None else np.asarray(items).shape[1]
-        out = np.empty((history.n, width), dtype=np.float32)
         order = np.argsort(history.row, kind="stable")
         bounds = np.searchsorted(history.row[order], np.arange(history.n + 1))
-        for row in range(history.n):
-            rated = np.unique(history.item[order[bounds[row]: bounds[row + 1]]]).astype(np.int64)
-            p = solve(side, self._linearised, rated, self.config.step.negatives, self.FOLD_IN_SOLVE_L2)
+        rated = [np.unique(history.item[order[a:b]]).astype(np.int64) for a, b in itertools.pairwise(bounds)]
+        negatives = self.config.step.negatives
+        if self.fold_in_method == "solve":
+            if self._linearised is None:
+                self._linearised = Linearised.of(side)
+            people = [solve(side, self._linearised, r, negatives, self.FOLD_IN_SOLVE_L2) for r in rated]
+        else:
+            people = side.fold_in(rated, negatives, self.FOLD_IN_STEPS, self.FOLD_IN_LR, self.FOLD_IN_SEED)
+        width = self.n_items if items is None else np.asarray(items).shape[1]
+        out = np.empty((history.n, width), dtype=np.float32)
+        for row, p in enumerate(people):
             cand = np.arange(self.n_items) if items is None else np.asarray(items[row], dtype=np.int64)
             out[row] = side.logits(p, cand)
         return out
 
     def fold_in(self, history: History) -> nn.Module:
-        """A copy of the network whose users are the ``history.n`` histories (see the module docstring): for
-        GMF, MLP and NeuMF networks and a few people through :mod:`movierec.models.fold_in` (numpy, the item side
-        computed once), else through torch's autograd; the same objective either way."""
+        """A copy of the network whose users are the ``history.n`` histories, folded in through torch's autograd
+        (see :mod:`movierec.models.fold_in` for the objective; a few people in the networks it knows are
+        folded in there, in numpy, by ``_score_history``)."""
         net, tables = self._fresh_users(history.n)
         if not len(history):
-            return net.eval()
-        if self.item_side() and self.FAST_FOLD_IN and history.n <= self.FAST_FOLD_IN_MAX_PEOPLE:
-            pg, pm = self._item_side.fold_in(history.row, history.item, history.n, self.config.step.negatives,
-                                             self.FOLD_IN_STEPS, self.FOLD_IN_LR, self.FOLD_IN_SEED)
-            with torch.no_grad():
-                for name, weight in tables:  # GMF's table is "user" or "gmf.user"; the tower's the other
-                    rows = pg if (name == "user" and pm is None) or name.startswith("gmf") else pm
-                    weight.copy_(torch.from_numpy(rows[: weight.shape[0]]).to(weight.dtype))
             return net.eval()
         tables = [w for _, w in tables]
         for w in tables:

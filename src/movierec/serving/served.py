@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,6 +41,7 @@ from movierec.evaluation.columns import column
 from movierec.fsutil import read_json
 from movierec.models.base import Recommender, top_k_unseen
 from movierec.models.ncf_numpy import KINDS, NumpyNCF
+from movierec.serving.batching import Batcher
 
 #: ratings accepted from a new person when the bundle does not record its data's scale (MovieLens' scale)
 DEFAULT_RATING_SCALE = (0.5, 5.0)
@@ -47,6 +49,7 @@ DEFAULT_RATING_SCALE = (0.5, 5.0)
 _SCORES_PER_BATCH = 1 << 22
 #: the longest list a known user is served; lists this long are cached per user (see ``cache_users``)
 LIST_LENGTH = 100
+BATCH_PEOPLE = 32  # new people a model answers in one batch at most (serving.batching)
 _NOT_YET = -2  # a cached list's reason that has not been computed yet
 
 
@@ -82,6 +85,7 @@ class ServedModel:
     _test_metrics: dict | None = field(default=None, repr=False)
     _cache: OrderedDict = field(default_factory=OrderedDict, repr=False)
     _cache_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _batcher: Batcher | None = field(default=None, repr=False)
 
     # -- opening ------------------------------------------------------------------------------------
     @classmethod
@@ -190,14 +194,34 @@ class ServedModel:
     # -- new people and sessions -------------------------------------------------------------------
     def recommend_history(self, items: np.ndarray, ratings: np.ndarray, k: int) -> Recommendations:
         """Top-k for one person given movie indices ``items`` [m] in the order they were rated (a session's
-        order for sequential models) and their ``ratings`` [m]; never one of those movies."""
-        items = np.asarray(items, dtype=np.int64)
-        ratings = np.asarray(ratings, dtype=np.float32)
-        history = History.of(items, ratings, np.arange(len(items)))
-        top, scores = self.model.recommend_history(history, k)
-        liked = _liked_matrix(np.zeros(len(items), np.int64), items, ratings, 1, self.model.n_items,
-                              self.rating_scale[1] - 1)
-        return Recommendations(top, scores, self._because(liked, top))
+        order for sequential models) and their ``ratings`` [m]; never one of those movies. Concurrent calls
+        are answered in batches (:mod:`movierec.serving.batching`); the answer is the person's own either way."""
+        if self._batcher is None:
+            with self._cache_lock:
+                if self._batcher is None:
+                    self._batcher = Batcher(self.recommend_histories, max_batch=BATCH_PEOPLE)
+        return self._batcher((np.asarray(items, dtype=np.int64), np.asarray(ratings, dtype=np.float32), k))
+
+    def recommend_histories(self, people: Sequence[tuple[np.ndarray, np.ndarray, int]]) -> list[Recommendations]:
+        """:meth:`recommend_history` of several people at once, [(items [m], ratings [m], k)]: one scoring pass
+        of their histories, then each person's own top k."""
+        sizes = [len(items) for items, _, _ in people]
+        row = np.repeat(np.arange(len(people)), sizes)
+        items = np.concatenate([p[0] for p in people]).astype(np.int64)
+        ratings = np.concatenate([p[1] for p in people]).astype(np.float32)
+        order = np.concatenate([np.arange(n) for n in sizes])  # each person's own order of rating
+        history = History(row, items, ratings, order, len(people))
+        scores = np.array(self.model.score_history(history))  # a copy: the people's own movies are masked
+        scores[row, items] = -np.inf
+        liked = _liked_matrix(row, items, ratings, len(people), self.model.n_items, self.rating_scale[1] - 1)
+        tops = [top_k_unseen(scores[j: j + 1], None, k) for j, (_, _, k) in enumerate(people)]
+        width = max(top.shape[1] for top, _ in tops)
+        padded = np.full((len(people), width), -1, dtype=np.int64)
+        for j, (top, _) in enumerate(tops):
+            padded[j, : top.shape[1]] = top[0]
+        because = self._because(liked, padded)
+        return [Recommendations(top, best, because[j: j + 1, : top.shape[1]])
+                for j, (top, best) in enumerate(tops)]
 
     def check_ratings(self, ratings: np.ndarray) -> None:
         lo, hi = self.rating_scale

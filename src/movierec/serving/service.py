@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
-import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -86,8 +84,6 @@ class Service:
     _content: object | None = field(default=None, repr=False)
     _titles: object | None = field(default=None, repr=False)
     _segments: dict[Path, tuple[pd.Series, pd.DataFrame]] = field(default_factory=dict, repr=False)
-    _fold_ins: threading.BoundedSemaphore = field(
-        default_factory=lambda: threading.BoundedSemaphore(os.cpu_count() or 1), repr=False)
     #: when the models were loaded (seconds since the epoch): a reload makes a new Service
     loaded_at: float = field(default_factory=time.time, repr=False)
 
@@ -308,8 +304,7 @@ class Service:
         if not known.any():
             raise MovieRecError(f"model {m.label} knows none of the rated movies ({', '.join(map(str, ignored))})")
         items = all_items[known]
-        with self._fold_ins:  # each fold-in copies the network: at most one per core at a time
-            recs = m.recommend_history(items, values[known], k)
+        recs = m.recommend_history(items, values[known], k)  # batched with other people's, one batch per core
         return {"model": m.label, "rated": int(known.sum()), "ignored": ignored,
                 "recommendations": self._rows(m, recs, 0)}
 

@@ -20,6 +20,12 @@ server's RSS (VmRSS, sampled every second: start, max, end, to show memory is fl
 (a client near 100% of a core is itself the bottleneck: the table says so; add ``--clients 2``: two httpx
 processes, or two wrk threads).
 
+``--rate R`` (httpx): an open loop instead of the closed one. The clients send R requests/s between them at
+fixed times, whatever the answers take, and each latency counts from when its request was due, so a server that
+falls behind shows it in its p99 (no coordinated omission). This measures "at R requests/s, p99 under X ms".
+The closed loop measures the most a server answers at a given number in flight; its latency there is that
+number over the throughput (8 in flight at 250 req/s: 32 ms each, whatever the server's own time).
+
 Served bundles (trained once, cached under /tmp/movierec-bench/serve; ``--fresh`` retrains):
 
 - ml-latest-small (610 users, 9,724 movies): ItemKNN and NeuMF (defaults; ``--epochs`` to shorten);
@@ -377,9 +383,49 @@ async def _drive(cfg: dict) -> dict:
                 else:
                     errors[str(code)] = errors.get(str(code), 0) + 1
 
+    async def one(client: httpx.AsyncClient, request: tuple, due: float) -> None:
+        """One request of the open loop, timed from when it was due (a late start counts as waiting)."""
+        method, path, body, user = request
+        try:
+            r = await client.request(method, path, json=body)
+            code = r.status_code
+            if code == 200:
+                r.json()
+        except httpx.HTTPError as e:
+            code = type(e).__name__
+        if t_measure <= due < t_end:  # requests due inside the measured window, however late they end
+            if code == 200:
+                lat.append(time.perf_counter() - due)
+                if cfg["endpoint"] == "user":
+                    distinct.add(user)
+            else:
+                errors[str(code)] = errors.get(str(code), 0) + 1
+
+    async def open_loop(client: httpx.AsyncClient) -> None:
+        """Requests at fixed times, ``rate`` a second whatever the answers take (no coordinated omission)."""
+        stream = _requests(spec, cfg["endpoint"], cfg["model"], cfg["seed"] * 1000, cfg["k"])
+        interval = 1.0 / cfg["rate"]
+        pending: set = set()
+        due = t_start + cfg["offset"] * interval
+        while due < t_end:
+            await asyncio.sleep(max(0.0, due - time.perf_counter()))
+            task = asyncio.create_task(one(client, next(stream), due))
+            pending.add(task)
+            task.add_done_callback(pending.discard)
+            due += interval
+        if pending:  # what a server that fell behind has not answered one timeout after the end is an error
+            await asyncio.wait(set(pending), timeout=cfg["timeout"])
+        late = list(pending)
+        for task in late:
+            task.cancel()
+        errors.update({"unanswered": len(late)} if late else {})
+        await asyncio.gather(*late, return_exceptions=True)
+
+    if cfg.get("rate"):  # open loop: as many connections as the answers' delay needs, within a cap
+        limits = httpx.Limits(max_connections=OPEN_LOOP_CONNECTIONS, max_keepalive_connections=OPEN_LOOP_CONNECTIONS)
     async with httpx.AsyncClient(base_url=url, limits=limits, timeout=timeout) as client:
-        await asyncio.gather(mark_when("start", t_measure), mark_when("end", t_end),
-                             *(worker(w, client) for w in range(conc)))
+        load = [open_loop(client)] if cfg.get("rate") else [worker(w, client) for w in range(conc)]
+        await asyncio.gather(mark_when("start", t_measure), mark_when("end", t_end), *load)
     window = marks["end_t"] - marks["start_t"]
     server_cpu = (None if marks["start_server_cpu"] is None or marks["end_server_cpu"] is None
                   else marks["end_server_cpu"] - marks["start_server_cpu"])
@@ -387,6 +433,9 @@ async def _drive(cfg: dict) -> dict:
             "distinct_users": sorted(distinct),
             "client_cpu": (marks["end_client_cpu"] - marks["start_client_cpu"]) / window,
             "server_cpu": None if server_cpu is None else server_cpu / window}
+
+
+OPEN_LOOP_CONNECTIONS = 64  # per client process, --rate: a request beyond them waits for one (and counts it)
 
 
 def client_main(cfg_json: str) -> None:
@@ -604,12 +653,14 @@ def httpx_drive(server: Server, spec_file: Path, endpoint: str, model: str, args
         for i in range(n):
             cfg = {"url": server.url, "spec": str(spec_file), "endpoint": endpoint, "model": model,
                    "concurrency": per[i], "warmup": args.warmup, "duration": args.duration, "k": args.k,
-                   "seed": seed * 100 + i, "server_pid": server.pid, "timeout": args.request_timeout}
+                   "seed": seed * 100 + i, "server_pid": server.pid, "timeout": args.request_timeout,
+                   "rate": args.rate / n if args.rate else None, "offset": i / n}
             procs.append(subprocess.Popen([sys.executable, __file__, CLIENT_PROCESS, json.dumps(cfg)],
                                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
         outs = []
         for p in procs:
-            out, err = p.communicate(timeout=args.warmup + args.duration + args.request_timeout + 60)
+            waits = 2 if args.rate else 1  # an open loop also waits out what is late at the end
+            out, err = p.communicate(timeout=args.warmup + args.duration + waits * args.request_timeout + 60)
             if p.returncode != 0:
                 raise RuntimeError(f"client failed (rc {p.returncode}):\n{err[-3000:]}")
             outs.append(json.loads(out.strip().splitlines()[-1]))
@@ -665,7 +716,8 @@ def load_run(server: Server, spec_file: Path, endpoint: str, model: str, args: a
            "loadavg_1min_before": round(load_before, 2),
            "client_cpu_max": r2(client_cpu),
            "client_bound": client_cpu is not None and client_cpu >= CLIENT_BOUND,
-           "clients": args.clients, "concurrency": args.concurrency}
+           "clients": args.clients, "concurrency": None if args.rate else args.concurrency,
+           "rate": args.rate}
     if args.client == "wrk":
         row["wrk_rps"] = res["wrk_rps"]  # wrk's own figure: non-2xx answers included
         row["wrk_summary"] = res["wrk_summary"]
@@ -1057,6 +1109,8 @@ def main() -> None:
     ap.add_argument("--client", choices=("wrk", "httpx"),
                     help="load generator: wrk (default when `wrk` is on PATH) or httpx (Python, asyncio)")
     ap.add_argument("--concurrency", type=int, default=8, help="requests in flight (all clients together)")
+    ap.add_argument("--rate", type=float, help="httpx: an open loop instead, this many requests/s (all clients "
+                    "together) sent on time whatever the answers take; latency counts from when each was due")
     ap.add_argument("--clients", type=int, help="httpx client processes, or wrk threads (-t; use 2 when one is "
                     "CPU-bound); default 1, 2 with --hostile (one httpx process near a full core adds its own tail)")
     ap.add_argument("--cache-users", type=int, default=50_000, help="cache_users of the cached server")
@@ -1088,6 +1142,8 @@ def main() -> None:
     args.warmup = args.warmup if args.warmup is not None else (1.0 if args.quick else 3.0)
     args.clients = max(1, min(args.clients or (2 if args.hostile else 1), args.concurrency))
     args.client = args.client or ("wrk" if shutil.which("wrk") else "httpx")
+    if args.rate is not None and (args.rate <= 0 or args.client != "httpx" or args.hostile or args.reload):
+        ap.error("--rate: a positive number of requests/s, with --client httpx, not with --hostile or --reload")
     client_version = None
     if args.client == "wrk":
         if not shutil.which("wrk"):
@@ -1101,7 +1157,8 @@ def main() -> None:
 
         client_version = f"httpx {httpx.__version__}"
     unit = "thread(s)" if args.client == "wrk" else "process(es)"
-    client_desc = f"{args.client} ({client_version}; {args.clients} {unit}, {args.concurrency} in flight)"
+    load = f"{args.rate:g} requests/s sent on time" if args.rate else f"{args.concurrency} in flight"
+    client_desc = f"{args.client} ({client_version}; {args.clients} {unit}, {load})"
     print(f"[serve] client: {client_desc}; {args.warmup:g} s warm-up + {args.duration:g} s per run", flush=True)
     args.endpoints = set(args.endpoints.split(","))
     if not args.endpoints <= {"user", "person", "user-nocache"}:
@@ -1161,7 +1218,7 @@ def main() -> None:
     payload = {"date": U.stamp(), "machine": U.machine_info(), "quick": args.quick,
                "settings": {"client": args.client, "client_version": client_version,
                             "duration_s": args.duration, "warmup_s": args.warmup, "concurrency": args.concurrency,
-                            "clients": args.clients, "k": args.k, "cache_users": args.cache_users,
+                            "rate": args.rate, "clients": args.clients, "k": args.k, "cache_users": args.cache_users,
                             "seed": args.seed, "synthetic_shape": SYNTH_SHAPE, "workers": 1,
                             "server_env": args.server_env},
                "configs": configs, "rows": rows, "total_s": round(time.perf_counter() - t0, 1)}

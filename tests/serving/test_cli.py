@@ -31,14 +31,14 @@ def test_session_order_reaches_the_model(served_runs) -> None:
 
     served = ServedModel.open(served_runs["itemknn"])
     seen = {}
-    original = served.model.recommend_history
+    original = served.model.score_history
 
-    def spy(history, k):
+    def spy(history, items=None):
         seen["items"] = history.item.tolist()
         seen["timestamps"] = history.timestamp.tolist()
-        return original(history, k)
+        return original(history, items)
 
-    served.model.recommend_history = spy
+    served.model.score_history = spy
     served.recommend_history(np.array([5, 2, 9]), np.array([4.0, 5.0, 3.0]), 5)
     assert seen["items"] == [5, 2, 9] and seen["timestamps"] == [0, 1, 2]
 

@@ -360,46 +360,31 @@ async def _drive(cfg: dict) -> dict:
         marks[name + "_server_cpu"] = cpu_seconds(cfg["server_pid"])
         marks[name + "_t"] = time.perf_counter()
 
-    async def worker(w: int, client: httpx.AsyncClient) -> None:
-        stream = _requests(spec, cfg["endpoint"], cfg["model"], cfg["seed"] * 1000 + w, cfg["k"])
-        while True:
-            method, path, body, user = next(stream)
-            t0 = time.perf_counter()
-            if t0 >= t_end:
-                return
-            try:
-                r = await client.request(method, path, json=body)
-                code = r.status_code
-                if code == 200:
-                    r.json()  # a real client parses the answer
-            except httpx.HTTPError as e:
-                code = type(e).__name__
-            t1 = time.perf_counter()
-            if t_measure <= t1 <= t_end:  # completions inside the measured window
-                if code == 200:
-                    lat.append(t1 - t0)
-                    if cfg["endpoint"] == "user":
-                        distinct.add(user)
-                else:
-                    errors[str(code)] = errors.get(str(code), 0) + 1
-
-    async def one(client: httpx.AsyncClient, request: tuple, due: float) -> None:
-        """One request of the open loop, timed from when it was due (a late start counts as waiting)."""
+    async def ask(client: httpx.AsyncClient, request: tuple, started: float, counts) -> None:
+        """Send one request; when ``counts(end time)``, tally it: its latency from ``started`` (200) or its
+        error."""
         method, path, body, user = request
         try:
             r = await client.request(method, path, json=body)
             code = r.status_code
             if code == 200:
-                r.json()
+                r.json()  # a real client parses the answer
         except httpx.HTTPError as e:
             code = type(e).__name__
-        if t_measure <= due < t_end:  # requests due inside the measured window, however late they end
-            if code == 200:
-                lat.append(time.perf_counter() - due)
-                if cfg["endpoint"] == "user":
-                    distinct.add(user)
-            else:
-                errors[str(code)] = errors.get(str(code), 0) + 1
+        t1 = time.perf_counter()
+        if not counts(t1):
+            return
+        if code == 200:
+            lat.append(t1 - started)
+            if cfg["endpoint"] == "user":
+                distinct.add(user)
+        else:
+            errors[str(code)] = errors.get(str(code), 0) + 1
+
+    async def worker(w: int, client: httpx.AsyncClient) -> None:
+        stream = _requests(spec, cfg["endpoint"], cfg["model"], cfg["seed"] * 1000 + w, cfg["k"])
+        while (t0 := time.perf_counter()) < t_end:  # completions inside the measured window count
+            await ask(client, next(stream), t0, lambda t1: t_measure <= t1 <= t_end)
 
     async def open_loop(client: httpx.AsyncClient) -> None:
         """Requests at fixed times, ``rate`` a second whatever the answers take (no coordinated omission)."""
@@ -409,7 +394,8 @@ async def _drive(cfg: dict) -> dict:
         due = t_start + cfg["offset"] * interval
         while due < t_end:
             await asyncio.sleep(max(0.0, due - time.perf_counter()))
-            task = asyncio.create_task(one(client, next(stream), due))
+            # requests due inside the measured window count, however late they end; from when they were due
+            task = asyncio.create_task(ask(client, next(stream), due, lambda _, due=due: t_measure <= due < t_end))
             pending.add(task)
             task.add_done_callback(pending.discard)
             due += interval

@@ -85,7 +85,10 @@ class ServedModel:
     _test_metrics: dict | None = field(default=None, repr=False)
     _cache: OrderedDict = field(default_factory=OrderedDict, repr=False)
     _cache_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-    _batcher: Batcher | None = field(default=None, repr=False)
+    _batcher: Batcher = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._batcher = Batcher(self.recommend_histories, max_batch=BATCH_PEOPLE)
 
     # -- opening ------------------------------------------------------------------------------------
     @classmethod
@@ -196,10 +199,6 @@ class ServedModel:
         """Top-k for one person given movie indices ``items`` [m] in the order they were rated (a session's
         order for sequential models) and their ``ratings`` [m]; never one of those movies. Concurrent calls
         are answered in batches (:mod:`movierec.serving.batching`); the answer is the person's own either way."""
-        if self._batcher is None:
-            with self._cache_lock:
-                if self._batcher is None:
-                    self._batcher = Batcher(self.recommend_histories, max_batch=BATCH_PEOPLE)
         return self._batcher((np.asarray(items, dtype=np.int64), np.asarray(ratings, dtype=np.float32), k))
 
     def recommend_histories(self, people: Sequence[tuple[np.ndarray, np.ndarray, int]]) -> list[Recommendations]:
